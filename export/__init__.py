@@ -1,0 +1,1 @@
+"""PyTorch -> ONNX: export with the model contract in the metadata, parity checks, provider reports."""

@@ -1,0 +1,1 @@
+"""PyTorch networks, weight importers, losses, datasets and training loops. Never imports realtime/ serving code."""

@@ -1,0 +1,143 @@
+"""ONNX Runtime sessions with an explicit provider policy and the model contract read from metadata."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from realtime.contract import CONTRACT_KEY, ModelContract
+from realtime.errors import ModelError, ProviderError
+
+log = logging.getLogger(__name__)
+
+PROVIDER_POLICIES = ("auto", "cpu", "cuda", "require-gpu")
+_CPU = "CPUExecutionProvider"
+_CUDA = "CUDAExecutionProvider"
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How sessions are made. ``intra_op_threads`` 0 lets ONNX Runtime pick (one per core)."""
+
+    providers: str = "auto"
+    intra_op_threads: int = 1
+    inter_op_threads: int = 1
+    graph_optimization: str = "all"
+
+
+def requested_providers(policy: str, available: Sequence[str]) -> list[str]:
+    """The provider list to ask ONNX Runtime for under ``policy``, given what the installed build offers."""
+    if policy not in PROVIDER_POLICIES:
+        raise ProviderError(f"providers policy {policy!r} is not one of {', '.join(PROVIDER_POLICIES)}")
+    if policy == "cpu":
+        return [_CPU]
+    if policy in ("cuda", "require-gpu"):
+        if _CUDA not in available:
+            raise ProviderError(
+                f"providers={policy!r} needs CUDAExecutionProvider, but this onnxruntime offers only "
+                f"{', '.join(available)}; install onnxruntime-gpu (not beside onnxruntime) or use providers=cpu"
+            )
+        return [_CUDA, _CPU]
+    return [_CUDA, _CPU] if _CUDA in available else [_CPU]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class OnnxModel:
+    """An ONNX Runtime session, its contract and its file hash. A context manager; ``close()`` is idempotent."""
+
+    def __init__(self, path: Path | str, options: RuntimeOptions = RuntimeOptions(), expected_kind: str | None = None):
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ModelError(f"model file not found: {self.path}")
+        self.sha256 = file_sha256(self.path)
+        so = ort.SessionOptions()
+        so.graph_optimization_level = {
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        }[options.graph_optimization]
+        so.intra_op_num_threads = int(options.intra_op_threads)
+        so.inter_op_num_threads = int(options.inter_op_threads)
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.log_severity_level = 3
+        wanted = requested_providers(options.providers, ort.get_available_providers())
+        try:
+            self.session = ort.InferenceSession(str(self.path), sess_options=so, providers=wanted)
+        except Exception as exc:  # onnxruntime raises its own untyped errors for unreadable graphs
+            raise ModelError(f"{self.path}: not a loadable ONNX model ({type(exc).__name__}: {exc})") from exc
+        used = self.session.get_providers()
+        if options.providers in ("cuda", "require-gpu") and _CUDA not in used:
+            raise ProviderError(f"{self.path}: CUDAExecutionProvider was required but the session uses {used}")
+        if wanted[0] != used[0]:
+            log.warning("%s: asked for %s, ONNX Runtime uses %s", self.path.name, wanted, used)
+        self.providers = tuple(used)
+        self.contract = read_contract(self.session, str(self.path))
+        if expected_kind is not None and self.contract.kind != expected_kind:
+            raise ModelError(f"{self.path}: is a {self.contract.kind!r} model, expected a {expected_kind!r} model")
+        check_graph_matches_contract(self.session, self.contract, str(self.path))
+        self._input_name = self.contract.input.name
+        log.info("loaded %s (%s) on %s", self.path.name, self.contract.kind, ", ".join(used))
+
+    def run(self, input_nchw: np.ndarray, extra_inputs: dict[str, np.ndarray] | None = None) -> list[np.ndarray]:
+        """One session run. ``input_nchw``: float32 (N, 3, H, W). Returns the contract's outputs, in order."""
+        feeds = {self._input_name: input_nchw}
+        if extra_inputs:
+            feeds.update(extra_inputs)
+        return self.session.run(list(self.contract.outputs), feeds)
+
+    def close(self) -> None:
+        self.session = None
+
+    def __enter__(self) -> "OnnxModel":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def read_contract(session, source: str) -> ModelContract:
+    """The contract stored in a session's metadata; :class:`ModelError` naming ``source`` when absent."""
+    meta = session.get_modelmeta().custom_metadata_map
+    if CONTRACT_KEY not in meta:
+        raise ModelError(
+            f"{source}: has no {CONTRACT_KEY!r} metadata; export it with 'rtv export' so the runtime knows its "
+            "input size, colour order, normalisation and outputs"
+        )
+    return ModelContract.from_json(meta[CONTRACT_KEY], source)
+
+
+def check_graph_matches_contract(session, contract: ModelContract, source: str) -> None:
+    """Refuse a model whose graph inputs/outputs disagree with its contract (names, rank, dtype, fixed size)."""
+    inputs = {i.name: i for i in session.get_inputs()}
+    spec = contract.input
+    if spec.name not in inputs:
+        raise ModelError(f"{source}: contract input {spec.name!r} is not a graph input (graph has {sorted(inputs)})")
+    graph_input = inputs[spec.name]
+    if graph_input.type != "tensor(float)":
+        raise ModelError(f"{source}: input {spec.name!r} is {graph_input.type}, the contract needs tensor(float)")
+    shape = graph_input.shape
+    if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != 3):
+        raise ModelError(f"{source}: input {spec.name!r} has shape {shape}, the contract needs (N, 3, H, W)")
+    if spec.size_wh is not None:
+        w, h = spec.size_wh
+        if isinstance(shape[2], int) and isinstance(shape[3], int) and (shape[2], shape[3]) != (h, w):
+            raise ModelError(f"{source}: input is {shape[3]}x{shape[2]} but the contract says {w}x{h}")
+    outputs = {o.name for o in session.get_outputs()}
+    missing = [o for o in contract.outputs if o not in outputs]
+    if missing:
+        raise ModelError(f"{source}: contract outputs {missing} are not graph outputs (graph has {sorted(outputs)})")

@@ -1,0 +1,108 @@
+"""The data that flows through the pipeline: a frozen frame packet and its results.
+
+Stages never mutate a packet; they return ``dataclasses.replace(packet, ...)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol
+
+import numpy as np
+
+
+def _empty(shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
+    return np.zeros(shape, dtype=dtype)
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Object detections in source pixels.
+
+    ``boxes_xyxy``: float32 (N, 4); ``scores``: float32 (N,); ``class_ids``: int64 (N,);
+    ``class_names``: the model's class list (index with ``class_ids``).
+    """
+
+    boxes_xyxy: np.ndarray = field(default_factory=lambda: _empty((0, 4)))
+    scores: np.ndarray = field(default_factory=lambda: _empty((0,)))
+    class_ids: np.ndarray = field(default_factory=lambda: _empty((0,), np.int64))
+    class_names: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [
+            {"box": [round(float(v), 2) for v in box], "score": round(float(score), 4),
+             "class": self.class_names[int(cid)] if int(cid) < len(self.class_names) else str(int(cid))}
+            for box, score, cid in zip(self.boxes_xyxy, self.scores, self.class_ids)
+        ]
+
+
+@dataclass(frozen=True)
+class Faces:
+    """Faces in source pixels.
+
+    ``boxes_xyxy``: float32 (N, 4); ``scores``: float32 (N,); ``landmarks5``: float32 (N, 5, 2) as
+    (eye on image left, eye on image right, nose tip, mouth corner image left, mouth corner image right);
+    ``identities``: name or None per face; ``distances``: float32 (N,), NaN where not matched;
+    ``track_ids``: int64 (N,), -1 where untracked.
+    """
+
+    boxes_xyxy: np.ndarray = field(default_factory=lambda: _empty((0, 4)))
+    scores: np.ndarray = field(default_factory=lambda: _empty((0,)))
+    landmarks5: np.ndarray = field(default_factory=lambda: _empty((0, 5, 2)))
+    identities: tuple[str | None, ...] = ()
+    distances: np.ndarray = field(default_factory=lambda: _empty((0,)))
+    track_ids: np.ndarray = field(default_factory=lambda: _empty((0,), np.int64))
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def to_json(self) -> list[dict[str, Any]]:
+        out = []
+        for i in range(len(self)):
+            identity = self.identities[i] if i < len(self.identities) else None
+            distance = float(self.distances[i]) if i < len(self.distances) else float("nan")
+            entry = {
+                "box": [round(float(v), 2) for v in self.boxes_xyxy[i]],
+                "score": round(float(self.scores[i]), 4),
+                "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks5[i]],
+                "identity": identity,
+                "distance": None if np.isnan(distance) else round(distance, 4),
+            }
+            if i < len(self.track_ids) and self.track_ids[i] >= 0:
+                entry["track"] = int(self.track_ids[i])
+            out.append(entry)
+        return out
+
+
+@dataclass(frozen=True)
+class FramePacket:
+    """One frame and everything computed about it so far.
+
+    ``frame_bgr``: uint8 (H, W, 3), never mutated. ``t_capture``: ``time.perf_counter()`` when the frame was read;
+    ``t_source``: seconds from the source's start (video timestamp for files). ``timings_ms``: per-stage wall time.
+    ``decisions``: door decisions (see ``realtime.door``); ``styled_bgr``: the painted frame, when style is on.
+    """
+
+    index: int
+    t_capture: float
+    t_source: float
+    frame_bgr: np.ndarray
+    detections: Detections = field(default_factory=Detections)
+    faces: Faces = field(default_factory=Faces)
+    decisions: tuple[Any, ...] = ()
+    styled_bgr: np.ndarray | None = None
+    timings_ms: Mapping[str, float] = field(default_factory=dict)
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Stage(Protocol):
+    """A pipeline stage: one method that maps a packet to a new packet, and ``close()`` (safe to call twice)."""
+
+    name: str
+
+    def __call__(self, packet: FramePacket) -> FramePacket: ...
+
+    def close(self) -> None: ...

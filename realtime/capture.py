@@ -1,0 +1,406 @@
+"""Frame sources: camera, video file, stream URL, image folder/glob, on one capture thread each.
+
+A *reader* does the blocking I/O (``open``, ``read`` -> ``RawFrame`` or ``None`` at the end, ``close``).
+A :class:`Source` runs one reader on a capture thread and hands frames to the main thread under a policy:
+
+- ``latest`` (live): a one-slot hand-over; a frame not yet taken is replaced by the newer one and counted dropped.
+- ``every`` (files): a bounded queue; the reader waits when it is full, so no frame is ever dropped.
+
+Errors on the thread cross over as values and are re-raised on the main thread. Nothing waits forever.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterator, Protocol
+
+import cv2
+import numpy as np
+
+from realtime.config import SourceConfig
+from realtime.errors import SourceError
+from realtime.types import FramePacket
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv")
+
+
+@dataclass(frozen=True)
+class RawFrame:
+    """``frame_bgr``: uint8 (H, W, 3); ``t_source``: seconds from the source's start."""
+
+    frame_bgr: np.ndarray
+    t_source: float
+
+
+class FrameReader(Protocol):
+    kind: str
+    live: bool
+    description: str
+
+    def open(self) -> None: ...
+
+    def read(self) -> RawFrame | None: ...
+
+    def close(self) -> None: ...
+
+
+# ---------------------------------------------------------------- readers
+
+
+class CameraReader:
+    """A local camera by index, or an RTSP/HTTP stream URL, through OpenCV."""
+
+    live = True
+
+    def __init__(self, target: int | str, width: int = 0, height: int = 0):
+        self.target = target
+        self.kind = "camera" if isinstance(target, int) else "stream"
+        self.description = f"camera {target}" if isinstance(target, int) else f"stream {target}"
+        self.width, self.height = width, height
+        self._cap: cv2.VideoCapture | None = None
+        self._t0: float | None = None
+
+    def open(self) -> None:
+        self.close()
+        cap = cv2.VideoCapture(self.target)
+        if not cap.isOpened():
+            cap.release()
+            what = f"camera index {self.target} does not open (is a camera attached, and free?)" \
+                if self.kind == "camera" else f"stream {self.target} does not answer"
+            raise SourceError(what)
+        if self.width and self.height:
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
+        self._cap = cap
+
+    def read(self) -> RawFrame | None:
+        if self._cap is None:
+            raise SourceError(f"{self.description} is not open")
+        ok, frame = self._cap.read()
+        if not ok or frame is None:
+            raise SourceError(f"{self.description}: reading a frame failed")
+        now = time.perf_counter()
+        if self._t0 is None:
+            self._t0 = now
+        return RawFrame(frame, now - self._t0)
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+class VideoFileReader:
+    """A video file decoded with PyAV: exact timestamps, and damage reported instead of silently ending."""
+
+    live = False
+    kind = "file"
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.description = f"video {self.path}"
+        self._container = None
+        self._frames: Iterator | None = None
+        self.expected_frames: int = 0
+        self.fps: float = 0.0
+        self.size_wh: tuple[int, int] = (0, 0)
+
+    def open(self) -> None:
+        import av
+
+        if not self.path.is_file():
+            raise SourceError(f"video file not found: {self.path}")
+        try:
+            self._container = av.open(str(self.path))
+        except (av.error.FFmpegError, OSError) as exc:
+            raise SourceError(f"{self.path}: not a readable video ({exc})") from exc
+        if not self._container.streams.video:
+            self.close()
+            raise SourceError(f"{self.path}: has no video stream")
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"
+        self.expected_frames = int(stream.frames or 0)
+        rate = stream.average_rate or stream.guessed_rate or Fraction(30, 1)
+        self.fps = float(rate)
+        self.size_wh = (stream.codec_context.width, stream.codec_context.height)
+        self._frames = self._container.decode(stream)
+
+    def read(self) -> RawFrame | None:
+        import av
+
+        if self._frames is None:
+            raise SourceError(f"{self.description} is not open")
+        try:
+            frame = next(self._frames)
+        except StopIteration:
+            return None
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise SourceError(f"{self.path}: damaged video data ({exc})") from exc
+        t = float(frame.time) if frame.time is not None else 0.0
+        return RawFrame(frame.to_ndarray(format="bgr24"), t)
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+            self._frames = None
+
+
+class ImageFolderReader:
+    """Images from a folder (sorted by name) or a glob, played at ``fps`` for their timestamps."""
+
+    live = False
+    kind = "images"
+
+    def __init__(self, pattern: str, fps: float = 30.0):
+        self.pattern = pattern
+        self.fps = fps
+        self.description = f"images {pattern}"
+        self.paths: list[Path] = []
+        self._i = 0
+
+    def open(self) -> None:
+        base = Path(self.pattern)
+        if base.is_dir():
+            paths = sorted(p for p in base.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            paths = sorted(Path(p) for p in glob.glob(self.pattern) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise SourceError(f"no images found in {self.pattern} (looked for {', '.join(IMAGE_SUFFIXES)})")
+        self.paths = paths
+        self._i = 0
+
+    def read(self) -> RawFrame | None:
+        while self._i < len(self.paths):
+            path = self.paths[self._i]
+            t = self._i / self.fps
+            self._i += 1
+            frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if frame is not None:
+                return RawFrame(frame, t)
+            log.warning("skipping unreadable image %s", path)
+        return None
+
+    def close(self) -> None:
+        self._i = len(self.paths)
+
+
+def make_reader(uri: str, config: SourceConfig) -> FrameReader:
+    """Pick the reader for ``uri``: digits -> camera, scheme:// -> stream, folder/glob -> images, else video file."""
+    text = str(uri).strip()
+    if text.isdigit():
+        return CameraReader(int(text), config.width, config.height)
+    if "://" in text:
+        return CameraReader(text, config.width, config.height)
+    path = Path(text).expanduser()
+    if path.is_dir() or any(ch in text for ch in "*?["):
+        return ImageFolderReader(text, config.fps)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        if not path.is_file():
+            raise SourceError(f"image not found: {path}")
+        return ImageFolderReader(str(path), config.fps)
+    if not path.exists():
+        raise SourceError(f"source not found: {text} (give a camera index, a video file, a URL or an image folder)")
+    return VideoFileReader(path)
+
+
+# ---------------------------------------------------------------- the capture thread
+
+
+@dataclass(frozen=True)
+class _End:
+    error: BaseException | None = None
+
+
+@dataclass
+class SourceStats:
+    """Counters the capture thread keeps: frames read, dropped (``latest`` only), reconnects."""
+
+    read: int = 0
+    dropped: int = 0
+    reconnects: int = 0
+    error: str | None = None
+
+
+class Source:
+    """One reader on one capture thread. Iterate to get :class:`FramePacket` objects; a context manager.
+
+    ``policy``: ``latest`` or ``every`` (``auto`` picks ``latest`` for cameras and streams, ``every`` otherwise).
+    ``pace``: replay a file at its own frame rate, as a camera would deliver it (for live-like benchmarks).
+    Streams and cameras that fail mid-run reopen with exponential backoff up to ``reconnect_attempts`` times.
+    """
+
+    def __init__(self, reader: FrameReader, config: SourceConfig, clock: Callable[[], float] = time.perf_counter,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.reader = reader
+        self.config = config
+        policy = config.policy
+        if policy == "auto":
+            policy = "latest" if reader.live else "every"
+        self.policy = policy
+        self.stats = SourceStats()
+        self._clock = clock
+        self._sleep = sleep
+        size = 1 if policy == "latest" else max(1, config.queue_size)
+        self._queue: queue.Queue = queue.Queue(maxsize=size)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._ended = False
+        self._t_start = 0.0
+
+    # -- lifecycle
+    def start(self) -> "Source":
+        """Open the reader (errors raise here, on the caller's thread) and start the capture thread."""
+        if self._thread is not None:
+            return self
+        self.reader.open()
+        self._t_start = self._clock()
+        self._thread = threading.Thread(target=self._run, name=f"capture:{self.reader.kind}", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        # Unblock a producer waiting on a full queue.
+        try:
+            while True:
+                self._queue.get_nowait()
+        except queue.Empty:
+            pass
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+            self._thread = None
+        self.reader.close()
+
+    def __enter__(self) -> "Source":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- consumer side
+    def __iter__(self) -> Iterator[FramePacket]:
+        while True:
+            packet = self.next_packet()
+            if packet is None:
+                return
+            yield packet
+
+    def next_packet(self) -> FramePacket | None:
+        """The next packet, ``None`` at the end; re-raises a capture-thread error here."""
+        if self._ended:
+            return None
+        deadline = self.config.read_timeout_s + self.config.reconnect_backoff_max_s * max(
+            1, self.config.reconnect_attempts)
+        try:
+            item = self._queue.get(timeout=deadline)
+        except queue.Empty:
+            self._ended = True
+            raise SourceError(f"{self.reader.description}: no frame for {deadline:.0f} s (stalled)") from None
+        if isinstance(item, _End):
+            self._ended = True
+            if item.error is not None:
+                raise item.error
+            return None
+        return item
+
+    # -- producer side (capture thread)
+    def _run(self) -> None:
+        index = 0
+        pace_t0: float | None = None
+        try:
+            while not self._stop.is_set():
+                raw = self._read_with_reconnect()
+                if raw is None:
+                    break
+                now = self._clock()
+                if self.config.pace and not self.reader.live:
+                    if pace_t0 is None:
+                        pace_t0 = now - raw.t_source
+                    wait = pace_t0 + raw.t_source - now
+                    if wait > 0:
+                        self._sleep(wait)
+                    now = self._clock()
+                packet = FramePacket(index=index, t_capture=now, t_source=raw.t_source, frame_bgr=raw.frame_bgr)
+                index += 1
+                self.stats.read += 1
+                self._hand_over(packet)
+            self._put_end(_End())
+        except Exception as exc:  # crosses to the main thread as a value, re-raised there
+            self.stats.error = str(exc)
+            self._put_end(_End(exc if isinstance(exc, SourceError) else
+                               SourceError(f"{self.reader.description}: {type(exc).__name__}: {exc}")))
+
+    def _hand_over(self, packet: FramePacket) -> None:
+        if self.policy == "latest":
+            with self._lock:
+                try:
+                    self._queue.get_nowait()
+                    self.stats.dropped += 1
+                except queue.Empty:
+                    pass
+                self._queue.put_nowait(packet)
+            return
+        while not self._stop.is_set():
+            try:
+                self._queue.put(packet, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _put_end(self, end: _End) -> None:
+        while True:
+            try:
+                self._queue.put(end, timeout=0.1)
+                return
+            except queue.Full:
+                if self._stop.is_set():
+                    return
+                if self.policy == "latest":
+                    with self._lock:
+                        try:
+                            self._queue.get_nowait()
+                        except queue.Empty:
+                            pass
+
+    def _read_with_reconnect(self) -> RawFrame | None:
+        try:
+            return self.reader.read()
+        except SourceError as first_error:
+            if not self.reader.live or self.config.reconnect_attempts == 0:
+                raise
+            error: SourceError = first_error
+            delay = self.config.reconnect_backoff_s
+            for attempt in range(1, self.config.reconnect_attempts + 1):
+                if self._stop.is_set():
+                    return None
+                log.warning("%s; reconnecting (%d/%d) in %.1f s", error, attempt,
+                            self.config.reconnect_attempts, delay)
+                self._sleep(delay)
+                delay = min(delay * 2, self.config.reconnect_backoff_max_s)
+                try:
+                    self.reader.open()
+                    raw = self.reader.read()
+                except SourceError as exc:
+                    error = exc
+                    continue
+                self.stats.reconnects += 1
+                log.info("%s: reconnected after %d attempt(s)", self.reader.description, attempt)
+                return raw
+            raise SourceError(f"{error} (gave up after {self.config.reconnect_attempts} reconnect attempts)")
+
+
+def open_source(config: SourceConfig, uri: str | None = None) -> Source:
+    """A not-yet-started :class:`Source` for ``uri`` (default: ``config.uri``)."""
+    return Source(make_reader(uri if uri is not None else config.uri, config), config)

@@ -1,0 +1,144 @@
+"""Build the pipeline from config: optional stages are left out here, so no stage asks "am I enabled?"."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from realtime.config import ZOO_DIR, Config, FacesConfig, RuntimeConfig
+from realtime.errors import GalleryError, ModelError
+from realtime.pipeline import Pipeline
+from realtime.runtime import OnnxModel, RuntimeOptions
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODELS = {
+    "detector": "yolo_default.onnx",
+    "face_detector": "centerface.onnx",
+    "face_embedder": "dlib_resnet128.onnx",
+}
+
+
+def runtime_options(config: RuntimeConfig) -> RuntimeOptions:
+    return RuntimeOptions(providers=config.providers, intra_op_threads=config.intra_op_threads,
+                          inter_op_threads=config.inter_op_threads, graph_optimization=config.graph_optimization)
+
+
+def apply_thread_settings(config: RuntimeConfig) -> None:
+    """OpenCV's pool sized from config (ONNX Runtime's per session). Called once when a pipeline is built."""
+    cv2.setNumThreads(int(config.opencv_threads))
+
+
+def model_path(configured: str, role: str, required: bool = True) -> Path | None:
+    """The configured model file, else the shipped default for ``role``; ``None`` if none ships and not required."""
+    if configured:
+        path = Path(configured)
+        if not path.is_file():
+            raise ModelError(f"{role} model not found: {path}")
+        return path
+    default = ZOO_DIR / DEFAULT_MODELS[role]
+    if default.is_file():
+        return default
+    if required:
+        raise ModelError(f"no {role} model ships at {default}; set its path in config")
+    return None
+
+
+def open_face_detector(faces: FacesConfig, runtime: RuntimeConfig):
+    from realtime.face.detector import FaceDetector
+
+    model = OnnxModel(model_path(faces.detector_model, "face_detector"), runtime_options(runtime),
+                      expected_kind="face_detector")
+    return FaceDetector(model, detect_width=faces.detect_width, score_threshold=faces.score_threshold,
+                        iou_threshold=faces.iou_threshold, max_faces=faces.max_faces)
+
+
+def open_face_embedder(faces: FacesConfig, runtime: RuntimeConfig):
+    from realtime.face.embedder import FaceEmbedder
+
+    model = OnnxModel(model_path(faces.embedder_model, "face_embedder"), runtime_options(runtime),
+                      expected_kind="face_embedder")
+    return FaceEmbedder(model)
+
+
+def face_template(embedder) -> np.ndarray:
+    """The 5-point alignment template from the embedder's contract (chip pixels), float32 (5, 2)."""
+    template = embedder.model.contract.extra.get("template5_150")
+    if template is None:
+        raise ModelError(f"{embedder.model.path}: contract lacks extra.template5_150 (the alignment template)")
+    return np.asarray(template, dtype=np.float32).reshape(5, 2)
+
+
+def load_gallery_snapshot(faces: FacesConfig, embedder) -> tuple[np.ndarray, np.ndarray]:
+    """Vectors and labels of the configured gallery; empty (everyone "unknown") when the file does not exist yet."""
+    from realtime.face.gallery import Gallery
+
+    path = Path(faces.gallery)
+    contract = embedder.model.contract
+    if not path.exists():
+        log.warning("gallery %s does not exist yet: every face is 'unknown' (enrol with 'rtv enroll NAME IMAGE')",
+                    path)
+        return np.zeros((0, contract.embedding_size), np.float32), np.zeros(0, dtype=str)
+    with Gallery.open(path, model_sha256=embedder.model.sha256, model_name=contract.name,
+                      embedding_size=contract.embedding_size, create=False) as gallery:
+        vectors, labels = gallery.vectors()
+    log.info("gallery %s: %d embeddings of %d persons", path, len(labels), len(set(labels.tolist())))
+    return vectors, labels
+
+
+def build_face_stages(config: Config) -> list:
+    from realtime.face.stage import FaceDetection, FaceRecognition
+    from realtime.face.track import FaceTracker
+
+    faces = config.faces
+    stages: list = [FaceDetection(open_face_detector(faces, config.runtime))]
+    if faces.recognize:
+        embedder = open_face_embedder(faces, config.runtime)
+        try:
+            vectors, labels = load_gallery_snapshot(faces, embedder)
+        except GalleryError:
+            embedder.model.close()
+            raise
+        stages.append(FaceRecognition(
+            embedder, vectors, labels, face_template(embedder),
+            FaceTracker(reembed_every=faces.reembed_every, reembed_iou=faces.reembed_iou),
+            match_threshold=faces.match_threshold, match_margin=faces.match_margin))
+    return stages
+
+
+def build_detector_stage(config: Config):
+    """The object-detection stage, or ``None`` when no model is configured and none ships."""
+    det = config.detector
+    path = model_path(det.model, "detector", required=bool(det.model))
+    if path is None:
+        log.info("no object detector model ships yet; detection is left out (set detector.model to use one)")
+        return None
+    from realtime.yolo import ObjectDetection, YoloDetector
+
+    model = OnnxModel(path, runtime_options(config.runtime), expected_kind="yolo")
+    detector = YoloDetector(model, input_size=det.input_size, score_threshold=det.score_threshold,
+                            iou_threshold=det.iou_threshold, class_aware=det.class_aware,
+                            max_candidates=det.max_candidates, max_detections=det.max_detections)
+    return ObjectDetection(detector)
+
+
+def build_pipeline(config: Config) -> Pipeline:
+    """Stages in order: detection, faces (detect, recognize). Analysis stages all see the original frame."""
+    apply_thread_settings(config.runtime)
+    stages: list = []
+    try:
+        if config.detector.enabled:
+            stage = build_detector_stage(config)
+            if stage is not None:
+                stages.append(stage)
+        if config.faces.enabled:
+            stages.extend(build_face_stages(config))
+    except BaseException:
+        for stage in stages:
+            stage.close()
+        raise
+    log.info("pipeline stages: %s", ", ".join(s.name for s in stages) or "(none)")
+    return Pipeline(stages)

@@ -1,0 +1,209 @@
+"""A small IoU face tracker: stable ids across frames, and a schedule that says which faces need a new embedding.
+
+Each :meth:`FaceTracker.update` associates this frame's boxes with the live tracks greedily by descending IoU.
+A face needs (re-)embedding when its track has never been embedded, when ``reembed_every`` updates have passed since
+its last embedding, or when its box has moved (IoU with the box at the last embedding below ``reembed_iou``).
+The caller reports each embedding with :meth:`FaceTracker.remember`; that resets the schedule, so a face whose
+embedding was skipped (or failed) is asked for again on the next frame.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from realtime.boxes import box_iou
+from realtime.errors import ConfigError
+
+
+class Recollection(NamedTuple):
+    """The last identity given to a track: name or None (unknown), its distance, and the frame it was computed."""
+
+    identity: str | None
+    distance: float
+    frame_index: int
+
+
+class HistoryEntry(NamedTuple):
+    """One embedding result of a track: ``(frame_index, identity, distance)``."""
+
+    frame_index: int
+    identity: str | None
+    distance: float
+
+
+@dataclass(frozen=True)
+class TrackUpdate:
+    """Result of one :meth:`FaceTracker.update`.
+
+    ``track_ids``: int64 (N,) one id per input box; ``needs_embedding``: bool (N,); ``dropped_ids``: int64 (K,)
+    tracks that ended on this frame (unseen for more than ``max_missed`` updates); ``frame_index``: this frame.
+    """
+
+    track_ids: np.ndarray
+    needs_embedding: np.ndarray
+    dropped_ids: np.ndarray
+    frame_index: int
+
+
+class _Track:
+    __slots__ = ("track_id", "box_xyxy", "missed", "embed_box_xyxy", "embed_update", "memory", "history")
+
+    def __init__(self, track_id: int, box_xyxy: np.ndarray, history_size: int) -> None:
+        self.track_id = track_id
+        self.box_xyxy = box_xyxy
+        self.missed = 0
+        self.embed_box_xyxy: np.ndarray | None = None
+        self.embed_update = 0
+        self.memory: Recollection | None = None
+        self.history: deque[HistoryEntry] = deque(maxlen=history_size)
+
+
+class FaceTracker:
+    """Greedy IoU tracker for face boxes. Plain object, one per video stream; not thread-safe.
+
+    ``iou_threshold``: a box continues a track when their IoU is ``>= iou_threshold``.
+    ``max_missed``: a track survives up to this many consecutive updates without a box, and is dropped on the next
+    miss (its id is never reused). ``reembed_every``: updates between embeddings of a steady face.
+    ``reembed_iou``: re-embed when the IoU between the box now and the box at the last embedding is below this.
+    ``history_size``: how many :class:`HistoryEntry` each track keeps (oldest first out).
+    """
+
+    def __init__(self, iou_threshold: float = 0.3, max_missed: int = 5, reembed_every: int = 10,
+                 reembed_iou: float = 0.6, history_size: int = 32) -> None:
+        self.iou_threshold = _fraction("iou_threshold", iou_threshold, allow_zero=False)
+        self.reembed_iou = _fraction("reembed_iou", reembed_iou, allow_zero=True)
+        self.max_missed = _count("max_missed", max_missed, minimum=0)
+        self.reembed_every = _count("reembed_every", reembed_every, minimum=1)
+        self.history_size = _count("history_size", history_size, minimum=1)
+        self._tracks: dict[int, _Track] = {}
+        self._next_id = 1
+        self._frame_index = -1
+        self._updates = 0
+
+    def update(self, boxes_xyxy: np.ndarray, frame_index: int | None = None) -> TrackUpdate:
+        """Associate ``boxes_xyxy``: float (N, 4) source pixels with the tracks; see :class:`TrackUpdate`.
+
+        ``frame_index``: the packet's index (must increase), or None to count updates from 0. Schedules
+        (``max_missed``, ``reembed_every``) count updates, not frame indices, so dropped frames do not age tracks.
+        """
+        boxes = np.asarray(boxes_xyxy, dtype=np.float64)
+        if boxes.size == 0:
+            boxes = boxes.reshape(0, 4)
+        if boxes.ndim != 2 or boxes.shape[1] != 4:
+            raise ValueError(f"boxes_xyxy must be (N, 4), got shape {boxes.shape}")
+        if frame_index is None:
+            frame = self._frame_index + 1
+        else:
+            frame = int(frame_index)
+            if frame <= self._frame_index:
+                raise ValueError(f"frame_index must increase: got {frame} after {self._frame_index}")
+        self._frame_index = frame
+        self._updates += 1
+
+        tracks = list(self._tracks.values())
+        owner = self._associate(tracks, boxes)
+        seen = set(owner.tolist())
+        dropped = []
+        for track in tracks:
+            if track.track_id in seen:
+                continue
+            track.missed += 1
+            if track.missed > self.max_missed:
+                dropped.append(track.track_id)
+                del self._tracks[track.track_id]
+        track_ids = np.empty(len(boxes), dtype=np.int64)
+        needs = np.zeros(len(boxes), dtype=bool)
+        for i, box in enumerate(boxes):
+            if owner[i] >= 0:
+                track = self._tracks[int(owner[i])]
+                track.box_xyxy = box
+                track.missed = 0
+            else:
+                track = _Track(self._next_id, box, self.history_size)
+                self._tracks[track.track_id] = track
+                self._next_id += 1
+            track_ids[i] = track.track_id
+            needs[i] = self._needs_embedding(track)
+        return TrackUpdate(track_ids=track_ids, needs_embedding=needs,
+                           dropped_ids=np.asarray(dropped, dtype=np.int64), frame_index=frame)
+
+    def remember(self, track_id: int, identity: str | None, distance: float) -> None:
+        """Record a fresh embedding result for a live track; resets its re-embedding schedule at its current box."""
+        track = self._tracks.get(int(track_id))
+        if track is None:
+            raise KeyError(f"track {track_id} is not live (never made, or dropped); remember results right after "
+                           "the update that returned it")
+        distance = float(distance)
+        track.embed_box_xyxy = track.box_xyxy
+        track.embed_update = self._updates
+        track.memory = Recollection(identity, distance, self._frame_index)
+        track.history.append(HistoryEntry(self._frame_index, identity, distance))
+
+    def recall(self, track_id: int) -> Recollection | None:
+        """The last remembered result of a live track, or None (unknown id, dropped, or never embedded)."""
+        track = self._tracks.get(int(track_id))
+        return None if track is None else track.memory
+
+    def history(self, track_id: int) -> tuple[HistoryEntry, ...]:
+        """The track's recent results, oldest first (at most ``history_size``); empty for an unknown id."""
+        track = self._tracks.get(int(track_id))
+        return () if track is None else tuple(track.history)
+
+    @property
+    def active_ids(self) -> tuple[int, ...]:
+        """Ids of live tracks (seen, or missed at most ``max_missed`` times), oldest first."""
+        return tuple(self._tracks)
+
+    def reset(self) -> None:
+        """Forget every track (e.g. after a source reconnects). Ids keep increasing."""
+        self._tracks.clear()
+
+    def _associate(self, tracks: list[_Track], boxes: np.ndarray) -> np.ndarray:
+        """Track id per box (-1 for none): greedy over (track, box) pairs by descending IoU >= ``iou_threshold``.
+
+        Ties in IoU go to the older track, then the lower box index, so results are deterministic.
+        """
+        owner = np.full(len(boxes), -1, dtype=np.int64)
+        if not tracks or not len(boxes):
+            return owner
+        iou = box_iou(np.stack([t.box_xyxy for t in tracks]), boxes)
+        rows, cols = np.nonzero(iou >= self.iou_threshold)
+        order = np.lexsort((cols, rows, -iou[rows, cols]))
+        used_tracks: set[int] = set()
+        for k in order:
+            r, c = int(rows[k]), int(cols[k])
+            if r in used_tracks or owner[c] >= 0:
+                continue
+            used_tracks.add(r)
+            owner[c] = tracks[r].track_id
+        return owner
+
+    def _needs_embedding(self, track: _Track) -> bool:
+        if track.embed_box_xyxy is None:
+            return True
+        if self._updates - track.embed_update >= self.reembed_every:
+            return True
+        moved = box_iou(track.box_xyxy[None], track.embed_box_xyxy[None])[0, 0]
+        return bool(moved < self.reembed_iou)
+
+
+def _fraction(name: str, value: float, allow_zero: bool) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number in (0, 1], got {value!r}") from None
+    low_ok = number >= 0 if allow_zero else number > 0
+    if not math.isfinite(number) or not low_ok or number > 1:
+        raise ConfigError(f"{name} must be in {'[0' if allow_zero else '(0'}, 1], got {value!r}")
+    return number
+
+
+def _count(name: str, value: int, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)

@@ -64,14 +64,6 @@ def open_face_embedder(faces: FacesConfig, runtime: RuntimeConfig):
     return FaceEmbedder(model)
 
 
-def face_template(embedder) -> np.ndarray:
-    """The 5-point alignment template from the embedder's contract (chip pixels), float32 (5, 2)."""
-    template = embedder.model.contract.extra.get("template5_150")
-    if template is None:
-        raise ModelError(f"{embedder.model.path}: contract lacks extra.template5_150 (the alignment template)")
-    return np.asarray(template, dtype=np.float32).reshape(5, 2)
-
-
 def load_gallery_snapshot(faces: FacesConfig, embedder) -> tuple[np.ndarray, np.ndarray]:
     """Vectors and labels of the configured gallery; empty (everyone "unknown") when the file does not exist yet."""
     from realtime.face.gallery import Gallery
@@ -90,20 +82,21 @@ def load_gallery_snapshot(faces: FacesConfig, embedder) -> tuple[np.ndarray, np.
 
 
 def build_face_stages(config: Config) -> list:
-    from realtime.face.stage import FaceDetection, FaceRecognition
+    from realtime.face.stage import FaceRecognition
     from realtime.face.track import FaceTracker
 
     faces = config.faces
-    stages: list = [FaceDetection(open_face_detector(faces, config.runtime))]
+    stages: list = [open_face_detector(faces, config.runtime)]
     if faces.recognize:
         embedder = open_face_embedder(faces, config.runtime)
         try:
             vectors, labels = load_gallery_snapshot(faces, embedder)
         except GalleryError:
-            embedder.model.close()
+            embedder.close()
+            stages[0].close()
             raise
         stages.append(FaceRecognition(
-            embedder, vectors, labels, face_template(embedder),
+            embedder, vectors, labels,
             FaceTracker(reembed_every=faces.reembed_every, reembed_iou=faces.reembed_iou),
             match_threshold=faces.match_threshold, match_margin=faces.match_margin))
     return stages

@@ -1,4 +1,4 @@
-"""Face pipeline stages: detection (boxes + 5 landmarks), then recognition (track, align, embed, match).
+"""Face recognition stage: track, align, embed, match. (Detection is ``realtime.face.detector.FaceDetector``.)
 
 Recognition re-embeds a face only when its track is new, every few frames, or when the box moved a lot; other
 frames reuse the track's last identity, so a steady face costs little.
@@ -17,46 +17,28 @@ from realtime.face.track import FaceTracker
 from realtime.types import FramePacket
 
 
-class FaceDetection:
-    """Stage "faces": fills ``packet.faces`` with boxes, scores and landmarks in source pixels."""
-
-    name = "faces"
-
-    def __init__(self, detector):
-        self.detector = detector
-
-    def __call__(self, packet: FramePacket) -> FramePacket:
-        return dataclasses.replace(packet, faces=self.detector.detect(packet.frame_bgr))
-
-    def close(self) -> None:
-        self.detector.model.close()
-
-
 class FaceRecognition:
     """Stage "recognize": identities and distances for ``packet.faces`` against a gallery snapshot.
 
-    ``gallery_vectors``: float32 (M, D); ``gallery_labels``: (M,) person names; ``template5``: float (5, 2) chip
-    positions of the 5 landmarks at ``chip_size``.
+    ``gallery_vectors``: float32 (M, D); ``gallery_labels``: (M,) person names. The alignment template and chip
+    size come from the embedder's contract.
     """
 
     name = "recognize"
 
     def __init__(self, embedder: FaceEmbedder, gallery_vectors: np.ndarray, gallery_labels: np.ndarray,
-                 template5: np.ndarray, tracker: FaceTracker, match_threshold: float, match_margin: float,
-                 chip_size: int = 150):
+                 tracker: FaceTracker, match_threshold: float, match_margin: float):
         self.embedder = embedder
         self.gallery_vectors = gallery_vectors
         self.gallery_labels = gallery_labels
-        self.template5 = np.asarray(template5, dtype=np.float32)
         self.tracker = tracker
         self.match_threshold = match_threshold
         self.match_margin = match_margin
-        self.chip_size = chip_size
         self.embedded = 0
 
     def __call__(self, packet: FramePacket) -> FramePacket:
         faces = packet.faces
-        update = self.tracker.update(faces.boxes_xyxy)
+        update = self.tracker.update(faces.boxes_xyxy, packet.index)
         n = len(faces)
         identities: list[str | None] = [None] * n
         distances = np.full(n, np.nan, dtype=np.float32)
@@ -68,7 +50,8 @@ class FaceRecognition:
             else:
                 todo = np.append(todo, i)
         if todo.size:
-            chips = align_faces(packet.frame_bgr, faces.landmarks5[todo], self.template5, self.chip_size)
+            chips = align_faces(packet.frame_bgr, faces.landmarks5[todo], self.embedder.template5,
+                                self.embedder.size_wh[0])
             vectors = self.embedder.embed(chips)
             names, best, _second = match_faces(vectors, self.gallery_vectors, self.gallery_labels,
                                                self.match_threshold, self.match_margin)
@@ -81,5 +64,5 @@ class FaceRecognition:
         return dataclasses.replace(packet, faces=faces)
 
     def close(self) -> None:
-        self.embedder.model.close()
+        self.embedder.close()
 

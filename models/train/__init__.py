@@ -1,0 +1,1 @@
+"""Training loops (PyTorch). Each module exposes one plain ``train_*`` function the CLI calls."""

@@ -258,12 +258,9 @@ def export_centerface(source_onnx: Path, out_path: Path) -> dict[str, Any]:
     Raises :class:`ExportError` when the weights do not fit, the export fails onnx.checker, or parity is beyond
     tolerance (nothing is written then).
     """
-    import torch
-
     source_onnx, out_path = Path(source_onnx), Path(out_path)
     if not source_onnx.is_file():
         raise ExportError(f"CenterFace source not found: {source_onnx}; use export.sources.locate(CENTERFACE)")
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
     model = build_centerface(source_onnx)
     example = photo_batch_nchw(DEFAULT_SIZE_WH, 1, seed=0)[1]
     proto = attach_contract(export_torch_to_onnx(model, example), centerface_contract())

@@ -19,7 +19,8 @@ DEFAULT_CONFIG_NAME = "config.yaml"
 log = logging.getLogger("rtv")
 
 
-def _load(args: argparse.Namespace):
+def load_from_args(args: argparse.Namespace):
+    """The config named by --config (else ./config.yaml, else defaults) with --set overrides applied."""
     from realtime.config import dump_config, load_config
 
     path = args.config
@@ -53,7 +54,7 @@ def _finish(outcome, metrics_json: str | None, title: str) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from realtime.app import run_live
 
-    config = _load(args)
+    config = load_from_args(args)
     outcome = run_live(config, args.source, show_window=not args.no_window,
                        out_mp4=Path(args.out) if args.out else None,
                        out_jsonl=Path(args.jsonl) if args.jsonl else None, max_frames=args.max_frames)
@@ -66,7 +67,7 @@ def cmd_annotate(args: argparse.Namespace) -> int:
 
     if not args.out and not args.jsonl:
         raise ConfigError("annotate needs --out FILE.mp4 and/or --jsonl FILE.jsonl")
-    config = _load(args)
+    config = load_from_args(args)
     outcome = annotate(config, args.input, Path(args.out) if args.out else None,
                        Path(args.jsonl) if args.jsonl else None, progress=not args.no_progress,
                        max_frames=args.max_frames)
@@ -80,7 +81,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from realtime.app import annotate
     from realtime.demo_clip import write_demo_clip
 
-    config = _load(args)
+    config = load_from_args(args)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     clip = write_demo_clip(out / "demo_input.mp4", seconds=args.seconds)
@@ -96,7 +97,7 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
     from realtime.demo_clip import cached_demo_clip
     from realtime.metrics import format_summary, write_json
 
-    config = _load(args)
+    config = load_from_args(args)
     clip = Path(args.clip) if args.clip else cached_demo_clip()
     report = bench_pipeline(config, clip)
     print(f"pipeline: {', '.join(report['stages']) or '(no stages)'}; clip {clip}")
@@ -111,7 +112,7 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from realtime import doctor
 
-    config = _load(args)
+    config = load_from_args(args)
     report = doctor.collect(config, camera_index=None if args.no_camera else args.camera)
     print(doctor.to_json(report) if args.json else doctor.format_report(report))
     return 0
@@ -222,7 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Command groups that live in their own modules (faces, detector, export, ...)."""
-    return []
+    from realtime import cli_faces
+
+    return [cli_faces.register]
 
 
 def _configure_threads() -> None:

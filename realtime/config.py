@@ -89,6 +89,7 @@ class FacesConfig:
     reembed_every: int = 10
     reembed_iou: float = 0.6
     min_face_px: int = 40
+    min_sharpness: float = 25.0
 
 
 @dataclass(frozen=True)

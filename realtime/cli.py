@@ -78,14 +78,21 @@ def cmd_annotate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from realtime.app import annotate
-    from realtime.demo_clip import write_demo_clip
+    from realtime.demo_clip import enroll_demo_faces, write_demo_clip
 
     config = load_from_args(args)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     clip = write_demo_clip(out / "demo_input.mp4", seconds=args.seconds)
     print(f"demo clip: {clip} (scikit-image photos: astronaut, cameraman, coffee, cat)", file=sys.stderr)
+    if config.faces.enabled and config.faces.recognize:
+        gallery = out / "demo_gallery.sqlite"
+        names = enroll_demo_faces(config, gallery)
+        config = dataclasses.replace(config, faces=dataclasses.replace(config.faces, gallery=str(gallery)))
+        print(f"demo gallery: {gallery} ({', '.join(names)} enrolled from their photos)", file=sys.stderr)
     outcome = annotate(config, str(clip), out / "demo_annotated.mp4", out / "demo.jsonl",
                        progress=not args.no_progress)
     print(f"wrote {out / 'demo_annotated.mp4'} and {out / 'demo.jsonl'}", file=sys.stderr)

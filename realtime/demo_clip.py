@@ -82,3 +82,37 @@ def cached_demo_clip(cache_dir: Path | None = None) -> Path:
     if not path.is_file():
         write_demo_clip(path)
     return path
+
+
+def enroll_demo_faces(config, gallery_path: Path) -> list[str]:
+    """Make a fresh demo gallery at ``gallery_path`` with the astronaut and the cameraman, enrolled from their
+    (unmoved) scikit-image photos, so the demo shows names. Returns the names enrolled."""
+    import dataclasses
+
+    from realtime.build import open_face_detector, open_face_embedder
+    from realtime.face.enroll import collect_samples
+    from realtime.face.gallery import Gallery
+
+    gallery_path = Path(gallery_path)
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(gallery_path) + suffix).unlink(missing_ok=True)
+    photos = _photos()
+    detector = open_face_detector(dataclasses.replace(config.faces, detect_width=512), config.runtime)
+    embedder = open_face_embedder(config.faces, config.runtime)
+    names = []
+    try:
+        contract = embedder.model.contract
+        with Gallery.open(gallery_path, model_sha256=embedder.sha256, model_name=contract.name,
+                          embedding_size=contract.embedding_size, create=True) as gallery:
+            for name in ("astronaut", "camera"):
+                samples, _refused = collect_samples([(f"scikit-image data.{name}()", photos[name])], detector,
+                                                    embedder, config.faces.min_face_px, config.faces.min_sharpness)
+                if samples:
+                    person = "cameraman" if name == "camera" else name
+                    gallery.enroll(person, samples[0].vector[None, :], sources=[samples[0].source],
+                                   qualities=[samples[0].sharpness])
+                    names.append(person)
+    finally:
+        detector.close()
+        embedder.close()
+    return names

@@ -157,3 +157,12 @@ def attach_yolo_contract(onnx_in: Path | str, onnx_out: Path | str, anchors: Seq
     attach_contract(model, contract)
     onnx.save(model, str(onnx_out))
     return contract
+
+
+def torch_runner(checkpoint: Path | str, threads: int = 1):
+    """A PyTorch eager runner for ``realtime.bench_detector``: float32 (N, 3, H, W) -> list of raw outputs.
+
+    Sets ``torch.set_num_threads(threads)`` when called (the benchmark's thread count), not at import."""
+    torch.set_num_threads(int(threads))
+    model, _ = load_checkpoint(checkpoint)
+    return _torch_forward(model.eval())

@@ -80,7 +80,8 @@ class Controls:
 
 @dataclass(frozen=True)
 class RunResult:
-    """How a run ended: ``reason`` is "end", "quit", "interrupted" or "error"; ``error`` the source error text."""
+    """How a run ended: ``reason`` is "end", "limit", "quit", "interrupted" or "error" (a source error, or a file
+    that ended before the frame count its header announces); ``error`` says what happened."""
 
     frames: int
     reason: str
@@ -121,10 +122,14 @@ def run_loop(source, pipeline: Pipeline, metrics: Metrics, on_packet: Sequence[O
             frames += 1
     except SourceError as exc:
         reason, error = "error", str(exc)
-        log.error("%s", exc)
+        log.debug("%s", exc)
     except KeyboardInterrupt:
         reason = "interrupted"
     metrics.dropped = source.stats.dropped
     metrics.reconnects = source.stats.reconnects
     expected = int(getattr(source.reader, "expected_frames", 0) or 0)
+    if reason == "end" and 0 < frames < expected or (reason == "end" and frames == 0 and expected):
+        reason, error = "error", (f"{source.reader.description}: ended at frame {frames} of the {expected} its "
+                                  "header announces (truncated or damaged file)")
+        log.debug("%s", error)
     return RunResult(frames=frames, reason=reason, error=error, expected_frames=expected)

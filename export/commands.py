@@ -46,8 +46,11 @@ def cmd_export_faces(args: argparse.Namespace) -> int:
         else:
             source = locate(DLIB_RESNET)
             entry = export_dlib_embedder(source, out_dir / "dlib_resnet128.onnx", reference)
-            parity = entry.get("parity", {})
-            tqdm.write(f"dlib_resnet128.onnx: from {source}; parity {parity}"
+            figures = (f"max distance to dlib {entry['dlib_face_max_distance']:.2e} on {entry['dlib_face_chips']} "
+                       f"face chips, {entry['dlib_noface_max_distance']:.2e} on {entry['dlib_noface_chips']} "
+                       "non-face chips" if "dlib_face_max_distance" in entry else "")
+            tqdm.write(f"dlib_resnet128.onnx: from {source}; parity ok "
+                       f"(PyTorch vs ONNX {entry['torch_vs_onnx_max_distance_batch3']:.2e}) {figures}"
                        + ("" if reference else " (no dlib reference file: only PyTorch vs ONNX checked)"),
                        file=sys.stderr)
     print(f"wrote {', '.join(str(out_dir / n) for n in ('centerface.onnx', 'dlib_resnet128.onnx'))} "

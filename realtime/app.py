@@ -146,7 +146,7 @@ def _window_callback(window: Window, config: Config, controls: Controls, pipelin
     return show
 
 
-def bench_pipeline(config: Config, clip: Path, seconds_note: str = "") -> dict[str, Any]:
+def bench_pipeline(config: Config, clip: Path) -> dict[str, Any]:
     """Two headless runs of the configured pipeline on ``clip``.
 
     ``throughput``: every frame, as fast as possible (per-stage ms, FPS the pipeline can sustain).
@@ -155,16 +155,16 @@ def bench_pipeline(config: Config, clip: Path, seconds_note: str = "") -> dict[s
     """
     with build_pipeline(config) as pipeline:
         throughput = annotate(config, str(clip), None, None, progress=False, pipeline=pipeline)
-        live_source = dataclasses.replace(config.source, policy="latest", pace=True)
-        source = open_source(live_source, str(clip))
-        metrics = Metrics()
-        controls = Controls()
+    # A fresh pipeline for the second run: trackers and caches start empty, as in a real live session.
+    live_source = dataclasses.replace(config.source, policy="latest", pace=True)
+    metrics = Metrics()
+    controls = Controls()
 
-        def draw(packet: FramePacket, m: Metrics) -> None:
-            render(packet, Hud(fps=m.live_fps(), dropped=m.dropped), config.overlay, controls.overlays)
+    def draw(packet: FramePacket, m: Metrics) -> None:
+        render(packet, Hud(fps=m.live_fps(), dropped=m.dropped), config.overlay, controls.overlays)
 
-        with source:
-            run_loop(source, pipeline, metrics, [draw], controls=controls)
+    with build_pipeline(config) as pipeline, open_source(live_source, str(clip)) as source:
+        run_loop(source, pipeline, metrics, [draw], controls=controls)
         stages = list(pipeline.names)
     return {"clip": str(clip), "stages": stages, "threads": dataclasses.asdict(config.runtime),
             "throughput": throughput.summary, "live": metrics.summary()}

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 70
 DEFAULT_CONFIG_NAME = "config.yaml"
 
 log = logging.getLogger("rtv")
@@ -260,6 +261,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rtv: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug, not bad input: still one line, with the way to see more
+        if args.debug:
+            raise
+        print(f"rtv: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -117,6 +117,30 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_faces(args: argparse.Namespace) -> int:
+    from realtime.build import open_face_detector, open_face_embedder
+    from realtime.face.bench import bench_faces, format_report
+    from realtime.metrics import write_json
+
+    config = load_from_args(args)
+    detector = open_face_detector(config.faces, config.runtime)
+    embedder = open_face_embedder(config.faces, config.runtime)
+    try:
+        report = bench_faces(detector, embedder, n_faces=args.faces, repeats=args.repeats,
+                             reembed_every=config.faces.reembed_every, match_threshold=config.faces.match_threshold,
+                             match_margin=config.faces.match_margin)
+    finally:
+        detector.close()
+        embedder.close()
+    report["detect_width"] = config.faces.detect_width
+    report["threads"] = {"intra_op": config.runtime.intra_op_threads, "opencv": config.runtime.opencv_threads}
+    print(format_report(report))
+    if args.json:
+        write_json(args.json, report)
+        print(f"wrote {args.json}")
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from realtime import doctor
 
@@ -207,7 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_demo)
 
-    bench = sub.add_parser("bench", help="benchmarks (not tests): pipeline, ...")
+    bench = sub.add_parser("bench", help="benchmarks (not tests): pipeline, faces",
+                           description="Benchmarks print tables and can write JSON. They measure; they never pass "
+                                       "or fail. This machine may be shared: compare figures from one run.")
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="WHAT")
     bench_sub.required = True
     p = bench_sub.add_parser("pipeline", help="the whole configured pipeline on the demo clip, headless",
@@ -217,6 +243,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip", help="video to use instead of the built-in demo clip")
     p.add_argument("--json", metavar="FILE", help="write the report as JSON")
     p.set_defaults(func=cmd_bench_pipeline)
+
+    p = bench_sub.add_parser("faces", help="face stage per part: detect, align, embed (batch vs single), search",
+                             description="A 640x480 frame with several real faces (scikit-image photos), a random "
+                                         "gallery of 300 embeddings; per-part p50/p95 ms and the whole face stage "
+                                         "in steady state.")
+    p.add_argument("--faces", type=int, default=3, help="faces in the frame (default 3)")
+    p.add_argument("--repeats", type=int, default=50, help="timed repeats per part (default 50)")
+    p.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    p.set_defaults(func=cmd_bench_faces)
 
     p = sub.add_parser("doctor", help="versions, video I/O backends, ONNX Runtime providers, models, camera")
     p.add_argument("--camera", type=int, default=0, help="camera index to try (default 0)")

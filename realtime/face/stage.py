@@ -20,6 +20,9 @@ from realtime.types import FramePacket
 class FaceRecognition:
     """Stage "recognize": identities and distances for ``packet.faces`` against a gallery snapshot.
 
+    A new track is embedded at once; a known one only when the tracker says it is due (every few frames, or when
+    its box moved), and at most ``max_reembed_per_frame`` of those per frame.
+
     ``gallery_vectors``: float32 (M, D); ``gallery_labels``: (M,) person names. The alignment template and chip
     size come from the embedder's contract.
     """
@@ -27,13 +30,14 @@ class FaceRecognition:
     name = "recognize"
 
     def __init__(self, embedder: FaceEmbedder, gallery_vectors: np.ndarray, gallery_labels: np.ndarray,
-                 tracker: FaceTracker, match_threshold: float, match_margin: float):
+                 tracker: FaceTracker, match_threshold: float, match_margin: float, max_reembed_per_frame: int = 1):
         self.embedder = embedder
         self.gallery_vectors = gallery_vectors
         self.gallery_labels = gallery_labels
         self.tracker = tracker
         self.match_threshold = match_threshold
         self.match_margin = match_margin
+        self.max_reembed_per_frame = max_reembed_per_frame
         self.embedded = 0
 
     def __call__(self, packet: FramePacket) -> FramePacket:
@@ -42,13 +46,19 @@ class FaceRecognition:
         n = len(faces)
         identities: list[str | None] = [None] * n
         distances = np.full(n, np.nan, dtype=np.float32)
-        todo = np.nonzero(update.needs_embedding)[0]
-        for i in np.nonzero(~update.needs_embedding)[0]:
+        new: list[int] = []
+        due: list[int] = []
+        for i in range(n):
             remembered = self.tracker.recall(int(update.track_ids[i]))
-            if remembered is not None:
-                identities[i], distances[i] = remembered[0], remembered[1]
-            else:
-                todo = np.append(todo, i)
+            if remembered is None:
+                new.append(i)
+                continue
+            identities[i], distances[i] = remembered[0], remembered[1]
+            if update.needs_embedding[i]:
+                due.append(i)
+        # New faces are always embedded; scheduled re-embeddings are spread over frames (the tracker keeps
+        # flagging a face until it is embedded), so several steady faces never all cost on the same frame.
+        todo = np.asarray(new + due[:self.max_reembed_per_frame], dtype=np.int64)
         if todo.size:
             chips = align_faces(packet.frame_bgr, faces.landmarks5[todo], self.embedder.template5,
                                 self.embedder.size_wh[0])

@@ -30,6 +30,16 @@ class RuntimeOptions:
     graph_optimization: str = "all"
 
 
+def import_onnxruntime():
+    """The onnxruntime module, or a :class:`ModelError` that says how to install it."""
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise ModelError("onnxruntime is not installed: pip install -e '.[cpu]' (or '.[gpu]' for CUDA, never "
+                         "both)") from exc
+    return onnxruntime
+
+
 def requested_providers(policy: str, available: Sequence[str]) -> list[str]:
     """The provider list to ask ONNX Runtime for under ``policy``, given what the installed build offers."""
     if policy not in PROVIDER_POLICIES:
@@ -58,7 +68,7 @@ class OnnxModel:
     """An ONNX Runtime session, its contract and its file hash. A context manager; ``close()`` is idempotent."""
 
     def __init__(self, path: Path | str, options: RuntimeOptions = RuntimeOptions(), expected_kind: str | None = None):
-        import onnxruntime as ort
+        ort = import_onnxruntime()
 
         self.path = Path(path)
         if not self.path.is_file():

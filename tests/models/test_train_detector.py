@@ -36,10 +36,10 @@ def test_one_step_training_writes_checkpoint_plot_and_history(tmp_path):
 
 @pytest.mark.slow
 def test_training_learns_synthetic_rectangles(tmp_path):
-    data = make_synthetic_dataset(tmp_path / "data", num_train=96, num_val=24, size=(192, 144), seed=1)
-    result = train_detector(data, tmp_path / "run", epochs=12, img_size=128, batch_size=16, variant="v3",
-                            width=8, threads=2, progress=False, seed=0)
+    data = make_synthetic_dataset(tmp_path / "data", num_train=128, num_val=24, size=(192, 144), seed=1)
+    result = train_detector(data, tmp_path / "run", epochs=30, img_size=128, batch_size=8, variant="v3",
+                            width=8, threads=2, progress=False, seed=0, lr=3e-3)
     best = result["best_map50"]
-    assert best > 0.3, f"validation mAP@0.5 only {best:.3f} after training on easy synthetic data"
+    assert best > 0.5, f"validation mAP@0.5 only {best:.3f} after training on easy synthetic data"
     report = evaluate_detector(result["checkpoint"], data)
-    assert report["map50"] > 0.3
+    assert report["map50"] > 0.4  # source pixels, 192x144 frames

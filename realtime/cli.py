@@ -272,14 +272,17 @@ def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:
     return [cli_faces.register, export_commands.register]
 
 
-def _configure_threads() -> None:
-    """Keep BLAS/OpenMP pools from fighting ONNX Runtime on small machines (before numpy loads)."""
+def _configure_environment() -> None:
+    """Before numpy/OpenCV load: keep BLAS/OpenMP pools from fighting ONNX Runtime on small machines, and keep
+    OpenCV's and FFmpeg's own log lines off stderr (our errors say what failed in one line)."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 
 def main(argv: list[str] | None = None) -> int:
-    _configure_threads()
+    _configure_environment()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else (logging.INFO if args.verbose else logging.WARNING),

@@ -119,3 +119,34 @@ def format_bench_table(result: Mapping) -> str:
         lines.append(f"{r['size']:>5} {r['backend']:>12} {r['preprocess_ms']:>11.2f} {r['inference_ms']:>10.2f} "
                      f"{r['decode_nms_ms']:>11.2f} {r['total_ms']:>9.2f}")
     return "\n".join(lines)
+
+
+def bench_nms(n: int = 1000, repeats: int = 50, iou_threshold: float = 0.45, num_classes: int = 3,
+              seed: int = 0) -> dict:
+    """Median ms of :func:`nms` and :func:`batched_nms` on ``n`` candidates, for two box distributions:
+    ``clustered`` (like detector output: ~20 objects, many overlapping candidates each) and ``uniform``
+    (random boxes all over a 640 px frame, most of them kept: the worst case for greedy NMS)."""
+    from realtime.boxes import batched_nms, nms
+
+    rng = np.random.default_rng(seed)
+    centres, sizes = rng.uniform(0, 640, (20, 2)), rng.uniform(20, 200, (20, 2))
+    k = rng.integers(0, 20, n)
+    ctr = centres[k] + rng.normal(0, 8, (n, 2))
+    wh = sizes[k] * rng.uniform(0.8, 1.2, (n, 2))
+    clustered = np.concatenate([ctr - wh / 2, ctr + wh / 2], 1).astype(np.float32)
+    xy, wh = rng.uniform(0, 600, (n, 2)), rng.uniform(5, 100, (n, 2))
+    uniform = np.concatenate([xy, xy + wh], 1).astype(np.float32)
+    scores = rng.random(n).astype(np.float32)
+    classes = rng.integers(0, num_classes, n)
+    result = {"n": n, "iou_threshold": iou_threshold}
+    for name, boxes in (("clustered", clustered), ("uniform", uniform)):
+        for fn_name, call in (("nms", lambda b=boxes: nms(b, scores, iou_threshold)),
+                              ("batched_nms", lambda b=boxes: batched_nms(b, scores, classes, iou_threshold))):
+            kept = call()
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                call()
+                times.append(time.perf_counter() - t0)
+            result[f"{name}/{fn_name}"] = {"ms": _median_ms(times), "kept": int(len(kept))}
+    return result

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import cv2
 import numpy as np
 
@@ -18,14 +21,21 @@ class Window:
 
     def __init__(self, title: str = "rtv"):
         self.title = title
+        self._sized = False
+        fonts = Path("/usr/share/fonts")
+        if fonts.is_dir():  # OpenCV's Qt looks for fonts inside the wheel, which ships none
+            os.environ.setdefault("QT_QPA_FONTDIR", str(fonts))
         try:
-            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
         except cv2.error as exc:
             raise SinkError(f"cannot open a window ({exc.msg.strip() if hasattr(exc, 'msg') else exc}); "
                             "is a display available? use --no-window") from exc
         self._open = True
 
     def show(self, image_bgr: np.ndarray, wait_ms: int = 1) -> int:
+        if not self._sized:
+            cv2.resizeWindow(self.title, image_bgr.shape[1], image_bgr.shape[0])
+            self._sized = True
         cv2.imshow(self.title, image_bgr)
         return cv2.waitKey(wait_ms) & 0xFF
 

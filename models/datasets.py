@@ -343,3 +343,84 @@ def make_synthetic_dataset(out_dir: Path | str, num_train: int = 64, num_val: in
     yaml_path.write_text(yaml.safe_dump({"path": ".", "train": "images/train", "val": "images/val",
                                          "names": list(SYNTHETIC_CLASSES)}, sort_keys=False))
     return yaml_path
+
+
+# --- pseudo-labels from a teacher -----------------------------------------------------------------------------
+
+
+def _iter_source(source: Path, every: int):
+    """(name, BGR frame) from an image folder (every image) or a video file (every ``every``-th frame)."""
+    if source.is_dir():
+        for path in list_images(source):
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is not None:
+                yield path.stem, image
+        return
+    capture = cv2.VideoCapture(str(source))
+    if not capture.isOpened():
+        raise DataError(f"cannot open {source} as a video or image folder")
+    index = 0
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            if index % every == 0:
+                yield f"{source.stem}_{index:06d}", frame
+            index += 1
+    finally:
+        capture.release()
+
+
+def label_with_face_teacher(source: Path | str, out_dir: Path | str, teacher=None, every: int = 5,
+                            score_threshold: float = 0.6, min_size: float = 8.0, val_fraction: float = 0.1,
+                            block: int = 20, class_name: str = "face") -> dict:
+    """Write a YOLO-format data set (one class, ``face``) from a video or image folder, labelled by a teacher.
+
+    ``teacher``: anything with ``detect(frame_bgr)`` returning boxes_xyxy/scores in source pixels (default: the
+    packaged CenterFace model through ``realtime.face.detector.FaceDetector``). Boxes scoring below
+    ``score_threshold`` or smaller than ``min_size`` px are dropped; frames with no face are kept as negatives.
+    Consecutive items are grouped in blocks of ``block`` and whole blocks go to ``val`` (about ``val_fraction``
+    of them), so near-duplicate video frames do not leak between splits. Returns counts and the data YAML path.
+    """
+    source, out = Path(source), Path(out_dir)
+    if not source.exists():
+        raise DataError(f"label source not found: {source}")
+    if not 0.0 <= val_fraction < 1.0 or every < 1 or block < 1:
+        raise DataError(f"need 0 <= val_fraction < 1, every >= 1 and block >= 1; got {val_fraction}, {every}, {block}")
+    owned = teacher is None
+    if owned:
+        from realtime.face.detector import FaceDetector
+        from realtime.runtime import OnnxModel
+
+        zoo = Path(__file__).resolve().parents[1] / "realtime" / "zoo" / "centerface.onnx"
+        teacher = FaceDetector(OnnxModel(zoo, expected_kind="face_detector"), score_threshold=score_threshold)
+    period = max(1, round(1 / val_fraction)) if val_fraction > 0 else 0
+    counts = {"train": 0, "val": 0, "boxes": 0}
+    try:
+        for split in ("train", "val"):
+            (out / "images" / split).mkdir(parents=True, exist_ok=True)
+            (out / "labels" / split).mkdir(parents=True, exist_ok=True)
+        for i, (name, frame) in enumerate(_iter_source(source, every)):
+            split = "val" if period and (i // block) % period == period - 1 else "train"
+            result = teacher.detect(frame)
+            h, w = frame.shape[:2]
+            lines = []
+            for (x1, y1, x2, y2), score in zip(np.asarray(result.boxes_xyxy), np.asarray(result.scores)):
+                x1, x2 = np.clip([x1, x2], 0, w)
+                y1, y2 = np.clip([y1, y2], 0, h)
+                if score < score_threshold or x2 - x1 < min_size or y2 - y1 < min_size:
+                    continue
+                lines.append(f"0 {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} "
+                             f"{(y2 - y1) / h:.6f}")
+            cv2.imwrite(str(out / "images" / split / f"{name}.jpg"), frame)
+            (out / "labels" / split / f"{name}.txt").write_text("".join(line + "\n" for line in lines))
+            counts[split] += 1
+            counts["boxes"] += len(lines)
+    finally:
+        if owned:
+            teacher.close()
+    yaml_path = out / "data.yaml"
+    yaml_path.write_text(yaml.safe_dump({"path": ".", "train": "images/train", "val": "images/val",
+                                         "names": [class_name]}, sort_keys=False))
+    return {"data_yaml": yaml_path, **counts}

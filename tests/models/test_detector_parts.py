@@ -157,3 +157,38 @@ def test_average_precision_by_hand():
     ap = evaluate_predictions(pred, gt, num_classes=2)
     assert ap[0] == pytest.approx(0.5 + 0.5 * 2 / 3) and math.isnan(ap[1])  # duplicate at 0.6 is a FP
     assert mean_ap(ap) == pytest.approx(ap[0])
+
+
+class _BoxTeacher:
+    """A fake teacher: one box per frame, plus a low-score and a tiny box that must be dropped."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def detect(self, frame):
+        from realtime.types import Detections
+
+        self.calls += 1
+        return Detections(boxes_xyxy=np.array([[10, 20, 50, 80], [0, 0, 40, 40], [5, 5, 7, 7]], np.float32),
+                          scores=np.array([0.9, 0.2, 0.95], np.float32), class_ids=np.zeros(3, np.int64))
+
+
+def test_label_with_face_teacher_writes_a_dataset(tmp_path):
+    import cv2
+
+    from models.datasets import label_with_face_teacher
+
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (100, 100))
+    for i in range(40):
+        writer.write(np.full((100, 100, 3), i * 5, np.uint8))
+    writer.release()
+    teacher = _BoxTeacher()
+    result = label_with_face_teacher(video, tmp_path / "out", teacher=teacher, every=2, val_fraction=0.5, block=5)
+    assert teacher.calls == 20 and result["train"] == 10 and result["val"] == 10 and result["boxes"] == 20
+    spec = load_data_yaml(result["data_yaml"])
+    assert spec.names == ("face",)
+    labels = read_labels(label_path(list_images(spec.folder("val"))[0]), 1)
+    np.testing.assert_allclose(labels, [[0, 0.3, 0.5, 0.4, 0.6]], atol=1e-5)
+    with pytest.raises(DataError, match="not found"):
+        label_with_face_teacher(tmp_path / "nope.mp4", tmp_path / "o2", teacher=teacher)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from realtime.yolo import MAX_LOG_WH
+
 
 @dataclass(frozen=True)
 class Assignment:
@@ -142,7 +144,7 @@ class YoloLoss(torch.nn.Module):
         _, a, h, w, _ = p.shape
         gy, gx = torch.meshgrid(torch.arange(h, device=p.device), torch.arange(w, device=p.device), indexing="ij")
         xy = (torch.sigmoid(p[..., 0:2]) + torch.stack([gx, gy], dim=-1)) * stride
-        wh = torch.exp(p[..., 2:4].clamp(max=4.135)) * anchors.view(1, a, 1, 1, 2)
+        wh = torch.exp(p[..., 2:4].clamp(max=MAX_LOG_WH)) * anchors.view(1, a, 1, 1, 2)
         return _xyxy_from_cxcywh(torch.cat([xy, wh], dim=-1))
 
     @staticmethod

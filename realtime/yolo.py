@@ -155,8 +155,9 @@ def output_hws(outputs: Sequence[np.ndarray], head: YoloHead) -> list[tuple[int,
     """(H, W) of each raw output under ``head.layout``."""
     if len(outputs) != len(head.strides):
         raise ModelError(f"got {len(outputs)} yolo outputs but the head has {len(head.strides)} scales")
-    if head.tensor == "nchw":
-        return [(int(o.shape[2]), int(o.shape[3])) for o in outputs]
+    # (N, A*(5+C), H, W) and (N, A, H, W, 5+C) both hold H, W on axes 2 and 3.
+    if any(np.ndim(o) < 4 for o in outputs):
+        raise ModelError(f"yolo outputs must be 4-D or 5-D, got shapes {[np.shape(o) for o in outputs]}")
     return [(int(o.shape[2]), int(o.shape[3])) for o in outputs]
 
 

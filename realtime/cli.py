@@ -267,9 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Command groups that live in their own modules (faces, detector, export, ...)."""
     from export import commands as export_commands
+    from export import train_commands
     from realtime import cli_faces
 
-    return [cli_faces.register, export_commands.register]
+    return [cli_faces.register, export_commands.register, train_commands.register]
 
 
 def _configure_environment() -> None:

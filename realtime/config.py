@@ -93,6 +93,40 @@ class FacesConfig:
 
 
 @dataclass(frozen=True)
+class DoorConfig:
+    """Door-access mode (``rtv door``): decisions over a face track, audit log, unlock hook.
+
+    There is no liveness check: a photo or a screen of an enrolled person is accepted like the person.
+    ``match_threshold`` is used when no calibration exists for the gallery (``rtv calibrate``) or when
+    ``use_calibration`` is false. ``hook_command``: argv list; the person and ``door_id`` are appended as two more
+    argv items (no shell). ``hook_url``: http(s) URL that gets a JSON POST. Paths resolve against the config file.
+    """
+
+    door_id: str = "door-1"
+    min_frames: int = 5
+    window_frames: int = 10
+    majority: float = 0.6
+    min_face_px: int = 60
+    min_sharpness: float = 20.0
+    max_yaw: float = 0.35
+    max_roll_deg: float = 20.0
+    use_calibration: bool = True
+    match_threshold: float = 0.6
+    match_margin: float = 0.04
+    deny_threshold: float = 0.7
+    reembed_every: int = 1
+    cooldown_s: float = 10.0
+    track_cooldown_s: float = 5.0
+    target_far: float = 0.001
+    audit: str = field(default="door_audit.sqlite", metadata=_path())
+    store_faces: bool = False
+    hook_command: tuple[str, ...] = ()
+    hook_url: str = ""
+    hook_timeout_s: float = 3.0
+    alarm_display_s: float = 3.0
+
+
+@dataclass(frozen=True)
 class OverlayConfig:
     """What is drawn on displayed and annotated frames."""
 
@@ -123,6 +157,7 @@ class Config:
     faces: FacesConfig = FacesConfig()
     overlay: OverlayConfig = OverlayConfig()
     output: OutputConfig = OutputConfig()
+    door: DoorConfig = DoorConfig()
     path: str | None = field(default=None, metadata={"internal": True})
 
     def to_dict(self) -> dict[str, Any]:
@@ -244,6 +279,10 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
             raise ConfigError(f"{key}={value!r}: expected a string")
         return str(value)
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}={value!r}: expected a list")
+        return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
     if origin is tuple:
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
             raise ConfigError(f"{key}={value!r}: expected a list of {len(args)} values")

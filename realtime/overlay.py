@@ -76,6 +76,52 @@ def draw_status(image: np.ndarray, lines: Sequence[str], style: OverlayConfig) -
                     cv2.LINE_AA)
 
 
+_DECISION_COLORS = {"GRANT": (60, 190, 40), "DENY": (40, 40, 230), "WAIT": (0, 190, 255)}
+NO_LIVENESS_NOTICE = "NO LIVENESS CHECK - a photo of an enrolled face opens this door"
+
+
+def draw_decisions(image: np.ndarray, decisions: Sequence, style: OverlayConfig) -> None:
+    """Door decisions, drawn in place: green GRANT + name, red DENY + reason, amber WAIT ("hold still"), red alarm
+    banners; plus a standing "no liveness check" notice at the bottom whenever decisions are drawn.
+
+    Duck-typed (no import of ``realtime.door``): a decision has ``verdict``, ``person``, ``reason`` and
+    ``box_xyxy``; an alarm has ``verdict == "ALARM"`` and ``reason``.
+    """
+    if not decisions:
+        return
+    thick = style.thickness + 1
+    for d in decisions:
+        verdict = getattr(d, "verdict", "")
+        if verdict == "ALARM":
+            draw_alarm(image, f"ALARM {d.reason}", style)
+            continue
+        box = getattr(d, "box_xyxy", None)
+        if box is None:
+            continue
+        color = _DECISION_COLORS.get(verdict, _DECISION_COLORS["WAIT"])
+        x1, y1, x2, y2 = (int(round(v)) for v in box)
+        cv2.rectangle(image, (x1, y1), (x2, y2), color, thick)
+        if verdict == "GRANT":
+            text = f"GRANT {d.person}"
+        elif verdict == "DENY":
+            text = f"DENY {d.person + ': ' if d.person else ''}{d.reason}"
+        else:
+            text = d.reason or "hold still"
+        draw_label(image, text, x1, max(0, y1 - 4), color, style.font_scale * 1.2)
+    h = image.shape[0]
+    draw_label(image, NO_LIVENESS_NOTICE, 0, h - 2, (0, 190, 255), style.font_scale)
+
+
+def draw_alarm(image: np.ndarray, text: str, style: OverlayConfig) -> None:
+    """A red banner with ``text`` across the top of ``image``, in place."""
+    h, w = image.shape[:2]
+    scale = style.font_scale * 1.3
+    (tw, th), base = cv2.getTextSize(text, _FONT, scale, 2)
+    band = th + base + 12
+    image[:min(band, h)] = (0, 0, 200)
+    cv2.putText(image, text, (6, th + 6), _FONT, scale, (255, 255, 255), 2, cv2.LINE_AA)
+
+
 @dataclass(frozen=True)
 class Hud:
     """What the status panel shows for one frame."""
@@ -100,5 +146,6 @@ def render(packet: FramePacket, hud: Hud, style: OverlayConfig, show_overlays: b
     if show_overlays and style.enabled:
         draw_detections(image, packet.detections, style)
         draw_faces(image, packet.faces, style)
+        draw_decisions(image, packet.decisions, style)
         draw_status(image, hud_lines(packet, hud, style), style)
     return image

@@ -268,9 +268,9 @@ def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Command groups that live in their own modules (faces, detector, export, ...)."""
     from export import commands as export_commands
     from export import train_commands
-    from realtime import cli_faces
+    from realtime import cli_door, cli_faces
 
-    return [cli_faces.register, export_commands.register, train_commands.register]
+    return [cli_faces.register, export_commands.register, train_commands.register, cli_door.register]
 
 
 def _configure_environment() -> None:

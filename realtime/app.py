@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -14,7 +15,7 @@ from realtime.config import Config
 from realtime.display import KEY_OVERLAYS, KEY_PAUSE, KEY_QUIT, KEY_STYLE, Window
 from realtime.metrics import Metrics
 from realtime.overlay import Hud, render
-from realtime.pipeline import Controls, Pipeline, RunResult, run_loop
+from realtime.pipeline import Controls, OnPacket, Pipeline, RunResult, run_loop
 from realtime.sinks import JsonlWriter, Mp4Writer, packet_record
 from realtime.types import FramePacket
 
@@ -42,6 +43,25 @@ def _mp4_callback(writer: Mp4Writer, config: Config, controls: Controls) -> Call
     return write
 
 
+def open_file_outputs(stack: ExitStack, config: Config, fps: float, out_mp4: Path | None, out_jsonl: Path | None,
+                      controls: Controls) -> tuple[list[OnPacket], JsonlWriter | None]:
+    """The MP4 and JSONL writers asked for, entered on ``stack`` (closed, i.e. finalised, when it unwinds), and
+    the callbacks that feed them."""
+    callbacks: list[OnPacket] = []
+    jsonl = None
+    if out_mp4 is not None:
+        mp4 = stack.enter_context(Mp4Writer(out_mp4, fps=fps, crf=config.output.crf, preset=config.output.preset))
+        callbacks.append(_mp4_callback(mp4, config, controls))
+    if out_jsonl is not None:
+        jsonl = stack.enter_context(JsonlWriter(out_jsonl))
+        callbacks.append(lambda packet, _m: jsonl.write(packet_record(packet)))
+    return callbacks, jsonl
+
+
+def source_fps(source, config: Config) -> float:
+    return float(getattr(source.reader, "fps", 0) or config.source.fps)
+
+
 def annotate(config: Config, input_uri: str, out_mp4: Path | None, out_jsonl: Path | None,
              progress: bool = True, max_frames: int | None = None, pipeline: Pipeline | None = None) -> Outcome:
     """Process every frame of ``input_uri``; write the annotated H.264 MP4 and/or the JSONL sidecar.
@@ -50,75 +70,44 @@ def annotate(config: Config, input_uri: str, out_mp4: Path | None, out_jsonl: Pa
     run ended. A pipeline may be passed in (benchmarks reuse one); otherwise it is built and closed here.
     """
     source_config = dataclasses.replace(config.source, policy="every", pace=False)
-    source = open_source(source_config, input_uri)
     metrics = Metrics()
     controls = Controls()
-    own_pipeline = pipeline is None
-    with source:
-        fps = float(getattr(source.reader, "fps", 0) or config.source.fps)
-        total = int(getattr(source.reader, "expected_frames", 0) or 0) or None
-        pipeline = pipeline or build_pipeline(config)
-        writers: list = []
-        callbacks: list = []
-        bar = None
-        try:
-            if out_mp4 is not None:
-                mp4 = Mp4Writer(out_mp4, fps=fps, crf=config.output.crf, preset=config.output.preset)
-                writers.append(mp4)
-                callbacks.append(_mp4_callback(mp4, config, controls))
-            if out_jsonl is not None:
-                jsonl = JsonlWriter(out_jsonl)
-                writers.append(jsonl)
-                callbacks.append(lambda packet, _m: jsonl.write(packet_record(packet)))
-            if progress:
-                from tqdm import tqdm
+    with ExitStack() as stack:
+        source = stack.enter_context(open_source(source_config, input_uri))
+        if pipeline is None:
+            pipeline = stack.enter_context(build_pipeline(config))
+        callbacks, jsonl = open_file_outputs(stack, config, source_fps(source, config), out_mp4, out_jsonl,
+                                             controls)
+        if progress:
+            from tqdm import tqdm
 
-                bar = tqdm(total=min(total, max_frames) if (total and max_frames) else (max_frames or total),
-                           unit="frame", desc=Path(str(input_uri)).name, dynamic_ncols=True, leave=True)
-                callbacks.append(lambda _p, _m: bar.update(1))
-            result = run_loop(source, pipeline, metrics, callbacks, max_frames=max_frames, controls=controls)
-            if out_jsonl is not None:
-                jsonl.write(_end_record(result))
-        finally:
-            if bar is not None:
-                bar.close()
-            for writer in writers:
-                writer.close()
-            if own_pipeline:
-                pipeline.close()
+            total = int(getattr(source.reader, "expected_frames", 0) or 0) or None
+            bar = stack.enter_context(tqdm(total=min(total, max_frames) if (total and max_frames) else
+                                           (max_frames or total), unit="frame", desc=Path(str(input_uri)).name,
+                                           dynamic_ncols=True, leave=True))
+            callbacks.append(lambda _p, _m: bar.update(1))
+        result = run_loop(source, pipeline, metrics, callbacks, max_frames=max_frames, controls=controls)
+        if jsonl is not None:
+            jsonl.write(_end_record(result))
     return Outcome(result, metrics.summary())
 
 
 def run_live(config: Config, source_uri: str | None, show_window: bool = True, out_mp4: Path | None = None,
              out_jsonl: Path | None = None, max_frames: int | None = None) -> Outcome:
     """Live view: newest frame only (unless the config says otherwise), overlays, keys q/Esc, space, o, s."""
-    source = open_source(config.source, source_uri)
     metrics = Metrics()
     controls = Controls()
-    with source, build_pipeline(config) as pipeline:
-        writers: list = []
-        callbacks: list = []
-        window = None
-        try:
-            if out_mp4 is not None:
-                fps = float(getattr(source.reader, "fps", 0) or config.source.fps)
-                mp4 = Mp4Writer(out_mp4, fps=fps, crf=config.output.crf, preset=config.output.preset)
-                writers.append(mp4)
-                callbacks.append(_mp4_callback(mp4, config, controls))
-            if out_jsonl is not None:
-                jsonl = JsonlWriter(out_jsonl)
-                writers.append(jsonl)
-                callbacks.append(lambda packet, _m: jsonl.write(packet_record(packet)))
-            if show_window:
-                window = Window("rtv")
-                writers.append(window)
-                callbacks.append(_window_callback(window, config, controls, pipeline))
-            result = run_loop(source, pipeline, metrics, callbacks, max_frames=max_frames, controls=controls)
-            if out_jsonl is not None:
-                jsonl.write(_end_record(result))
-        finally:
-            for writer in writers:
-                writer.close()
+    with ExitStack() as stack:
+        source = stack.enter_context(open_source(config.source, source_uri))
+        pipeline = stack.enter_context(build_pipeline(config))
+        callbacks, jsonl = open_file_outputs(stack, config, source_fps(source, config), out_mp4, out_jsonl,
+                                             controls)
+        if show_window:
+            window = stack.enter_context(Window("rtv"))
+            callbacks.append(_window_callback(window, config, controls, pipeline))
+        result = run_loop(source, pipeline, metrics, callbacks, max_frames=max_frames, controls=controls)
+        if jsonl is not None:
+            jsonl.write(_end_record(result))
     return Outcome(result, metrics.summary())
 
 

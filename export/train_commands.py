@@ -97,6 +97,50 @@ def collect_faces(data_dir: Path | str, detector, template5: np.ndarray, chip_si
                        np.asarray(sources, dtype=str), tuple(skipped), tuple(several))
 
 
+def write_smoke_persons(root: Path | str, photos_per_person: int = 6, lfw_persons: int = 8,
+                        lfw_photos: int = 4, seed: int = 0) -> Path:
+    """Write a tiny folder-per-person data set for smoke tests (NOT training data) and return ``root``.
+
+    Two real persons from scikit-image's public-domain photos (``astronaut``, ``cameraman``), each as
+    ``photos_per_person`` randomly rotated, scaled, shifted, mirrored, re-lit and slightly blurred copies, plus
+    ``lfw_persons`` pseudo-persons: faces ``0..`` of scikit-image's ``lfw_subset`` (25x25 grey crops from LFW,
+    upscaled to 120x120 on a grey canvas), each as ``lfw_photos`` augmented copies of its one photo. Every person
+    therefore has a single source photo: good enough to run the code end to end, not to measure a model.
+    """
+    import cv2
+    import skimage.data
+
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+
+    def jitter(image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        matrix = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-12, 12), rng.uniform(0.85, 1.15))
+        matrix[:, 2] += rng.uniform(-0.05, 0.05, 2) * (w, h)
+        out = cv2.warpAffine(image, matrix, (w, h), borderMode=cv2.BORDER_REFLECT)
+        if rng.random() < 0.5:
+            out = out[:, ::-1]
+        out = np.clip(out.astype(np.float32) * rng.uniform(0.7, 1.2) + rng.uniform(-25, 25), 0, 255)
+        sigma = rng.uniform(0, 1.0)
+        return cv2.GaussianBlur(out.astype(np.uint8), (0, 0), sigma) if sigma > 0.3 else out.astype(np.uint8)
+
+    def write(person: str, photo_bgr: np.ndarray, count: int) -> None:
+        folder = root / person
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            cv2.imwrite(str(folder / f"{person}_{i:02d}.png"), jitter(photo_bgr))
+
+    write("astronaut", cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR), photos_per_person)
+    write("cameraman", cv2.cvtColor(skimage.data.camera(), cv2.COLOR_GRAY2BGR), photos_per_person)
+    faces = skimage.data.lfw_subset()[:100]  # the first 100 are faces
+    for i in range(min(lfw_persons, len(faces))):
+        face = cv2.resize((faces[i] * 255).astype(np.uint8), (120, 120), interpolation=cv2.INTER_CUBIC)
+        canvas = np.full((240, 240), 128, np.uint8)
+        canvas[60:180, 60:180] = face
+        write(f"lfw{i:03d}", cv2.cvtColor(canvas, cv2.COLOR_GRAY2BGR), lfw_photos)
+    return root
+
+
 def _describe_collection(faces: FolderFaces) -> str:
     counts = np.bincount(faces.labels, minlength=len(faces.names))
     text = (f"{len(faces.labels)} faces of {int((counts > 0).sum())} persons ({int((counts >= 2).sum())} with 2 or "

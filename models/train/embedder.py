@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -66,7 +67,8 @@ def load_checkpoint(path: Path | str) -> tuple[DlibResNet, dict[str, Any]]:
         raise ModelError(f"checkpoint not found: {path}")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, EOFError, ValueError) as exc:  # torch reports a bad file as RuntimeError
+    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+        # torch reports a non-zip file as UnpicklingError, a damaged zip as RuntimeError
         raise ModelError(f"{path}: not a readable PyTorch checkpoint ({exc})") from exc
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise ModelError(f"{path}: not a face embedder checkpoint (no format {CHECKPOINT_FORMAT!r}); make one "

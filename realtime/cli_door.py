@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -85,13 +86,15 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     extra = _impostor_vectors(config, args.impostors) if args.impostors else None
     target = args.far if args.far is not None else config.door.target_far
     cal, genuine, impostor = calibrate(vectors, labels, target, sha, extra)
-    out = save_calibration(cal, calibration_path(gallery_path))
+    out = calibration_path(gallery_path)
+    if cal.measurable:
+        save_calibration(cal, out)
     plot_file = Path(args.plot) if args.plot else out.with_suffix(".png")
     plotted = plot_histogram(genuine, impostor, cal.threshold, plot_file,
                              title=f"{gallery_path.name}: threshold {cal.threshold:.3f} at FAR <= {target:g}")
     if args.json:
-        print(json.dumps({**cal.to_json(), "file": str(out), "plot": str(plotted) if plotted else None},
-                         indent=2))
+        print(json.dumps({**cal.to_json(), "stored": cal.measurable, "file": str(out) if cal.measurable else None,
+                          "plot": str(plotted) if plotted else None}, indent=2))
     else:
         extra_text = f", {len(extra)} extra impostor face(s)" if extra is not None else ""
         print(f"gallery {gallery_path}: {len(set(labels.tolist()))} person(s), {len(labels)} embedding(s)"
@@ -101,9 +104,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         print(f"threshold {cal.threshold:.4f} for target FAR {target:g}: FAR {cal.far:.4g}, TAR {tar}")
         for note in cal.notes:
             print(f"note: {note}")
-        print(f"wrote {out} (door mode uses it when door.use_calibration is true)")
+        if cal.measurable:
+            print(f"wrote {out} (door mode uses it when door.use_calibration is true)")
         print(f"wrote {plotted}" if plotted else "no histogram: matplotlib is not installed "
                                                  "(pip install matplotlib)")
+    if not cal.measurable:
+        raise GalleryError(f"threshold NOT stored: {cal.n_impostor} impostor pair(s) cannot measure a FAR of "
+                           f"{target:g} (needs {math.ceil(1 / target)}); add photos of people who are not enrolled "
+                           "with --impostors DIR, or enrol more people; door mode keeps door.match_threshold")
     return 0
 
 

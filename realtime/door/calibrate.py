@@ -12,7 +12,8 @@ says so when the gallery changed since (the calibration is then stale; run ``rtv
 
 Caveat: these are pair statistics over enrolment photos, which are usually better than door frames; the FAR
 resolution is one over the number of impostor pairs, so a target of 0.1% needs well over 1000 impostor pairs
-(add ``--impostors DIR``) before the figure means anything. :func:`calibrate` says so in ``notes``.
+(add ``--impostors DIR``) before the figure means anything. :func:`calibrate` says so in ``notes``, and
+``rtv calibrate`` stores no threshold whose FAR it could not measure (:attr:`Calibration.measurable`).
 """
 
 from __future__ import annotations
@@ -49,6 +50,15 @@ class Calibration:
     gallery_fingerprint: str
     created: str
     notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def measurable(self) -> bool:
+        """Whether there are enough impostor pairs to measure the target FAR (at least ``1 / target_far``).
+
+        When not, the threshold is just the smallest impostor distance seen, with no margin below it: too loose to
+        store (``rtv calibrate`` then refuses to write it).
+        """
+        return self.n_impostor * self.target_far >= 1.0
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -96,9 +106,9 @@ def calibrate(vectors: np.ndarray, labels: np.ndarray, target_far: float, model_
     threshold, far, tar = threshold_at_far(genuine, impostor, target_far)
     notes = []
     if target_far < 1.0 / impostor.size:
-        notes.append(f"only {impostor.size} impostor pairs: a FAR of {target_far:g} cannot be measured (resolution "
-                     f"{1.0 / impostor.size:.2g}); the threshold is the smallest impostor distance, so no impostor "
-                     "pair is accepted; add --impostors DIR for a meaningful figure")
+        notes.append(f"only {impostor.size} impostor pairs: a FAR of {target_far:g} cannot be measured (it needs "
+                     f"{math.ceil(1.0 / target_far)}); the threshold found is just the smallest impostor distance; "
+                     "add photos of people who are not enrolled with --impostors DIR")
     if genuine.size == 0:
         tar = math.nan
         notes.append("no genuine pairs (every person has one embedding): TAR not measured; enrol 2+ photos each")

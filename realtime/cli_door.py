@@ -116,7 +116,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from realtime.door.audit import AuditError, AuditLog
+    from realtime.door.audit import AuditLog
+    from realtime.errors import AuditError
 
     config = _config(args)
     with AuditLog.open(config.door.audit, create=False) as audit:

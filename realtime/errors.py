@@ -57,3 +57,9 @@ class ExportError(RtvError):
     """Export to ONNX failed, or the parity check between PyTorch and ONNX Runtime is beyond tolerance."""
 
     exit_code = 9
+
+
+class AuditError(RtvError):
+    """The door audit log cannot be opened or written, or its hash chain is broken."""
+
+    exit_code = 10

@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from realtime.errors import RtvError
+from realtime.errors import AuditError
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x72747661  # b"rtva"
@@ -66,12 +66,6 @@ _SCHEMA = (
     "CREATE INDEX events_ts ON events(ts)",
 )
 _ALL_COLUMNS = CONTENT_COLUMNS + ("face_jpeg", "prev_hash", "hash")
-
-
-class AuditError(RtvError):
-    """The audit log cannot be opened or written, or its chain is broken (exit code 10)."""
-
-    exit_code = 10
 
 
 @dataclass(frozen=True)

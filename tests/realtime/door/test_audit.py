@@ -10,7 +10,8 @@ import textwrap
 
 import pytest
 
-from realtime.door.audit import GENESIS, AuditError, AuditLog, record_hash
+from realtime.door.audit import GENESIS, AuditLog, record_hash
+from realtime.errors import AuditError
 
 
 def _fill(path, n=4):

@@ -30,6 +30,7 @@ def draw_label(image: np.ndarray, text: str, x: int, y: int, color: tuple[int, i
     """Filled label box with ``text`` whose bottom-left is at (x, y); drawn in place on ``image``."""
     (tw, th), baseline = cv2.getTextSize(text, _FONT, font_scale, 1)
     y = max(y, th + baseline + 2)
+    x = max(0, min(x, image.shape[1] - tw - 4))  # keep the whole label inside the frame
     cv2.rectangle(image, (x, y - th - baseline - 2), (x + tw + 4, y), color, -1)
     luminance = 0.114 * color[0] + 0.587 * color[1] + 0.299 * color[2]
     ink = (0, 0, 0) if luminance > 140 else (255, 255, 255)

@@ -383,25 +383,13 @@ def cmd_export_embedder(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- registration
 
 
-def _group(sub: argparse._SubParsersAction, name: str, **kwargs) -> argparse._SubParsersAction:
-    """The sub-command group ``name`` (``rtv NAME WHAT``): the one already registered, else a new one."""
-    parser = sub.choices.get(name)
-    if parser is None:
-        parser = sub.add_parser(name, **kwargs)
-        group = parser.add_subparsers(dest=f"{name}_command", metavar="WHAT")
-        group.required = True
-        return group
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return action
-    raise RuntimeError(f"command {name!r} is registered without sub-commands")  # a wiring bug, not bad input
-
-
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``train embedder``, ``export embedder`` (to the ``export`` group when it exists) and ``eval faces``."""
-    train = _group(sub, "train", help="train or fine-tune networks (needs torch)",
-                   description="Training commands. They write state-dict checkpoints and plots; export a "
-                               "checkpoint to ONNX with 'rtv export ...'.")
+    """Add ``train embedder``, ``export embedder`` and ``eval faces`` to the CLI's shared command groups."""
+    from realtime.cli import command_group
+
+    train = command_group(sub, "train", "train or fine-tune networks (needs torch)",
+                          "Training commands. They write state-dict checkpoints and plots; export a checkpoint to "
+                          "ONNX with 'rtv export ...'.")
     p = train.add_parser(
         "embedder", help="fine-tune the face embedder (dlib ResNet) with the triplet loss",
         description="Fine-tunes dlib's face ResNet on a folder with one sub-folder of images per person. Faces "
@@ -438,7 +426,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train_embedder)
 
-    export = _group(sub, "export", help="PyTorch -> ONNX with the model contract and a parity check (needs torch)")
+    export = command_group(sub, "export", "PyTorch -> ONNX with the model contract and a parity check (needs torch)")
     p = export.add_parser(
         "embedder", help="export a fine-tuned face embedder checkpoint to ONNX",
         description="Exports a checkpoint of 'rtv train embedder' the way 'rtv export faces' exports the released "
@@ -452,7 +440,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--manifest", action="store_true", help="also record the file in a MANIFEST.json beside it")
     p.set_defaults(func=cmd_export_embedder)
 
-    evaluate = _group(sub, "eval", help="evaluate models on labelled data")
+    evaluate = command_group(sub, "eval", "evaluate models on labelled data")
     p = evaluate.add_parser(
         "faces", help="face verification: TAR at fixed FAR, best threshold, ROC plot",
         description="Detects, aligns and embeds the largest face of every image in a folder with one "

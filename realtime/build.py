@@ -129,6 +129,10 @@ def build_pipeline(config: Config) -> Pipeline:
                 stages.append(stage)
         if config.faces.enabled:
             stages.extend(build_face_stages(config))
+        if config.style.enabled:  # last: an effect on the displayed frame, analysis never sees it
+            from realtime.style import build_style_stage
+
+            stages.append(build_style_stage(config.style, runtime_options(config.runtime), ZOO_DIR))
     except BaseException:
         for stage in stages:
             stage.close()

@@ -279,11 +279,11 @@ def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Command groups that live in their own modules (faces, detector, export, ...)."""
     from export import commands as export_commands
     from export import detector_commands
-    from export import train_commands
-    from realtime import cli_door, cli_faces
+    from export import style_commands, train_commands
+    from realtime import bench_style, cli_door, cli_faces
 
     return [cli_faces.register, export_commands.register, detector_commands.register, train_commands.register,
-            cli_door.register]
+            cli_door.register, style_commands.register, bench_style.register]
 
 
 def _configure_environment() -> None:

@@ -148,6 +148,32 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class StyleConfig:
+    """Style transfer, drawn last on the displayed frame (analysis never sees it). Off by default.
+
+    ``styles``: style names to cycle through with the 's' key (empty: every shipped student style); ``model_dir``:
+    where ``style_*.onnx`` live (empty: realtime/zoo). ``strength`` 0..1 blends with the original frame. The style
+    width adapts between ``min_width`` and ``max_width`` to hold ``target_fps`` (``adaptive``). ``stabilise``
+    blends with the previous stylised frame (up to ``stabilise_strength``) where the input changed by less than
+    ``change_limit`` grey levels. ``quality``: the slow teacher network at ``max_width`` (offline annotation).
+    """
+
+    enabled: bool = False
+    styles: tuple[str, ...] = ()
+    model_dir: str = field(default="", metadata=_path())
+    strength: float = 1.0
+    target_fps: float = 15.0
+    width: int = 320
+    min_width: int = 128
+    max_width: int = 640
+    adaptive: bool = True
+    stabilise: bool = True
+    stabilise_strength: float = 0.6
+    change_limit: float = 12.0
+    quality: bool = False
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration; ``path`` is the file it came from (None for built-in defaults)."""
 
@@ -158,6 +184,7 @@ class Config:
     overlay: OverlayConfig = OverlayConfig()
     output: OutputConfig = OutputConfig()
     door: DoorConfig = DoorConfig()
+    style: StyleConfig = StyleConfig()
     path: str | None = field(default=None, metadata={"internal": True})
 
     def to_dict(self) -> dict[str, Any]:

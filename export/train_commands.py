@@ -159,29 +159,6 @@ def _open_detector(config, detect_width: int = STILL_DETECT_WIDTH):
 # ---------------------------------------------------------------- eval faces
 
 
-def verification_report(genuine: np.ndarray, impostor: np.ndarray, fars: tuple[float, ...]) -> dict[str, Any]:
-    """TAR (and threshold) at each FAR, marked unsupported when fewer than ``1 / far`` impostor pairs exist (one
-    false accept would already exceed it) or when there is no genuine pair; the best-accuracy threshold."""
-    from realtime.face.verification import best_accuracy_threshold, threshold_at_far
-
-    rows = []
-    for far in fars:
-        row: dict[str, Any] = {"far": far}
-        if len(genuine) == 0 or len(impostor) * far < 1.0:
-            row["supported"] = False
-            row["reason"] = (f"{len(impostor)} impostor pairs; FAR {far:g} needs at least {math.ceil(1 / far)}"
-                             if len(genuine) else "no genuine pairs")
-        else:
-            threshold, far_got, tar = threshold_at_far(genuine, impostor, far)
-            row.update(supported=True, tar=tar, threshold=threshold, far_measured=far_got)
-        rows.append(row)
-    best_threshold, accuracy = best_accuracy_threshold(genuine, impostor)
-    return {"genuine_pairs": int(len(genuine)), "impostor_pairs": int(len(impostor)), "at_far": rows,
-            "best_threshold": best_threshold, "best_accuracy": accuracy,
-            "genuine_mean": float(np.mean(genuine)) if len(genuine) else None,
-            "impostor_mean": float(np.mean(impostor)) if len(impostor) else None}
-
-
 def plot_roc(genuine: np.ndarray, impostor: np.ndarray, report: dict[str, Any], path: Path | str,
              title: str = "") -> Path:
     """ROC (TAR against FAR, log FAR axis) as a PNG (matplotlib, Agg). FAR 0 is drawn at half of the smallest
@@ -238,7 +215,7 @@ def _fmt(value) -> str:
 def cmd_eval_faces(args: argparse.Namespace) -> int:
     from realtime.build import open_face_embedder
     from realtime.cli import load_from_args
-    from realtime.face.verification import pair_distances
+    from realtime.face.verification import pair_distances, verification_report
 
     if not 0 < args.far < 1:
         raise ConfigError(f"--far must be between 0 and 1, got {args.far}")

@@ -27,7 +27,7 @@ from models.dlib_resnet import DlibResNet, load_dlib_weights
 from models.face_dataset import ChipAugment, ChipData, FaceChipDataset, PKSampler, chips_to_input, split_persons
 from models.triplet import DEFAULT_ALPHA, MINING, batch_triplet_loss
 from realtime.errors import ConfigError, ModelError
-from realtime.face.verification import best_accuracy_threshold, pair_distances, threshold_at_far
+from realtime.face.verification import pair_distances, verification_report
 
 CHECKPOINT_FORMAT = "rtv.face_embedder.v1"
 FARS = (1e-1, 1e-2, 1e-3)
@@ -109,21 +109,14 @@ def verification_figures(vectors: np.ndarray, labels: np.ndarray, fars: tuple[fl
                          ) -> dict[str, Any]:
     """Genuine/impostor pair counts, TAR at each FAR (``None`` when fewer than ``1 / far`` impostor pairs make that
     FAR unmeasurable), the best-accuracy threshold and accuracy, and mean pair distances."""
-    genuine, impostor = pair_distances(vectors, labels)
-    tar: dict[str, float | None] = {}
-    threshold: dict[str, float | None] = {}
-    for far in fars:
-        key = f"{far:g}"
-        if len(genuine) and len(impostor) * far >= 1.0:
-            t, _, tar_value = threshold_at_far(genuine, impostor, far)
-            tar[key], threshold[key] = tar_value, t
-        else:
-            tar[key], threshold[key] = None, None
-    best_t, best_acc = best_accuracy_threshold(genuine, impostor)
-    return {"genuine_pairs": int(len(genuine)), "impostor_pairs": int(len(impostor)), "tar": tar,
-            "threshold_at_far": threshold, "best_threshold": best_t, "best_accuracy": best_acc,
-            "mean_genuine": float(genuine.mean()) if len(genuine) else float("nan"),
-            "mean_impostor": float(impostor.mean()) if len(impostor) else float("nan")}
+    report = verification_report(*pair_distances(vectors, labels), fars)
+    rows = {f"{row['far']:g}": row for row in report["at_far"]}
+    return {"genuine_pairs": report["genuine_pairs"], "impostor_pairs": report["impostor_pairs"],
+            "tar": {k: row.get("tar") for k, row in rows.items()},
+            "threshold_at_far": {k: row.get("threshold") for k, row in rows.items()},
+            "best_threshold": report["best_threshold"], "best_accuracy": report["best_accuracy"],
+            "mean_genuine": float("nan") if report["genuine_mean"] is None else report["genuine_mean"],
+            "mean_impostor": float("nan") if report["impostor_mean"] is None else report["impostor_mean"]}
 
 
 def selection_score(figures: dict[str, Any]) -> tuple[str, float]:

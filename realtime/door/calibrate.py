@@ -30,7 +30,7 @@ import numpy as np
 
 from realtime.errors import ConfigError, GalleryError
 from realtime.face.matching import pairwise_distances
-from realtime.face.verification import pair_distances, threshold_at_far
+from realtime.face.verification import far_measurable, pair_distances, threshold_at_far
 
 FORMAT = "rtv-door-calibration"
 VERSION = 1
@@ -105,7 +105,7 @@ def calibrate(vectors: np.ndarray, labels: np.ndarray, target_far: float, model_
                            "or give photos of other people with --impostors DIR")
     threshold, far, tar = threshold_at_far(genuine, impostor, target_far)
     notes = []
-    if target_far < 1.0 / impostor.size:
+    if not far_measurable(impostor.size, target_far):
         notes.append(f"only {impostor.size} impostor pairs: a FAR of {target_far:g} cannot be measured (it needs "
                      f"{math.ceil(1.0 / target_far)}); the threshold found is just the smallest impostor distance; "
                      "add photos of people who are not enrolled with --impostors DIR")

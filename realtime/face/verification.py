@@ -70,3 +70,31 @@ def best_accuracy_threshold(genuine: np.ndarray, impostor: np.ndarray) -> tuple[
     correct = roc.tar * n_g + (1.0 - roc.far) * n_i
     k = int(np.argmax(correct))
     return float(roc.thresholds[k]), float(correct[k] / (n_g + n_i))
+
+
+def far_measurable(n_impostor: int, far: float) -> bool:
+    """A FAR can be measured only with at least ``1 / far`` impostor pairs (one false accept would exceed it)."""
+    return n_impostor * far >= 1.0
+
+
+def verification_report(genuine: np.ndarray, impostor: np.ndarray, fars: tuple[float, ...]) -> dict:
+    """TAR and threshold at each FAR (``supported`` False, with the reason, when the pairs cannot measure it),
+    the best-accuracy threshold and the mean genuine/impostor distances."""
+    import math
+
+    rows = []
+    for far in fars:
+        row: dict = {"far": far}
+        if len(genuine) == 0 or not far_measurable(len(impostor), far):
+            row["supported"] = False
+            row["reason"] = (f"{len(impostor)} impostor pairs; FAR {far:g} needs at least {math.ceil(1 / far)}"
+                             if len(genuine) else "no genuine pairs")
+        else:
+            threshold, far_got, tar = threshold_at_far(genuine, impostor, far)
+            row.update(supported=True, tar=tar, threshold=threshold, far_measured=far_got)
+        rows.append(row)
+    best_threshold, accuracy = best_accuracy_threshold(genuine, impostor)
+    return {"genuine_pairs": int(len(genuine)), "impostor_pairs": int(len(impostor)), "at_far": rows,
+            "best_threshold": best_threshold, "best_accuracy": accuracy,
+            "genuine_mean": float(np.mean(genuine)) if len(genuine) else None,
+            "impostor_mean": float(np.mean(impostor)) if len(impostor) else None}

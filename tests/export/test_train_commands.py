@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from export.train_commands import collect_faces, person_images, verification_report, write_smoke_persons
+from export.train_commands import collect_faces, person_images, write_smoke_persons
+from realtime.face.verification import verification_report
 from realtime.cli import main
 from realtime.config import ZOO_DIR
 from realtime.errors import DataError

@@ -51,12 +51,23 @@ def cmd_train_style(args: argparse.Namespace) -> int:
         raise ConfigError(f"--steps {args.steps}, --batch {args.batch}, --bank {args.bank}: need steps >= 1, "
                           "batch >= 1 and bank >= batch")
     teacher, provenance = teacher_for(args.style, threads=args.threads)
+    if args.perceptual < 0:
+        raise ConfigError(f"--perceptual {args.perceptual}: must be >= 0")
     config = StyleTrainConfig(arch=args.arch, width=args.width, blocks=args.blocks, steps=args.steps,
-                              batch=args.batch, lr=args.lr, bank=args.bank, threads=args.threads, seed=args.seed)
+                              batch=args.batch, lr=args.lr, bank=args.bank, threads=args.threads, seed=args.seed,
+                              perceptual=args.perceptual)
+    features = None
+    if args.perceptual > 0:
+        from export.sources import locate
+        from export.style_export import ARBITRARY_PREDICT
+        from models.style_net import OnnxFeatureNet
+        from models.train.style import FEATURE_STYLE_LAYERS
+
+        features = OnnxFeatureNet(locate(ARBITRARY_PREDICT), FEATURE_STYLE_LAYERS)
     out = Path(args.out)
     previews = Path(args.previews) if args.previews else None
     meta = train_style(teacher, out, provenance, config, preview_dir=previews, progress=not args.no_progress,
-                       log=lambda line: print(line, file=sys.stderr))
+                       log=lambda line: print(line, file=sys.stderr), features=features)
     print(f"wrote {out} (style {meta['style']}, {meta['parameters']} parameters); held-out PSNR vs teacher "
           f"{meta['held_out_psnr_db']['mean']:.2f} dB; previews in "
           f"{previews or out.parent / (out.stem + '_previews')}")
@@ -116,6 +127,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bank", type=int, default=400, help="teacher-labelled crops (default 400)")
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3)")
     p.add_argument("--threads", type=int, default=2, help="torch and teacher threads (default 2)")
+    p.add_argument("--perceptual", type=float, default=0.0, metavar="W",
+                   help="add W x the Gatys/Johnson losses (content + Gram style + TV; feature network: the "
+                        "MobileNetV2 trunk of the style predictor, arbitrary_predict.onnx). Default 0: "
+                        "distillation only")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--previews", metavar="DIR", help="preview folder (default CKPT's folder/<name>_previews)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

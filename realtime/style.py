@@ -219,8 +219,12 @@ class StyleTransfer:
     def paint_rgb(self, frame_rgb: np.ndarray) -> np.ndarray:
         """One network run: uint8 RGB (h, w, 3) at a valid size -> float32 RGB (h, w, 3) in 0..255."""
         choice = self.style
+        spec = choice.model.contract.input
         x = np.ascontiguousarray(frame_rgb.transpose(2, 0, 1)[None], dtype=np.float32)
-        x *= np.float32(choice.model.contract.input.scale)
+        x *= np.float32(spec.scale)
+        if any(m != 0.0 for m in spec.mean) or any(s != 1.0 for s in spec.std):
+            x -= np.asarray(spec.mean, np.float32).reshape(1, 3, 1, 1)
+            x /= np.asarray(spec.std, np.float32).reshape(1, 3, 1, 1)
         extra = None
         if choice.index is not None:
             n = int(choice.model.contract.extra.get("style_count", len(style_names(choice.model))))

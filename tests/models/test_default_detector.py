@@ -62,7 +62,7 @@ def test_doxygen_diagrams_are_not_photos():
 
 def test_bundled_sources_and_teacher_labels(tmp_path, teacher):
     pytest.importorskip("skimage.data")
-    items = recipe.bundled_sources(tmp_path, every=8, block=12)
+    items = recipe.bundled_sources(tmp_path, every=8)
     names = {i.path.name for i in items}
     assert {"astronaut.png", "coffee.png", "camera.png"} <= names
     assert all(i.path.is_file() for i in items)

@@ -150,3 +150,25 @@ def test_shipped_model_finds_the_astronaut_face_like_the_teacher(teacher):
     assert len(reference) == 1 and len(found.boxes_xyxy) >= 1
     best = int(np.argmax(found.scores))
     assert box_iou(found.boxes_xyxy[best:best + 1], reference)[0, 0] > 0.5
+
+
+def test_near_duplicates_catches_copies_of_a_photo_but_not_other_photos(tmp_path, teacher):
+    skimage_data = pytest.importorskip("skimage.data")
+    astronaut = astronaut_bgr()
+    variants = {
+        "astronaut.jpg": astronaut,
+        "astronaut_blurred_small.jpg": cv2.resize(cv2.GaussianBlur(astronaut, (0, 0), 2), (256, 256)),
+        "astronaut_face_crop.jpg": np.ascontiguousarray(astronaut[0:300, 80:380]),
+        "coffee.jpg": np.ascontiguousarray(skimage_data.coffee()[..., ::-1]),
+        "grace.jpg": cv2.imread(str(Path(pytest.importorskip("matplotlib").get_data_path()) / "sample_data" /
+                                    "grace_hopper.jpg")),
+    }
+    items = []
+    for name, image in variants.items():
+        cv2.imwrite(str(tmp_path / name), image)
+        items.append(SourceImage(tmp_path / name, name, "test"))
+    labelled = {x.source.path.name: x for x in recipe.label_sources(items, teacher, progress=False)}
+    reference = [labelled["astronaut.jpg"]]
+    names = ["astronaut_blurred_small.jpg", "astronaut_face_crop.jpg", "coffee.jpg", "grace.jpg"]
+    flags = recipe.near_duplicates([labelled[n] for n in names], reference)
+    assert flags.tolist() == [True, True, False, False]

@@ -172,3 +172,23 @@ def test_near_duplicates_catches_copies_of_a_photo_but_not_other_photos(tmp_path
     names = ["astronaut_blurred_small.jpg", "astronaut_face_crop.jpg", "coffee.jpg", "grace.jpg"]
     flags = recipe.near_duplicates([labelled[n] for n in names], reference)
     assert flags.tolist() == [True, True, False, False]
+
+
+def test_lfw_heldout_split_is_teacher_labelled_on_heldout_backgrounds(tmp_path, teacher):
+    pytest.importorskip("skimage.data")
+    chips = recipe.lfw_face_chips()
+    assert len(chips) == 100 and chips[0].shape == (25, 25) and chips[0].dtype == np.uint8
+    (tmp_path / "images" / "test").mkdir(parents=True)
+    (tmp_path / "labels" / "test").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    background = cv2.GaussianBlur(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8), (0, 0), 3)
+    cv2.imwrite(str(tmp_path / "images" / "test" / "bg.jpg"), background)
+    (tmp_path / "labels" / "test" / "bg.txt").write_text("")
+    stats = recipe.make_lfw_heldout(tmp_path, teacher, RecipeConfig(composite_size_wh=(320, 240)), count=4,
+                                    progress=False)
+    assert stats["made"] == 4 and stats["kept"] == 4 - stats["dropped_teacher_missed"]
+    written = sorted((tmp_path / "images" / "test_lfw").glob("*.jpg"))
+    assert len(written) == stats["kept"]
+    lines = sum(len((tmp_path / "labels" / "test_lfw" / f"{p.stem}.txt").read_text().splitlines())
+                for p in written)
+    assert lines == stats["teacher_boxes"]

@@ -55,7 +55,8 @@ TEXTURE_FILES = ("brick.png", "grass.png", "gravel.png")
 
 @dataclass(frozen=True)
 class SourceImage:
-    """One training or test image on disk. ``group``: the source it came from (a photo, or a whole video); splits never separate a group. ``origin``: the package it came from (for the provenance record)."""
+    """One training or test image on disk. ``group``: the source it came from (a photo, or a whole video);
+    splits never separate a group. ``origin``: the package it came from (for the provenance record)."""
 
     path: Path
     group: str
@@ -800,9 +801,12 @@ def build_dataset(work_dir: Path | str, config: RecipeConfig = RecipeConfig(), t
         summary["test_lfw"] = {"images": lfw_stats["kept"], "faces": lfw_stats["teacher_boxes"]}
         summary["train"]["real_images"] = len(train_real)
         summary["train"]["composites"] = len(comp_train)
-        return DataReport(data_yaml, versions, summary,
-                          sorted({x.source.group for x in test_real}),
-                          {"train": st_train, "val": st_val, "test": st_test, "test_lfw": lfw_stats})
+        report = DataReport(data_yaml, versions, summary, sorted({x.source.group for x in test_real}),
+                            {"train": st_train, "val": st_val, "test": st_test, "test_lfw": lfw_stats})
+        (work / "data" / "data_report.json").write_text(json.dumps(
+            {"versions": versions, "summary": summary, "test_groups": report.test_groups,
+             "composite_stats": report.composite_stats, "config": asdict(config)}, indent=1, default=str))
+        return report
     finally:
         if owned:
             teacher.close()
@@ -877,8 +881,8 @@ def build_default_detector(work_dir: Path | str, out_onnx: Path | str, minutes_b
                            config: RecipeConfig = RecipeConfig(), epochs: int | None = None, threads: int = 1,
                            progress: bool = True, manifest: bool = True, log: Callable[[str], None] = print
                            ) -> dict[str, Any]:
-    """Build the data set, train for about ``minutes_budget`` minutes (or exactly ``epochs``), export with the
-    parity check, evaluate on the held-out split, and record the zoo manifest entry beside ``out_onnx``.
+    """Build the data set, train for about ``minutes_budget`` minutes (or exactly ``epochs``), then
+    :func:`export_and_evaluate` (export with the parity check, held-out AP@0.5, manifest entry).
 
     The training length is fixed before training from a measured step time, and written to the report
     (``epochs``, ``steps_per_epoch``), so a run can be repeated exactly with ``epochs=`` on another machine.
@@ -886,7 +890,6 @@ def build_default_detector(work_dir: Path | str, out_onnx: Path | str, minutes_b
     """
     import torch
 
-    from export.yolo_export import export_detector
     from models.train.detector import train_detector
 
     torch.set_num_threads(int(threads))
@@ -895,34 +898,53 @@ def build_default_detector(work_dir: Path | str, out_onnx: Path | str, minutes_b
     started = time.perf_counter()
     data = build_dataset(work, config, progress=progress, log=log)
     log(json.dumps(data.summary))
-    train_images = data.summary["train"]["images"]
-    steps_per_epoch = max(1, train_images // config.batch_size)
+    steps_per_epoch = max(1, data.summary["train"]["images"] // config.batch_size)
     if epochs is None:
         step_s = seconds_per_step(config) * 1.35  # data loading and augmentation on the same thread
         total = max(1, int(minutes_budget * 60 / step_s))
         epochs = max(1, math.ceil(total / steps_per_epoch))
         log(f"training: ~{step_s:.2f} s/step -> {epochs} epochs of {steps_per_epoch} steps")
-    run_dir = work / "run"
-    result = train_detector(data.data_yaml, run_dir, epochs=epochs, img_size=config.img_size,
-                            batch_size=config.batch_size, lr=config.lr, variant=config.variant,
-                            anchors_per_scale=config.anchors_per_scale, width=config.width, augment=True,
-                            seed=config.seed, threads=threads, progress=progress)
+    train_detector(data.data_yaml, work / "run", epochs=epochs, img_size=config.img_size,
+                   batch_size=config.batch_size, lr=config.lr, variant=config.variant,
+                   anchors_per_scale=config.anchors_per_scale, width=config.width, augment=True, seed=config.seed,
+                   threads=threads, progress=progress)
+    report = export_and_evaluate(work, out_onnx, config, manifest=manifest)
+    report["minutes"] = (time.perf_counter() - started) / 60
+    (work / "report.json").write_text(json.dumps(report, indent=1, default=str))
+    return report
+
+
+def export_and_evaluate(work_dir: Path | str, out_onnx: Path | str, config: RecipeConfig = RecipeConfig(),
+                        manifest: bool = True) -> dict[str, Any]:
+    """Export ``work_dir/run/best.pt`` (parity-checked), evaluate it served by ``realtime`` on the held-out
+    splits (``test``, ``test_composite``, ``test_lfw``), measure its latency, write ``work_dir/report.json`` and,
+    with ``manifest``, the zoo MANIFEST entry beside ``out_onnx``. Needs ``work_dir/data/data_report.json``."""
+    from export.yolo_export import export_detector
+
+    work = Path(work_dir)
+    data_path = work / "data" / "data_report.json"
+    history_path = work / "run" / "history.json"
+    if not data_path.is_file() or not history_path.is_file():
+        raise DataError(f"{work}: no data/data_report.json or run/history.json; run the whole recipe first")
+    data = json.loads(data_path.read_text())
+    history = json.loads(history_path.read_text())
+    data_yaml = work / "data" / "data.yaml"
     out_onnx = Path(out_onnx)
     out_onnx.parent.mkdir(parents=True, exist_ok=True)
-    exported = export_detector(result["checkpoint"], out_onnx, img_size=config.img_size, dynamic_spatial=True,
+    exported = export_detector(work / "run" / "best.pt", out_onnx, img_size=config.img_size, dynamic_spatial=True,
                                name="rtv-yolo-default-face")
-    test = evaluate_onnx(out_onnx, data.data_yaml, "test")
-    test_comp = evaluate_onnx(out_onnx, data.data_yaml, "test_composite")
-    test_lfw = evaluate_onnx(out_onnx, data.data_yaml, "test_lfw")
-    latency = onnx_latency_ms(out_onnx, config.img_size, threads=2)
-    best_epoch = max(result["history"], key=lambda h: 0 if math.isnan(h["map50"]) else h["map50"])
+    best_epoch = max(history, key=lambda h: 0 if math.isnan(h["map50"]) else h["map50"])
     report = {
-        "onnx": str(out_onnx), "sha256": exported["sha256"], "config": asdict(config), "epochs": epochs,
-        "steps_per_epoch": steps_per_epoch, "versions": data.versions, "data": data.summary,
-        "test_groups": data.test_groups, "composite_stats": data.composite_stats,
-        "val_map50_best": result["best_map50"], "best_epoch": best_epoch["epoch"],
-        "heldout_real": test, "heldout_composite": test_comp, "heldout_lfw": test_lfw, "latency": latency,
-        "parity": exported["parity"], "anchors": result["anchors"], "minutes": (time.perf_counter() - started) / 60,
+        "onnx": str(out_onnx), "sha256": exported["sha256"], "config": asdict(config), "epochs": len(history),
+        "steps_per_epoch": max(1, data["summary"]["train"]["images"] // config.batch_size),
+        "versions": data["versions"], "data": data["summary"], "test_groups": data["test_groups"],
+        "composite_stats": data["composite_stats"], "val_map50_best": best_epoch["map50"],
+        "best_epoch": best_epoch["epoch"],
+        "heldout_real": evaluate_onnx(out_onnx, data_yaml, "test"),
+        "heldout_composite": evaluate_onnx(out_onnx, data_yaml, "test_composite"),
+        "heldout_lfw": evaluate_onnx(out_onnx, data_yaml, "test_lfw"),
+        "latency": onnx_latency_ms(out_onnx, config.img_size, threads=2),
+        "parity": exported["parity"],
     }
     (work / "report.json").write_text(json.dumps(report, indent=1, default=str))
     if manifest:
@@ -987,11 +1009,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-download", action="store_true", help="bundled photos only (no pip/apt fetches)")
     parser.add_argument("--no-manifest", action="store_true", help="do not touch MANIFEST.json")
+    parser.add_argument("--finish-only", action="store_true",
+                        help="export, evaluate and record the model already trained in --work-dir")
     args = parser.parse_args(argv)
     config = RecipeConfig(seed=args.seed, composites=args.composites, download=not args.no_download)
     try:
-        report = build_default_detector(args.work_dir, args.out, args.minutes, config, args.epochs, args.threads,
-                                        manifest=not args.no_manifest)
+        if args.finish_only:
+            report = export_and_evaluate(args.work_dir, args.out, config, manifest=not args.no_manifest)
+        else:
+            report = build_default_detector(args.work_dir, args.out, args.minutes, config, args.epochs,
+                                            args.threads, manifest=not args.no_manifest)
     except RtvError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -4,8 +4,8 @@ Per frame: scale the frame to the current *style width* (a multiple of the model
 style network, reduce flicker by blending with the previous stylised frame where the input changed little, scale
 up to the frame size, blend with the original by ``strength``.
 
-* Live: the style width adapts so that capture -> styled frame stays within one frame at ``target_fps``
-  (:func:`next_style_width`).
+* Live: the style width adapts so that the style stage plus the work before it (capture -> style, or the gap
+  since the previous styled frame when that is smaller) fits one frame at ``target_fps`` (:func:`next_style_width`).
 * Quality mode (offline): the teacher network (``style_teacher26.onnx``) at ``max_width``, no adaptation.
 * ``cycle()`` (the 's' key) moves to the next configured style between frames.
 * A failing style stage is turned off by the pipeline (``fail_soft``); the rest keeps running.
@@ -202,6 +202,7 @@ class StyleTransfer:
         self._style_ms: float | None = None
         self._rest_ms: float | None = None
         self._frames = 0
+        self._last_end: float | None = None
         self._prev: tuple[np.ndarray, np.ndarray] | None = None  # (gray, styled float RGB) at style size
         self._closed = False
 
@@ -258,7 +259,13 @@ class StyleTransfer:
             out = cv2.resize(out, (fw, fh), interpolation=cv2.INTER_LINEAR)
         out = blend_strength(out, frame, self.strength)
         t_end = time.perf_counter()
-        self._adapt((t_end - t_start) * 1000.0, max(0.0, (t_start - packet.t_capture) * 1000.0))
+        # the rest of a frame's budget: capture -> here (analysis + hand-over), but never more than the gap since
+        # the previous styled frame (with a bounded file queue, frames wait long before they start; with a slow
+        # camera, the gap holds the wait for the next frame): the smaller one is the work that competes with style
+        latency = max(0.0, (t_start - packet.t_capture) * 1000.0)
+        rest = latency if self._last_end is None else min(latency, max(0.0, (t_start - self._last_end) * 1000.0))
+        self._last_end = t_end
+        self._adapt((t_end - t_start) * 1000.0, rest)
         extras = dict(packet.extras)
         extras["style"] = {"name": self.style.name, "width": size[0], "height": size[1]}
         return replace(packet, styled_bgr=out, extras=extras)

@@ -159,13 +159,25 @@ def test_adaptive_width_follows_the_budget(tmp_path, frame_factory):
     stage = StyleTransfer([StyleChoice("invert", model)], target_fps=15.0, width=320, min_width=128,
                           max_width=640, adapt_every=1, stabilise=False)
     frame = frame_factory(0, (640, 480))
-    late = FramePacket(index=0, t_capture=time.perf_counter() - 1.0, t_source=0.0, frame_bgr=frame)
-    for _ in range(6):   # a frame that arrives 1 s after capture: no budget left -> minimum width
-        stage(late)
+    for _ in range(8):   # other stages take 100 ms per frame (> 66.7 ms at 15 FPS): down to the minimum width
+        time.sleep(0.1)
+        stage(FramePacket(index=0, t_capture=time.perf_counter() - 0.1, t_source=0.0, frame_bgr=frame))
     assert stage.width == 128
-    for _ in range(30):  # fresh frames and a cheap model: grows back up to the maximum (the averages forget)
+    for _ in range(30):  # fresh frames, nothing else running, a cheap model: back up to the maximum
         stage(packet(frame))
     assert stage.width == 640
+    stage.close()
+
+
+def test_a_queued_file_frame_does_not_count_as_work(tmp_path, frame_factory):
+    # frames that waited 1 s in a bounded file queue, processed back to back: the wait is not a cost of the frame
+    model = open_style_model(style_onnx(tmp_path / "style_invert.onnx"), RuntimeOptions(providers="cpu"))
+    stage = StyleTransfer([StyleChoice("invert", model)], target_fps=15.0, width=320, min_width=128,
+                          max_width=640, adapt_every=1, stabilise=False)
+    frame = frame_factory(0, (640, 480))
+    for _ in range(20):
+        stage(FramePacket(index=0, t_capture=time.perf_counter() - 1.0, t_source=0.0, frame_bgr=frame))
+    assert stage.width >= 320
     stage.close()
 
 

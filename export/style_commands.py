@@ -67,7 +67,8 @@ def cmd_train_style(args: argparse.Namespace) -> int:
     out = Path(args.out)
     previews = Path(args.previews) if args.previews else None
     meta = train_style(teacher, out, provenance, config, preview_dir=previews, progress=not args.no_progress,
-                       log=lambda line: print(line, file=sys.stderr), features=features)
+                       log=lambda line: print(line, file=sys.stderr), features=features,
+                       init=Path(args.init) if args.init else None)
     print(f"wrote {out} (style {meta['style']}, {meta['parameters']} parameters); held-out PSNR vs teacher "
           f"{meta['held_out_psnr_db']['mean']:.2f} dB; previews in "
           f"{previews or out.parent / (out.stem + '_previews')}")
@@ -126,11 +127,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=4, help="crops per step (default 4)")
     p.add_argument("--bank", type=int, default=400, help="teacher-labelled crops (default 400)")
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3)")
-    p.add_argument("--threads", type=int, default=2, help="torch and teacher threads (default 2)")
+    p.add_argument("--threads", type=int, default=1, help="torch and teacher threads (default 1: on a shared "
+                                                           "2-core machine, 2 threads ran ~10x slower)")
     p.add_argument("--perceptual", type=float, default=0.0, metavar="W",
                    help="add W x the Gatys/Johnson losses (content + Gram style + TV; feature network: the "
                         "MobileNetV2 trunk of the style predictor, arbitrary_predict.onnx). Default 0: "
                         "distillation only")
+    p.add_argument("--init", metavar="CKPT", help="fine-tune from this checkpoint (same network shape)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--previews", metavar="DIR", help="preview folder (default CKPT's folder/<name>_previews)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

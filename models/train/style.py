@@ -261,7 +261,7 @@ class StyleTrainConfig:
     lr: float = 3e-3
     bank: int = 400
     sizes: tuple[tuple[int, int], ...] = ((128, 128), (160, 120), (120, 160), (176, 128))
-    threads: int = 2
+    threads: int = 1   # 2 threads were ~10x slower than 1 when another process shared the 2 cores
     seed: int = 0
     preview_every: int = 200
     l1_weight: float = 1.0
@@ -414,7 +414,8 @@ def evaluate_held_out(model: torch.nn.Module, teacher: Callable[[np.ndarray], np
 def train_style(teacher: Callable[[np.ndarray], np.ndarray], out: Path, provenance: dict[str, Any],
                 config: StyleTrainConfig = StyleTrainConfig(), photos: dict[str, np.ndarray] | None = None,
                 preview_dir: Path | None = None, progress: bool = True,
-                log: Callable[[str], None] = print, features: torch.nn.Module | None = None) -> dict[str, Any]:
+                log: Callable[[str], None] = print, features: torch.nn.Module | None = None,
+                init: Path | None = None) -> dict[str, Any]:
     """Distil ``teacher`` (uint8 RGB -> uint8 RGB) into a new network; write the checkpoint to ``out``.
 
     ``provenance`` (style name, teacher files, licence) goes into the checkpoint meta. With
@@ -441,6 +442,13 @@ def train_style(teacher: Callable[[np.ndarray], np.ndarray], out: Path, provenan
     kwargs = ({"width": config.width, "blocks": config.blocks} if config.arch == "student"
               else {"blocks": config.blocks})
     model = build_style_net(config.arch, **kwargs)
+    if init is not None:  # fine-tune: start from a checkpoint of the same network
+        start, start_meta = load_style_checkpoint(Path(init))
+        if type(start) is not type(model) or start.state_dict().keys() != model.state_dict().keys() or any(
+                a.shape != b.shape for a, b in zip(start.state_dict().values(), model.state_dict().values())):
+            raise ConfigError(f"--init {init}: a {start_meta.get('arch')} network of another shape than "
+                              f"{config.arch} width {config.width} blocks {config.blocks}")
+        model.load_state_dict(start.state_dict())
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=config.steps,
                                                    pct_start=0.1)
@@ -485,6 +493,7 @@ def train_style(teacher: Callable[[np.ndarray], np.ndarray], out: Path, provenan
         "train": {k: (list(map(list, v)) if k == "sizes" else v) for k, v in asdict(config).items()},
         "content_photos": sorted(train_photos), "held_out_photos": sorted(held),
         "held_out_psnr_db_before": before, "held_out_psnr_db": after,
+        "init": str(init) if init is not None else None,
         "teacher_seconds": round(teacher_s, 1), "train_seconds": round(time.perf_counter() - t0 - teacher_s, 1),
         "history": history,
         "losses": ("L1 + low-pass MSE vs teacher" + (

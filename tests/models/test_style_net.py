@@ -165,3 +165,20 @@ def test_feature_layers_and_perceptual_loss_gradients():
     assert generated.grad is not None and float(generated.grad.abs().sum()) > 0
     with pytest.raises(ValueError, match="not tensors of the graph"):
         OnnxFeatureNet(predictor_path(), ["no_such_tensor"])
+
+
+def test_fine_tune_starts_from_a_checkpoint_of_the_same_shape(tmp_path):
+    from realtime.errors import ConfigError
+
+    rng = np.random.default_rng(3)
+    photos = {name: rng.integers(0, 256, (80, 100, 3), dtype=np.uint8) for name in ("astronaut", "coffee")}
+    start = save_style_checkpoint(tmp_path / "a.pt", StudentStyleNet(8, 1),
+                                  {"arch": "student", "width": 8, "blocks": 1, "style": "x"})
+    config = StyleTrainConfig(width=8, blocks=1, steps=1, batch=1, bank=2, sizes=((32, 32),), preview_every=1)
+    meta = train_style(invert, tmp_path / "b.pt", {"style": "x"}, config, photos=photos, progress=False,
+                       log=lambda _: None, init=start)
+    assert meta["init"] == str(start)
+    with pytest.raises(ConfigError, match="another shape"):
+        train_style(invert, tmp_path / "c.pt", {"style": "x"}, StyleTrainConfig(width=16, blocks=1, steps=1,
+                                                                               batch=1, bank=2, sizes=((32, 32),)),
+                    photos=photos, progress=False, log=lambda _: None, init=start)

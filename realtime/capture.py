@@ -398,7 +398,8 @@ class Source:
                 self.stats.reconnects += 1
                 log.info("%s: reconnected after %d attempt(s)", self.reader.description, attempt)
                 return raw
-            raise SourceError(f"{error} (gave up after {self.config.reconnect_attempts} reconnect attempts)")
+            raise SourceError(f"{error} (gave up after {self.config.reconnect_attempts} reconnect attempts)"
+                              ) from first_error
 
 
 def open_source(config: SourceConfig, uri: str | None = None) -> Source:

@@ -7,7 +7,6 @@ import dataclasses
 import json
 import sys
 import time
-from pathlib import Path
 
 STILL_DETECT_WIDTH = 640
 

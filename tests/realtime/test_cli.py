@@ -1,7 +1,6 @@
 """The CLI end to end: annotate a generated clip, error paths (one line, right exit code, no traceback)."""
 
 import json
-from pathlib import Path
 
 import av
 import pytest

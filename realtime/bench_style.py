@@ -236,31 +236,10 @@ def cmd_bench_style(args: argparse.Namespace) -> int:
     return 0
 
 
-def command_group(sub: argparse._SubParsersAction, name: str, help_text: str) -> argparse._SubParsersAction:
-    """The sub-commands of ``rtv NAME``: the group another module registered, else a new one."""
-    groups = sub.__dict__.get("_rtv_groups", {})
-    if name in groups:
-        return groups[name]
-    parser = sub.choices.get(name)
-    if parser is not None:
-        for action in parser._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                return action
-        raise RuntimeError(f"command {name!r} is registered without sub-commands")  # a wiring bug
-    try:
-        from realtime.cli import command_group as shared_group
-    except ImportError:
-        shared_group = None
-    if shared_group is not None:
-        return shared_group(sub, name, help_text)
-    parser = sub.add_parser(name, help=help_text, description=help_text)
-    group = parser.add_subparsers(dest=f"{name}_command", metavar="WHAT")
-    group.required = True
-    return group
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``bench style`` to the ``bench`` group."""
+    from realtime.cli import command_group
+
     bench = command_group(sub, "bench", "benchmarks (not tests)")
     p = bench.add_parser("style", help="style models: ms per model and size, student vs teacher PSNR/SSIM, flicker",
                          description="Speed of every shipped style model at several widths (ONNX Runtime, "

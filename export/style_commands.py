@@ -6,7 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from realtime.bench_style import command_group
 from realtime.config import ZOO_DIR
 
 
@@ -106,7 +105,9 @@ def cmd_export_style(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``train style`` and ``export style`` to the ``train`` and ``export`` groups (made here if missing)."""
+    """Add ``train style`` and ``export style`` to the ``train`` and ``export`` groups."""
+    from realtime.cli import command_group
+
     train = command_group(sub, "train", "train networks in PyTorch (needs torch)")
     p = train.add_parser(
         "style", help="distil a real-time style network from a pretrained teacher (needs torch)",

@@ -235,7 +235,8 @@ class SourceStats:
 class Source:
     """One reader on one capture thread. Iterate to get :class:`FramePacket` objects; a context manager.
 
-    ``policy``: ``latest`` or ``every`` (``auto`` picks ``latest`` for cameras and streams, ``every`` otherwise).
+    ``policy``: ``latest`` or ``every`` (``auto`` picks ``latest`` for cameras, streams and paced files, ``every``
+    otherwise).
     ``pace``: replay a file at its own frame rate, as a camera would deliver it (for live-like benchmarks).
     Streams and cameras that fail mid-run reopen with exponential backoff up to ``reconnect_attempts`` times.
     """
@@ -245,8 +246,8 @@ class Source:
         self.reader = reader
         self.config = config
         policy = config.policy
-        if policy == "auto":
-            policy = "latest" if reader.live else "every"
+        if policy == "auto":  # a paced file stands in for a camera, so it is treated like one
+            policy = "latest" if (reader.live or config.pace) else "every"
         self.policy = policy
         self.stats = SourceStats()
         self._clock = clock

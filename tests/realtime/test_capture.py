@@ -80,6 +80,7 @@ def test_latest_policy_drops_and_counts_when_consumer_is_slow():
 def test_auto_policy_follows_reader():
     assert Source(FakeReader(live=True), SourceConfig()).policy == "latest"
     assert Source(FakeReader(live=False), SourceConfig()).policy == "every"
+    assert Source(FakeReader(live=False), SourceConfig(pace=True)).policy == "latest"
 
 
 def test_error_on_capture_thread_is_raised_on_main_thread():

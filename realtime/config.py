@@ -64,7 +64,7 @@ class DetectorConfig:
     enabled: bool = True
     model: str = field(default="", metadata=_path())
     input_size: tuple[int, int] | None = None
-    score_threshold: float = 0.3
+    score_threshold: float = 0.5
     iou_threshold: float = 0.45
     class_aware: bool = True
     max_candidates: int = 1000

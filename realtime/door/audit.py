@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from realtime.errors import AuditError
+from realtime.sqlite_file import create_schema, identify
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x72747661  # b"rtva"
@@ -264,24 +265,12 @@ def _real(value: float | None) -> float | None:
 
 
 def _read_or_create(conn: sqlite3.Connection, path: Path) -> None:
-    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    if app_id == 0 and version == 0 and not tables:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in _SCHEMA:
-                conn.execute(statement)
-            conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
-                             [("schema_version", str(SCHEMA_VERSION)),
-                              ("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))])
-            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+    found = identify(conn)
+    app_id, version, tables = found.application_id, found.version, found.tables
+    if found.blank:
+        meta = {"schema_version": str(SCHEMA_VERSION),
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        create_schema(conn, _SCHEMA, meta, APPLICATION_ID, SCHEMA_VERSION)
         return
     if app_id != APPLICATION_ID:
         raise AuditError(f"{path} is an SQLite database but not an rtv audit log (tables: "

@@ -35,6 +35,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from realtime.errors import GalleryError
+from realtime.sqlite_file import create_schema, identify
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x72747667  # b"rtvg"
@@ -624,30 +625,18 @@ def _db_error(path: Path, action: str, exc: sqlite3.Error, busy_timeout_s: float
 
 def _read_or_create(conn: sqlite3.Connection, path: Path, create: bool, sha: str | None, model_name: str | None,
                     size: int | None) -> dict[str, str]:
-    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    if app_id == 0 and version == 0 and not tables:
+    found = identify(conn)
+    app_id, version, tables = found.application_id, found.version, found.tables
+    if found.blank:
         if not create:
             raise GalleryError(f"{path} is an empty SQLite database, not an rtv gallery; enrol a face with "
                                "'rtv enroll' to create one")
         if sha is None or size is None or not model_name:
             raise GalleryError(f"cannot create gallery {path}: the embedding model's sha256, name and embedding "
                                "size are needed to make a new gallery")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in _SCHEMA:
-                conn.execute(statement)
-            meta = {"schema_version": str(SCHEMA_VERSION), "model_sha256": sha, "model_name": str(model_name),
-                    "embedding_size": str(size), "created": _now()}
-            conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta.items())
-            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        meta = {"schema_version": str(SCHEMA_VERSION), "model_sha256": sha, "model_name": str(model_name),
+                "embedding_size": str(size), "created": _now()}
+        create_schema(conn, _SCHEMA, meta, APPLICATION_ID, SCHEMA_VERSION)
         return meta
     if app_id != APPLICATION_ID:
         raise GalleryError(f"{path} is an SQLite database but not an rtv gallery (tables: "

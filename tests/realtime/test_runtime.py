@@ -70,3 +70,11 @@ def test_contract_mismatch_is_refused(tmp_path, onnx_factory, overrides, match):
 def test_wrong_kind(tiny_model):
     with pytest.raises(ModelError, match="expected a 'yolo' model"):
         OnnxModel(tiny_model, expected_kind="yolo")
+
+
+@pytest.mark.gpu
+def test_require_gpu_runs_on_cuda(tiny_model):
+    with OnnxModel(tiny_model, RuntimeOptions(providers="require-gpu")) as model:
+        assert model.providers[0] == "CUDAExecutionProvider"
+        x = np.ones((1, 3, 8, 8), np.float32)
+        np.testing.assert_allclose(model.run(x)[0], np.ones((1, 3)), rtol=1e-6)

@@ -64,6 +64,11 @@ def open_face_embedder(faces: FacesConfig, runtime: RuntimeConfig):
     return FaceEmbedder(model)
 
 
+def match_threshold(faces: FacesConfig, embedder) -> float:
+    """``faces.match_threshold`` when set, else the threshold the embedding model's contract carries."""
+    return float(faces.match_threshold) if faces.match_threshold is not None else embedder.match_threshold
+
+
 def load_gallery_snapshot(faces: FacesConfig, embedder) -> tuple[np.ndarray, np.ndarray]:
     """Vectors and labels of the configured gallery; empty (everyone "unknown") when the file does not exist yet."""
     from realtime.face.gallery import Gallery
@@ -98,7 +103,7 @@ def build_face_stages(config: Config) -> list:
         stages.append(FaceRecognition(
             embedder, vectors, labels,
             FaceTracker(reembed_every=faces.reembed_every, reembed_iou=faces.reembed_iou),
-            match_threshold=faces.match_threshold, match_margin=faces.match_margin))
+            match_threshold=match_threshold(faces, embedder), match_margin=faces.match_margin))
     return stages
 
 

@@ -118,7 +118,7 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_faces(args: argparse.Namespace) -> int:
-    from realtime.build import open_face_detector, open_face_embedder
+    from realtime.build import match_threshold, open_face_detector, open_face_embedder
     from realtime.face.bench import bench_faces, format_report
     from realtime.metrics import write_json
 
@@ -127,7 +127,8 @@ def cmd_bench_faces(args: argparse.Namespace) -> int:
     embedder = open_face_embedder(config.faces, config.runtime)
     try:
         report = bench_faces(detector, embedder, n_faces=args.faces, repeats=args.repeats,
-                             reembed_every=config.faces.reembed_every, match_threshold=config.faces.match_threshold,
+                             reembed_every=config.faces.reembed_every,
+                             match_threshold=match_threshold(config.faces, embedder),
                              match_margin=config.faces.match_margin)
     finally:
         detector.close()

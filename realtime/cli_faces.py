@@ -40,6 +40,7 @@ def _open_gallery(config, embedder, create: bool):
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
+    from realtime.build import match_threshold
     from realtime.errors import ConfigError
     from realtime.face.enroll import (collect_samples, enroll_samples, expand_image_paths, look_alikes,
                                       read_image)
@@ -59,9 +60,10 @@ def cmd_enroll(args: argparse.Namespace) -> int:
             print(f"refused {refusal.source}: {refusal.reason}", file=sys.stderr)
         with _open_gallery(config, embedder, create=bool(samples)) as gallery:
             vectors, labels = gallery.vectors()
-            for person, distance in look_alikes(samples, args.name, vectors, labels, faces.match_threshold):
+            threshold = match_threshold(faces, embedder)
+            for person, distance in look_alikes(samples, args.name, vectors, labels, threshold):
                 print(f"warning: the new face of {args.name!r} already matches {person!r} (distance "
-                      f"{distance:.3f} < {faces.match_threshold}); check that these are different people",
+                      f"{distance:.3f} < {threshold}); check that these are different people",
                       file=sys.stderr)
             total = enroll_samples(gallery, args.name, samples, refused, replace=args.replace)
     finally:
@@ -104,6 +106,7 @@ def _camera_samples(config, args, detector, embedder):
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
+    from realtime.build import match_threshold
     from realtime.face.enroll import embed_faces, read_image
     from realtime.face.matching import match_faces
 
@@ -118,13 +121,13 @@ def cmd_identify(args: argparse.Namespace) -> int:
     finally:
         detector.close()
         embedder.close()
-    ids, best, second = match_faces(vectors, gallery_vectors, labels, config.faces.match_threshold,
-                                    config.faces.match_margin)
+    threshold = match_threshold(config.faces, embedder)
+    ids, best, second = match_faces(vectors, gallery_vectors, labels, threshold, config.faces.match_margin)
     out = []
     for i, face in enumerate(faces.to_json()):
         face.update(identity=ids[i], distance=_num(best[i]), second_distance=_num(second[i]))
         out.append(face)
-    print(json.dumps({"image": str(args.image), "threshold": config.faces.match_threshold,
+    print(json.dumps({"image": str(args.image), "threshold": threshold,
                       "margin": config.faces.match_margin, "faces": out}, indent=2))
     return 0
 
@@ -138,6 +141,7 @@ def _num(value: float) -> float | None:
 def cmd_verify(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from realtime.build import match_threshold
     from realtime.errors import EnrollmentError
     from realtime.face.enroll import embed_faces, read_image
 
@@ -158,9 +162,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
         detector.close()
         embedder.close()
     distance = float(np.linalg.norm(vectors[0] - vectors[1]))
-    same = distance < config.faces.match_threshold
+    threshold = match_threshold(config.faces, embedder)
+    same = distance < threshold
     print(json.dumps({"image1": str(args.image1), "image2": str(args.image2), "distance": round(distance, 4),
-                      "threshold": config.faces.match_threshold, "same_person": same}, indent=2))
+                      "threshold": threshold, "same_person": same}, indent=2))
     return 0
 
 
@@ -214,7 +219,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("identify", help="1:K: who is in this image? prints JSON",
                        description="Each face with its box, landmarks, identity (or null: unknown) and distance. "
-                                   "Open set: a name only when the distance is under faces.match_threshold and "
+                                   "Open set: a name only when the distance is under faces.match_threshold "
+                                   "(default: the model's own, 0.6 for dlib) and "
                                    "beats the second-best person by faces.match_margin.")
     p.add_argument("image")
     p.set_defaults(func=cmd_identify)

@@ -84,7 +84,7 @@ class FacesConfig:
     iou_threshold: float = 0.4
     max_faces: int = 16
     recognize: bool = True
-    match_threshold: float = 0.6
+    match_threshold: float | None = None
     match_margin: float = 0.04
     reembed_every: int = 10
     reembed_iou: float = 0.6
@@ -220,7 +220,8 @@ def load_config(path: Path | str | None = None, overrides: list[str] | tuple[str
 
 
 def apply_override(data: dict[str, Any], item: str) -> None:
-    """Apply one ``section.key=value`` override in place; the value is parsed as YAML (``true``, ``0.5``, ``[1, 2]``)."""
+    """Apply one ``section.key=value`` override in place; the value is parsed as YAML (``true``, ``0.5``,
+    ``[1, 2]``)."""
     if "=" not in item:
         raise ConfigError(f"--set {item!r}: expected section.key=value")
     key, _, raw = item.partition("=")
@@ -322,6 +323,8 @@ def _check_ranges(section: Any, prefix: str) -> None:
     for fld in dataclasses.fields(section):
         value = getattr(section, fld.name)
         key = f"{prefix}{fld.name}"
+        if value is None:
+            continue
         if fld.name.endswith("_threshold") or fld.name in ("match_margin", "reembed_iou"):
             if not 0.0 <= value <= (4.0 if fld.name == "match_threshold" else 1.0):
                 raise ConfigError(f"{key}={value!r}: out of range")

@@ -88,3 +88,16 @@ def test_bad_yaml_and_missing_file(tmp_path):
         load_config(tmp_path / "missing.yaml")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(write(tmp_path, "- a\n- b\n"))
+
+
+def test_match_threshold_defaults_to_the_models_own():
+    from realtime.build import match_threshold
+
+    class Embedder:
+        match_threshold = 0.45
+
+    assert load_config(None).faces.match_threshold is None
+    assert match_threshold(load_config(None).faces, Embedder()) == 0.45
+    assert match_threshold(load_config(None, ["faces.match_threshold=0.5"]).faces, Embedder()) == 0.5
+    with pytest.raises(ConfigError, match=r"faces\.match_threshold"):
+        load_config(None, ["faces.match_threshold=-1"])

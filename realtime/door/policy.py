@@ -1,10 +1,10 @@
 """Door decisions over a face track: quality gates per frame, votes, majority, cooldowns, access windows.
 
 Never from one frame. The recognition stage ("recognize") embeds a tracked face and records each result in the
-tracker's history ``(frame_index, identity, distance)``; ``identity`` is already subject to the door's match
-threshold and margin (door mode builds the recogniser with them). :class:`DoorPolicy` keeps, per track, which
-frames passed the quality gates (size, sharpness, roughly frontal from the 5 landmarks), and counts as *votes* only
-the history entries of good frames since the track's last decision. Then :func:`decide_votes`:
+tracker's history ``(frame_index, identity, distance, second_distance)``; ``identity`` is already subject to the
+door's match threshold and margin (door mode builds the recogniser with them). :class:`DoorPolicy` keeps, per
+track, which frames passed the quality gates (size, sharpness, roughly frontal from the 5 landmarks), and counts
+as *votes* only the history entries of good frames since the track's last decision. Then :func:`decide_votes`:
 
 - fewer than ``min_frames`` votes: wait ("hold still");
 - one enrolled person named in at least ``majority`` of the last ``window_frames`` votes: that person is
@@ -43,7 +43,8 @@ SHARPNESS_SIZE = 96
 class DoorRules:
     """The decision rules (from ``door`` config plus the threshold in use).
 
-    ``match_threshold``/``match_margin``: what the recogniser used to name a face (documented here for the audit);
+    ``match_threshold``/``match_margin``: what the recogniser used to name a face (the audit records the threshold
+    and the margin the votes actually achieved: median second-best minus best distance);
     ``deny_threshold``: a frame with no name whose best distance is at least this is a confident non-match.
     """
 
@@ -149,6 +150,7 @@ class Vote:
     frame_index: int
     identity: str | None
     distance: float
+    second_distance: float | None = None
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,7 @@ class Verdict:
     used: int
     agreeing: int
     reason: str
+    margin: float = math.nan
 
 
 def decide_votes(votes: Sequence[Vote], rules: DoorRules) -> Verdict:
@@ -174,8 +177,11 @@ def decide_votes(votes: Sequence[Vote], rules: DoorRules) -> Verdict:
     if names:
         person, count = names.most_common(1)[0]
         if count >= needed:
-            dist = float(np.median([v.distance for v in window if v.identity == person]))
-            return Verdict("match", person, dist, n, count, f"{count}/{n} frames match {person}")
+            agreeing = [v for v in window if v.identity == person]
+            dist = float(np.median([v.distance for v in agreeing]))
+            gaps = [v.second_distance - v.distance for v in agreeing if v.second_distance is not None]
+            margin = float(np.median(gaps)) if gaps else math.nan
+            return Verdict("match", person, dist, n, count, f"{count}/{n} frames match {person}", margin)
     unknown = [v for v in window if v.identity is None and (math.isnan(v.distance) or
                                                             v.distance >= rules.deny_threshold)]
     if len(unknown) >= needed:
@@ -297,7 +303,7 @@ class DoorPolicy:
     def _decide(self, packet: FramePacket, track_id: int, state: _TrackState, box: tuple[float, ...],
                 quality: FaceQuality, t: float) -> list[Any]:
         rules = self.rules
-        votes = [Vote(int(h[0]), h[1], float(h[2])) for h in self._history(track_id)
+        votes = [Vote(int(h[0]), h[1], float(h[2]), h[3] if len(h) > 3 else None) for h in self._history(track_id)
                  if int(h[0]) > state.since and state.good.get(int(h[0]), False)]
         verdict = decide_votes(votes, rules)
         common = dict(track_id=track_id, box_xyxy=box, distance=verdict.distance, frames_used=verdict.used,
@@ -316,7 +322,7 @@ class DoorPolicy:
                 # A repeat for the same person inside the cooldown: show the standing decision, decide nothing.
                 return [dataclasses.replace(held[1], track_id=track_id, box_xyxy=box, new=False,
                                             frame_index=packet.index)]
-            common["margin"] = rules.match_margin
+            common["margin"] = verdict.margin  # achieved: median second-best minus best over the agreeing votes
             try:
                 access = self._access(person)
                 allowed = access.allowed

@@ -63,12 +63,12 @@ class FaceRecognition:
             chips = align_faces(packet.frame_bgr, faces.landmarks5[todo], self.embedder.template5,
                                 self.embedder.size_wh[0])
             vectors = self.embedder.embed(chips)
-            names, best, _second = match_faces(vectors, self.gallery_vectors, self.gallery_labels,
+            names, best, second = match_faces(vectors, self.gallery_vectors, self.gallery_labels,
                                                self.match_threshold, self.match_margin)
             self.embedded += int(todo.size)
             for k, i in enumerate(todo):
                 identities[i], distances[i] = names[k], best[k]
-                self.tracker.remember(int(update.track_ids[i]), names[k], float(best[k]))
+                self.tracker.remember(int(update.track_ids[i]), names[k], float(best[k]), float(second[k]))
         faces = dataclasses.replace(faces, identities=tuple(identities), distances=distances,
                                     track_ids=update.track_ids.astype(np.int64))
         return dataclasses.replace(packet, faces=faces)

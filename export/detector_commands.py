@@ -117,7 +117,7 @@ def cmd_label(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     from realtime.cli import command_group
 
-    train = command_group(sub, "train", "train networks in PyTorch (needs torch)")
+    train = command_group(sub, "train")
     p = train.add_parser("detector", help="train the YOLO grid/anchor detector on a YOLO-format data set",
                          description="Data: a YAML naming train/val image folders and class names; labels in the "
                                      "usual labels/ folders (one 'class cx cy w h' line per box, normalised). "
@@ -138,7 +138,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--init", help="start from this checkpoint (fine-tune)")
     p.set_defaults(func=cmd_train_detector)
 
-    evaluate = command_group(sub, "eval", "evaluate models on labelled data")
+    evaluate = command_group(sub, "eval")
     p = evaluate.add_parser("detector", help="AP@0.5 per class and mAP of a detector (.pt or .onnx)",
                             description="On a data YAML (its --split) or a labelled image folder.")
     p.add_argument("model", help="checkpoint (.pt) or exported model (.onnx)")
@@ -147,7 +147,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval_detector)
 
-    export = command_group(sub, "export", "PyTorch -> ONNX with the model contract and a parity check (needs torch)")
+    export = command_group(sub, "export")
     p = export.add_parser("detector", help="a detector checkpoint -> ONNX (opset 17, contract, parity check)")
     p.add_argument("checkpoint")
     p.add_argument("--out", required=True, help="model.onnx")
@@ -163,7 +163,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint")
     p.set_defaults(func=cmd_export_check)
 
-    bench = command_group(sub, "bench", "benchmarks (not tests)")
+    bench = command_group(sub, "bench")
     p = bench.add_parser("detector", help="preprocess / inference / decode+NMS ms at several sizes; ORT vs PyTorch",
                          description="On the demo clip (or --clip). With --checkpoint, PyTorch eager on the same "
                                      "model in the same run. Also times NMS on 1000 candidates.")

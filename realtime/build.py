@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from realtime.config import ZOO_DIR, Config, FacesConfig, RuntimeConfig
 from realtime.errors import GalleryError, ModelError
 from realtime.pipeline import Pipeline
 from realtime.runtime import OnnxModel, RuntimeOptions
+from realtime.threads import ThreadPlan, apply_process_threads, plan_threads
 
 log = logging.getLogger(__name__)
 
@@ -22,14 +22,26 @@ DEFAULT_MODELS = {
 }
 
 
-def runtime_options(config: RuntimeConfig) -> RuntimeOptions:
-    return RuntimeOptions(providers=config.providers, intra_op_threads=config.intra_op_threads,
-                          inter_op_threads=config.inter_op_threads, graph_optimization=config.graph_optimization)
+def runtime_options(config: RuntimeConfig, plan: ThreadPlan | None = None) -> RuntimeOptions:
+    """Session options from ``config``, its ``auto`` thread counts resolved by ``plan`` (default: the plan for
+    this machine with both analysis branches)."""
+    plan = plan or plan_threads(config)
+    return RuntimeOptions(providers=config.providers, intra_op_threads=plan.intra_op,
+                          inter_op_threads=plan.inter_op, graph_optimization=config.graph_optimization,
+                          allow_spinning=plan.allow_spinning)
 
 
-def apply_thread_settings(config: RuntimeConfig) -> None:
-    """OpenCV's pool sized from config (ONNX Runtime's per session). Called once when a pipeline is built."""
-    cv2.setNumThreads(int(config.opencv_threads))
+def analysis_branches(config: Config) -> int:
+    """Stage branches that can run at once: object detection and faces (each reads only the original frame)."""
+    return max(1, int(config.detector.enabled) + int(config.faces.enabled))
+
+
+def apply_thread_settings(config: Config) -> ThreadPlan:
+    """The thread plan for ``config`` on this machine, with OpenCV's and BLAS's pools set from it (ONNX Runtime's
+    go into each session). Called once when a pipeline is built."""
+    plan = plan_threads(config.runtime, branches=analysis_branches(config))
+    apply_process_threads(plan)
+    return plan
 
 
 def model_path(configured: str, role: str, required: bool = True) -> Path | None:
@@ -47,19 +59,19 @@ def model_path(configured: str, role: str, required: bool = True) -> Path | None
     return None
 
 
-def open_face_detector(faces: FacesConfig, runtime: RuntimeConfig):
+def open_face_detector(faces: FacesConfig, runtime: RuntimeConfig, plan: ThreadPlan | None = None):
     from realtime.face.detector import FaceDetector
 
-    model = OnnxModel(model_path(faces.detector_model, "face_detector"), runtime_options(runtime),
+    model = OnnxModel(model_path(faces.detector_model, "face_detector"), runtime_options(runtime, plan),
                       expected_kind="face_detector")
     return FaceDetector(model, detect_width=faces.detect_width, score_threshold=faces.score_threshold,
                         iou_threshold=faces.iou_threshold, max_faces=faces.max_faces)
 
 
-def open_face_embedder(faces: FacesConfig, runtime: RuntimeConfig):
+def open_face_embedder(faces: FacesConfig, runtime: RuntimeConfig, plan: ThreadPlan | None = None):
     from realtime.face.embedder import FaceEmbedder
 
-    model = OnnxModel(model_path(faces.embedder_model, "face_embedder"), runtime_options(runtime),
+    model = OnnxModel(model_path(faces.embedder_model, "face_embedder"), runtime_options(runtime, plan),
                       expected_kind="face_embedder")
     return FaceEmbedder(model)
 
@@ -86,14 +98,14 @@ def load_gallery_snapshot(faces: FacesConfig, embedder) -> tuple[np.ndarray, np.
     return vectors, labels
 
 
-def build_face_stages(config: Config) -> list:
+def build_face_stages(config: Config, plan: ThreadPlan | None = None) -> list:
     from realtime.face.recognition import FaceRecognition
     from realtime.face.track import FaceTracker
 
     faces = config.faces
-    stages: list = [open_face_detector(faces, config.runtime)]
+    stages: list = [open_face_detector(faces, config.runtime, plan)]
     if faces.recognize:
-        embedder = open_face_embedder(faces, config.runtime)
+        embedder = open_face_embedder(faces, config.runtime, plan)
         try:
             vectors, labels = load_gallery_snapshot(faces, embedder)
         except GalleryError:
@@ -107,7 +119,7 @@ def build_face_stages(config: Config) -> list:
     return stages
 
 
-def build_detector_stage(config: Config):
+def build_detector_stage(config: Config, plan: ThreadPlan | None = None):
     """The object-detection stage, or ``None`` when no model is configured and none ships."""
     det = config.detector
     path = model_path(det.model, "detector", required=bool(det.model))
@@ -116,7 +128,7 @@ def build_detector_stage(config: Config):
         return None
     from realtime.detect.yolo import ObjectDetection, YoloDetector
 
-    model = OnnxModel(path, runtime_options(config.runtime), expected_kind="yolo")
+    model = OnnxModel(path, runtime_options(config.runtime, plan), expected_kind="yolo")
     detector = YoloDetector(model, input_size=det.input_size, score_threshold=det.score_threshold,
                             iou_threshold=det.iou_threshold, class_aware=det.class_aware,
                             max_candidates=det.max_candidates, max_detections=det.max_detections)
@@ -125,22 +137,24 @@ def build_detector_stage(config: Config):
 
 def build_pipeline(config: Config) -> Pipeline:
     """Stages in order: detection, faces (detect, recognize). Analysis stages all see the original frame."""
-    apply_thread_settings(config.runtime)
+    plan = apply_thread_settings(config)
     stages: list = []
     try:
         if config.detector.enabled:
-            stage = build_detector_stage(config)
+            stage = build_detector_stage(config, plan)
             if stage is not None:
                 stages.append(stage)
         if config.faces.enabled:
-            stages.extend(build_face_stages(config))
+            stages.extend(build_face_stages(config, plan))
         if config.style.enabled:  # last: an effect on the displayed frame, analysis never sees it
             from realtime.style.stage import build_style_stage
 
-            stages.append(build_style_stage(config.style, runtime_options(config.runtime), ZOO_DIR))
+            stages.append(build_style_stage(config.style, runtime_options(config.runtime, plan), ZOO_DIR))
     except BaseException:
         for stage in stages:
             stage.close()
         raise
     log.info("pipeline stages: %s", ", ".join(s.name for s in stages) or "(none)")
-    return Pipeline(stages)
+    pipeline = Pipeline(stages)
+    pipeline.thread_plan = plan
+    return pipeline

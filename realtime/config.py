@@ -48,12 +48,17 @@ class SourceConfig:
 
 @dataclass(frozen=True)
 class RuntimeConfig:
-    """ONNX Runtime and thread settings. Defaults keep ORT, OpenCV and numpy from fighting over 2 cores."""
+    """ONNX Runtime and thread settings. ``auto`` (see realtime/threads.py) sizes the stage workers, ORT's
+    intra-op threads per session, OpenCV's and BLAS's pools together from the cores available, so they never
+    oversubscribe; numbers are used as given (``intra_op_threads: 0`` is ONNX Runtime's own default).
+    ``workers: 1`` runs every stage in sequence on the main thread."""
 
     providers: str = field(default="auto", metadata=_choices("auto", "cpu", "cuda", "require-gpu"))
-    intra_op_threads: int = 1
+    workers: int | str = "auto"
+    intra_op_threads: int | str = "auto"
     inter_op_threads: int = 1
-    opencv_threads: int = 1
+    opencv_threads: int | str = "auto"
+    blas_threads: int | str = "auto"
     graph_optimization: str = field(default="all", metadata=_choices("all", "extended", "basic", "none"))
 
 
@@ -286,6 +291,10 @@ def resolve_path(value: str, base: Path) -> Path:
 def _coerce(value: Any, hint: Any, key: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType) and set(args) == {int, str}:  # a count or "auto"
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool)):
+            return value
+        raise ConfigError(f"{key}={value!r}: expected an integer or auto")
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -323,14 +332,14 @@ def _check_ranges(section: Any, prefix: str) -> None:
     for fld in dataclasses.fields(section):
         value = getattr(section, fld.name)
         key = f"{prefix}{fld.name}"
-        if value is None:
+        if value is None or value == "auto":
             continue
         if fld.name.endswith("_threshold") or fld.name in ("match_margin", "reembed_iou"):
             if not 0.0 <= value <= (4.0 if fld.name == "match_threshold" else 1.0):
                 raise ConfigError(f"{key}={value!r}: out of range")
         if fld.name.endswith(("_threads", "_attempts")) and value < 0:
             raise ConfigError(f"{key}={value!r}: must be >= 0")
-        if fld.name in ("queue_size", "detect_width", "max_faces", "max_candidates", "max_detections",
+        if fld.name in ("queue_size", "workers", "detect_width", "max_faces", "max_candidates", "max_detections",
                         "reembed_every", "thickness") and value < 1:
             raise ConfigError(f"{key}={value!r}: must be >= 1")
         if fld.name == "fps" and value <= 0:

@@ -22,12 +22,14 @@ _CUDA = "CUDAExecutionProvider"
 
 @dataclass(frozen=True)
 class RuntimeOptions:
-    """How sessions are made. ``intra_op_threads`` 0 lets ONNX Runtime pick (one per core)."""
+    """How sessions are made. ``intra_op_threads`` 0 lets ONNX Runtime pick (one per core); ``allow_spinning``
+    False stops idle pool threads from spinning (when sessions run beside other work on the same cores)."""
 
     providers: str = "auto"
     intra_op_threads: int = 1
     inter_op_threads: int = 1
     graph_optimization: str = "all"
+    allow_spinning: bool = True
 
 
 def import_onnxruntime():
@@ -85,6 +87,8 @@ class OnnxModel:
         so.inter_op_num_threads = int(options.inter_op_threads)
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.log_severity_level = 3
+        if not options.allow_spinning:
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         wanted = requested_providers(options.providers, ort.get_available_providers())
         try:
             self.session = ort.InferenceSession(str(self.path), sess_options=so, providers=wanted)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from realtime.cli.args import command_group, load_from_args, require_torch
+from realtime.threads import apply_process_threads, plan_threads
 
 
 def cmd_bench_pipeline(args: argparse.Namespace) -> int:
@@ -32,8 +33,10 @@ def cmd_bench_faces(args: argparse.Namespace) -> int:
     from realtime.metrics import write_json
 
     config = load_from_args(args)
-    detector = open_face_detector(config.faces, config.runtime)
-    embedder = open_face_embedder(config.faces, config.runtime)
+    plan = plan_threads(config.runtime, branches=1)
+    apply_process_threads(plan)
+    detector = open_face_detector(config.faces, config.runtime, plan)
+    embedder = open_face_embedder(config.faces, config.runtime, plan)
     try:
         report = bench_faces(detector, embedder, n_faces=args.faces, repeats=args.repeats,
                              reembed_every=config.faces.reembed_every,
@@ -43,7 +46,7 @@ def cmd_bench_faces(args: argparse.Namespace) -> int:
         detector.close()
         embedder.close()
     report["detect_width"] = config.faces.detect_width
-    report["threads"] = {"intra_op": config.runtime.intra_op_threads, "opencv": config.runtime.opencv_threads}
+    report["threads"] = plan.to_dict()
     print(format_report(report))
     if args.json:
         write_json(args.json, report)
@@ -92,7 +95,9 @@ def cmd_bench_style(args: argparse.Namespace) -> int:
     files = zoo_style_files(model_dir)
     if not files:
         raise ModelError(f"no style_*.onnx in {model_dir}: 'rtv train style' then 'rtv export style'")
-    models = [open_style_model(p, runtime_options(config.runtime)) for p in files]
+    plan = plan_threads(config.runtime, branches=1)
+    apply_process_threads(plan)
+    models = [open_style_model(p, runtime_options(config.runtime, plan)) for p in files]
     try:
         students = resolve_styles(config.style.styles, models, quality=False)
         teachers = [m for m in models if m.contract.extra.get("role") == "teacher"]
@@ -101,7 +106,7 @@ def cmd_bench_style(args: argparse.Namespace) -> int:
     finally:
         for model in models:
             model.close()
-    report["threads"] = {"intra_op": config.runtime.intra_op_threads}
+    report["threads"] = plan.to_dict()
     print(format_report(report))
     if args.json:
         write_json(args.json, report)

@@ -78,11 +78,22 @@ def collect(config: Config, camera_index: int | None = 0) -> dict[str, Any]:
         "providers_available": available,
         "providers_usable": usable,
         "providers_policy": config.runtime.providers,
-        "threads": {"intra_op": config.runtime.intra_op_threads, "opencv": config.runtime.opencv_threads},
+        "threads": thread_report(config),
         "models": [model_report(p) for p in models],
         "camera": camera_report(camera_index) if camera_index is not None else None,
         "torch_installed": _has_module("torch"),
     }
+
+
+def thread_report(config: Config) -> dict[str, Any]:
+    """The thread plan the pipeline would use here (realtime/threads.py), as configured and as resolved."""
+    from realtime.build import analysis_branches
+    from realtime.threads import plan_threads
+
+    plan = plan_threads(config.runtime, branches=analysis_branches(config))
+    configured = {k: getattr(config.runtime, k) for k in ("workers", "intra_op_threads", "inter_op_threads",
+                                                           "opencv_threads", "blas_threads")}
+    return {"configured": configured, "chosen": plan.to_dict(), "summary": plan.describe()}
 
 
 def usable_providers(available: list[str], probe_model: Path | None) -> list[str] | None:
@@ -117,7 +128,7 @@ def format_report(report: dict[str, Any]) -> str:
         f"pyav         {report['pyav']}  H.264 encoder (libx264): {'yes' if report['pyav_h264_encoder'] else 'NO'}",
         f"onnxruntime  {report['onnxruntime']}  providers: {', '.join(report['providers_available'])} "
         f"(usable: {', '.join(report['providers_usable'] or ['not probed'])}; policy {report['providers_policy']})",
-        f"threads      intra-op {report['threads']['intra_op']}, opencv {report['threads']['opencv']}",
+        f"threads      {report['threads']['summary']}",
         f"torch        {'installed (export/training available)' if report['torch_installed'] else 'not installed'}",
         "models:",
     ]

@@ -15,7 +15,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_defaults_without_file():
     config = load_config(None)
     assert config == Config()
-    assert config.runtime.intra_op_threads == 1
+    assert config.runtime.intra_op_threads == "auto"
 
 
 def test_repo_config_loads():

@@ -1,7 +1,9 @@
-"""The built-in demo clip: public-domain photos shipped in scikit-image, panned and zoomed into a short video.
+"""Built-in clips made from public-domain photos shipped in scikit-image: no webcam and no network needed.
 
-No webcam and no network needed. Scenes: the astronaut (one face) panning in, the astronaut and the cameraman
-side by side (two faces), and the coffee cup and the cat (no person).
+The demo clip pans and zooms: the astronaut (one face), the astronaut and the cameraman side by side (two faces),
+then the coffee cup and the cat (no person). The bench clip holds one 640x480 scene for its whole length: three
+faces (astronaut, cameraman, the astronaut mirrored) above three objects (coffee cup, cat, rocket), drifting and
+zooming slightly so every frame differs, the load ``rtv bench pipeline`` measures.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ def _photos() -> dict[str, np.ndarray]:
         return np.ascontiguousarray(rgb[..., ::-1])
 
     return {"astronaut": bgr(data.astronaut()), "camera": bgr(data.camera()), "coffee": bgr(data.coffee()),
-            "chelsea": bgr(data.chelsea())}
+            "chelsea": bgr(data.chelsea()), "rocket": bgr(data.rocket())}
 
 
 def _view(photo_bgr: np.ndarray, center_xy: tuple[float, float], zoom: float, size_wh: tuple[int, int]
@@ -64,13 +66,47 @@ def demo_frames(seconds: float = 4.0, fps: float = DEMO_FPS, size_wh: tuple[int,
         yield _view(scene, (300 + 360 * a, 160), h / scene.shape[0], size_wh)
 
 
+def bench_scene(size_wh: tuple[int, int] = DEMO_SIZE_WH) -> np.ndarray:
+    """The bench scene at twice ``size_wh``: uint8 (2H, 2W, 3) BGR, three faces in the top half (head-and-shoulder
+    crops, each face about a fifth of the frame wide) and three objects in the bottom half."""
+    photos = _photos()
+    w, h = size_wh[0] * 2, size_wh[1] * 2
+    tile_w, tile_h = w // 3, h // 2
+    astro_crop = photos["astronaut"][0:330, 60:400]
+    camera_crop = photos["camera"][40:380, 90:390]
+    tops = [astro_crop, camera_crop, np.ascontiguousarray(astro_crop[:, ::-1])]
+    bottoms = [photos["coffee"][20:400, 60:560], photos["chelsea"], photos["rocket"][:, 100:560]]
+    scene = np.full((h, w, 3), 114, np.uint8)
+    for row, crops in enumerate((tops, bottoms)):
+        for k, crop in enumerate(crops):
+            scale = min(tile_w / crop.shape[1], tile_h / crop.shape[0]) * 0.96
+            tile = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            y = row * tile_h + (tile_h - tile.shape[0]) // 2
+            x = k * tile_w + (tile_w - tile.shape[1]) // 2
+            scene[y:y + tile.shape[0], x:x + tile.shape[1]] = tile
+    return scene
+
+
+def bench_frames(seconds: float = 6.0, fps: float = DEMO_FPS, size_wh: tuple[int, int] = DEMO_SIZE_WH
+                 ) -> Iterator[np.ndarray]:
+    """Yield uint8 (H, W, 3) BGR frames of :func:`bench_scene`, drifting by up to 3% and zooming by up to 4%."""
+    scene = bench_scene(size_wh)
+    w, h = size_wh
+    total = max(1, int(round(seconds * fps)))
+    for i in range(total):
+        a = 2 * np.pi * i / max(1, total)
+        zoom = 0.5 * (1.0 + 0.04 * (0.5 - 0.5 * np.cos(a)))
+        center = (scene.shape[1] / 2 + 0.03 * w * np.sin(a), scene.shape[0] / 2 + 0.02 * h * np.sin(2 * a))
+        yield _view(scene, center, zoom, size_wh)
+
+
 def write_demo_clip(path: Path | str, seconds: float = 4.0, fps: float = DEMO_FPS,
-                    size_wh: tuple[int, int] = DEMO_SIZE_WH) -> Path:
-    """Write the demo clip as H.264 MP4 at ``path`` (parents created) and return the path."""
+                    size_wh: tuple[int, int] = DEMO_SIZE_WH, frames=demo_frames) -> Path:
+    """Write the demo clip (or ``frames(seconds, fps, size_wh)``) as H.264 MP4 at ``path`` (parents created)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with Mp4Writer(path, fps=fps, crf=18) as writer:
-        for frame in demo_frames(seconds, fps, size_wh):
+        for frame in frames(seconds, fps, size_wh):
             writer.write(frame)
     return path
 
@@ -81,6 +117,15 @@ def cached_demo_clip(cache_dir: Path | None = None) -> Path:
     path = folder / "demo_clip_640x480.mp4"
     if not path.is_file():
         write_demo_clip(path)
+    return path
+
+
+def cached_bench_clip(cache_dir: Path | None = None, seconds: float = 6.0) -> Path:
+    """The bench clip (:func:`bench_frames`, 640x480 at 30 FPS), built once into ``cache_dir`` and reused."""
+    folder = cache_dir or Path.home() / ".cache" / "rtv"
+    path = folder / f"bench_clip_640x480_{seconds:g}s.mp4"
+    if not path.is_file():
+        write_demo_clip(path, seconds=seconds, frames=bench_frames)
     return path
 
 

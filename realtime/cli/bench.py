@@ -11,7 +11,7 @@ from realtime.threads import apply_process_threads, plan_threads
 
 
 def cmd_bench_pipeline(args: argparse.Namespace) -> int:
-    from realtime.app import bench_pipeline
+    from realtime.bench.pipeline import bench_pipeline
     from realtime.bench.clips import cached_demo_clip
     from realtime.metrics import format_summary, write_json
 

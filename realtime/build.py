@@ -155,6 +155,11 @@ def build_pipeline(config: Config) -> Pipeline:
             stage.close()
         raise
     log.info("pipeline stages: %s", ", ".join(s.name for s in stages) or "(none)")
-    pipeline = Pipeline(stages)
+    names = {s.name for s in stages}
+    branches = [group for group in (("detect",), ("face_detect", "recognize")) if group[0] in names]
+    branches = [tuple(n for n in group if n in names) for group in branches]
+    pipeline = Pipeline(stages, branches=branches if len(branches) > 1 else (), workers=plan.workers)
     pipeline.thread_plan = plan
+    log.info("stage workers: %d (%s)", plan.workers, "detection beside faces" if pipeline.concurrent else
+             "every stage in sequence")
     return pipeline

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
 import numpy as np
@@ -19,24 +19,60 @@ log = logging.getLogger(__name__)
 
 
 class Pipeline:
-    """Runs stages in order on a packet and records each stage's wall time in ``packet.timings_ms``.
+    """Runs stages on a packet and records each stage's wall time in ``packet.timings_ms``.
+
+    ``branches``: groups of stage names (each group in order) that read only the original frame and write
+    different packet fields, e.g. ``(("detect",), ("face_detect", "recognize"))``. With ``workers`` > 1 the
+    groups run at the same time (the first on the calling thread, the others on a pool of ``workers - 1``
+    threads; ONNX Runtime releases the GIL), then the stages outside every group run in order on the merged packet.
+    The result is the same packet the sequential order gives: each group starts from the same input and its
+    changed fields are merged in group order (two groups writing one field is an error). An exception in a worker
+    is re-raised on the calling thread.
 
     A stage with ``fail_soft = True`` (an effect such as style) that raises is removed with a logged message and
-    the run goes on; any other stage's error propagates. A context manager; ``close()`` closes every stage once.
+    the run goes on; any other stage's error propagates. A context manager; ``close()`` closes every stage and
+    the pool once.
     """
 
-    def __init__(self, stages: Sequence[Stage]):
+    def __init__(self, stages: Sequence[Stage], branches: Sequence[Sequence[str]] = (), workers: int = 1):
         self.stages: tuple[Stage, ...] = tuple(stages)
+        names = [s.name for s in self.stages]
+        grouped = [n for group in branches for n in group]
+        if len(set(grouped)) != len(grouped) or not set(grouped) <= set(names):
+            raise ValueError(f"pipeline branches {branches!r} must name distinct stages of {names}")
+        self.branches: tuple[tuple[str, ...], ...] = tuple(tuple(g) for g in branches if g)
+        self.workers = max(1, int(workers))
         self.disabled: list[str] = []
+        self.thread_plan = None
+        self._pool: ThreadPoolExecutor | None = None
         self._closed = False
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(stage.name for stage in self.stages)
 
+    @property
+    def concurrent(self) -> bool:
+        return self.workers > 1 and len(self.branches) > 1
+
+    def extended(self, stages: Sequence[Stage]) -> "Pipeline":
+        """A pipeline with ``stages`` appended after these (same branches and workers); closing it closes every
+        stage, :meth:`close_pool` only its workers."""
+        return Pipeline([*self.stages, *stages], self.branches, self.workers)
+
     def __call__(self, packet: FramePacket) -> FramePacket:
         timings: dict[str, float] = {}
-        for stage in self.stages:
+        if self.concurrent:
+            packet = self._run_branches(packet, timings)
+            grouped = {n for group in self.branches for n in group}
+            rest = [s for s in self.stages if s.name not in grouped]
+        else:
+            rest = list(self.stages)
+        packet = self._run_stages(rest, packet, timings)
+        return dataclasses.replace(packet, timings_ms=timings)
+
+    def _run_stages(self, stages: Sequence[Stage], packet: FramePacket, timings: dict[str, float]) -> FramePacket:
+        for stage in stages:
             t0 = time.perf_counter()
             try:
                 packet = stage(packet)
@@ -46,7 +82,35 @@ class Pipeline:
                 self.disable(stage, f"{type(exc).__name__}: {exc}")
                 continue
             timings[stage.name] = (time.perf_counter() - t0) * 1000.0
-        return dataclasses.replace(packet, timings_ms=timings)
+        return packet
+
+    def _run_branches(self, packet: FramePacket, timings: dict[str, float]) -> FramePacket:
+        by_name = {s.name: s for s in self.stages}
+        groups = [[by_name[n] for n in group if n in by_name] for group in self.branches]
+        groups = [g for g in groups if g]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.workers - 1, thread_name_prefix="rtv-stage")
+        group_timings = [dict() for _ in groups]
+        futures = [self._pool.submit(self._run_stages, g, packet, t)
+                   for g, t in zip(groups[1:], group_timings[1:])]
+        first_error: BaseException | None = None
+        try:
+            results = [self._run_stages(groups[0], packet, group_timings[0])]
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, after the workers are done with the frame
+            first_error, results = exc, []
+        errors = []
+        for future in futures:  # wait for every worker: no stage may still run on this frame afterwards
+            try:
+                results.append(future.result())
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, on this thread
+                errors.append(exc)
+        if first_error is not None:
+            raise first_error
+        if errors:
+            raise errors[0]
+        for t in group_timings:
+            timings.update(t)
+        return merge_packets(packet, results)
 
     def disable(self, stage: Stage, reason: str) -> None:
         """Take ``stage`` out between frames (a live toggle or a failed effect)."""
@@ -58,10 +122,17 @@ class Pipeline:
     def find(self, name: str) -> Stage | None:
         return next((s for s in self.stages if s.name == name), None)
 
+    def close_pool(self) -> None:
+        """Stop the worker threads (they restart on the next frame); the stages stay open."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        self.close_pool()
         for stage in self.stages:
             stage.close()
 
@@ -70,6 +141,24 @@ class Pipeline:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def merge_packets(base: FramePacket, results: Sequence[FramePacket]) -> FramePacket:
+    """``base`` with every field that some packet of ``results`` changed (by identity) taken from it, in order.
+
+    Each result came from ``base`` through one branch of stages; two results changing the same field is a
+    :class:`ValueError` (the branches were not independent)."""
+    changes: dict[str, object] = {}
+    for result in results:
+        for fld in dataclasses.fields(base):
+            if fld.name == "timings_ms":
+                continue
+            value = getattr(result, fld.name)
+            if value is not getattr(base, fld.name):
+                if fld.name in changes:
+                    raise ValueError(f"two concurrent pipeline branches both wrote packet.{fld.name}")
+                changes[fld.name] = value
+    return dataclasses.replace(base, **changes) if changes else base
 
 
 Render = Callable[[FramePacket, bool], np.ndarray]

@@ -15,7 +15,7 @@ from realtime.build import build_pipeline
 from realtime.config import Config, OverlayConfig
 from realtime.controls import Controls, KeyController
 from realtime.io.capture import open_source
-from realtime.io.sinks import JsonlSink, MetricsSink, Mp4Sink, ProgressSink, Sink, WindowSink
+from realtime.io.sinks import BackgroundSink, JsonlSink, MetricsSink, Mp4Sink, ProgressSink, Sink, WindowSink
 from realtime.metrics import Metrics
 from realtime.overlay import Hud, render
 from realtime.pipeline import Pipeline, Render, run_loop
@@ -60,11 +60,12 @@ def source_fps(source, config: Config) -> float:
 
 def file_sinks(stack: ExitStack, config: Config, fps: float, out_mp4: Path | None,
                out_jsonl: Path | None) -> list[Sink]:
-    """The MP4 and JSONL sinks asked for, entered on ``stack`` (finalised when it unwinds)."""
+    """The MP4 and JSONL sinks asked for, entered on ``stack`` (finalised when it unwinds). The H.264 encoder
+    runs on its own thread behind a bounded queue (:class:`BackgroundSink`), off the frame loop."""
     sinks: list[Sink] = []
     if out_mp4 is not None:
-        sinks.append(stack.enter_context(Mp4Sink(out_mp4, fps=fps, crf=config.output.crf,
-                                                 preset=config.output.preset)))
+        mp4 = stack.enter_context(Mp4Sink(out_mp4, fps=fps, crf=config.output.crf, preset=config.output.preset))
+        sinks.append(stack.enter_context(BackgroundSink(mp4)))
     if out_jsonl is not None:
         sinks.append(stack.enter_context(JsonlSink(out_jsonl)))
     return sinks

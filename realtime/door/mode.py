@@ -239,7 +239,8 @@ def _run(config, pipeline: Pipeline, rules: DoorRules, source, source_uri, open_
     with ExitStack() as stack:
         access = _GalleryAccess(config.faces.gallery)
         stack.callback(access.close)
-        door_pipeline = Pipeline([*pipeline.stages, DoorPolicy(rules, access, now=now)])
+        door_pipeline = pipeline.extended([DoorPolicy(rules, access, now=now)])
+        stack.callback(door_pipeline.close_pool)
         source = stack.enter_context(source if source is not None else open_source(config.source, source_uri))
         sinks: list = [outputs]
         if out_jsonl is not None:

@@ -1,0 +1,190 @@
+"""Concurrent stage branches give the sequential result; worker errors cross to the caller; files stay
+deterministic (the `every` policy gives the same JSONL with stage workers as without)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from realtime.config import ZOO_DIR, load_config
+from realtime.errors import SinkError
+from realtime.io.sinks import BackgroundSink
+from realtime.pipeline import Pipeline, merge_packets
+from realtime.types import Detections, Faces, FramePacket
+
+
+def packet(index: int = 0) -> FramePacket:
+    frame = np.full((32, 32, 3), index % 256, np.uint8)
+    return FramePacket(index=index, t_capture=0.0, t_source=0.0, frame_bgr=frame)
+
+
+class Detect:
+    name = "detect"
+
+    def __init__(self):
+        self.threads = set()
+
+    def __call__(self, p):
+        self.threads.add(threading.get_ident())
+        time.sleep(0.01)
+        v = float(p.frame_bgr[0, 0, 0])
+        return dataclasses.replace(p, detections=Detections(np.array([[v, v, v + 5, v + 5]], np.float32),
+                                                            np.array([0.9], np.float32), np.array([0]), ("x",)))
+
+    def close(self):
+        pass
+
+
+class FaceDetect:
+    name = "face_detect"
+
+    def __init__(self):
+        self.saw_detections = []
+        self.threads = set()
+
+    def __call__(self, p):
+        self.threads.add(threading.get_ident())
+        self.saw_detections.append(len(p.detections))
+        v = float(p.frame_bgr[0, 0, 0])
+        return dataclasses.replace(p, faces=Faces(np.array([[v, 0, v + 9, 9]], np.float32),
+                                                  np.array([0.8], np.float32), np.zeros((1, 5, 2), np.float32),
+                                                  (None,), np.full(1, np.nan, np.float32), np.full(1, -1)))
+
+    def close(self):
+        pass
+
+
+class Recognize:
+    name = "recognize"
+
+    def __init__(self):
+        self.seen = 0
+
+    def __call__(self, p):
+        self.seen += 1  # stateful, like the face tracker: must see frames in order
+        faces = dataclasses.replace(p.faces, identities=(f"person{p.index}-{self.seen}",) * len(p.faces))
+        return dataclasses.replace(p, faces=faces)
+
+    def close(self):
+        pass
+
+
+class Tail:
+    name = "style"
+
+    def __call__(self, p):
+        assert len(p.detections) == 1 and len(p.faces) == 1, "the tail sees the merged packet"
+        return dataclasses.replace(p, decisions=(len(p.detections) + len(p.faces),))
+
+    def close(self):
+        pass
+
+
+def records(out):
+    return [(len(o.detections), o.detections.boxes_xyxy.tolist(), o.faces.boxes_xyxy.tolist(), o.faces.identities,
+             o.decisions) for o in out]
+
+
+def test_concurrent_branches_give_the_sequential_result_in_order():
+    sequential = Pipeline([Detect(), FaceDetect(), Recognize(), Tail()])
+    detect, faces = Detect(), FaceDetect()
+    concurrent = Pipeline([detect, faces, Recognize(), Tail()],
+                          branches=(("detect",), ("face_detect", "recognize")), workers=2)
+    assert concurrent.concurrent and not sequential.concurrent
+    with sequential, concurrent:
+        a = [sequential(packet(i)) for i in range(6)]
+        b = [concurrent(packet(i)) for i in range(6)]
+    assert records(a) == records(b)
+    assert b[5].faces.identities == ("person5-6",)
+    assert set(b[0].timings_ms) == {"detect", "face_detect", "recognize", "style"}
+    assert threading.get_ident() in detect.threads and threading.get_ident() not in faces.threads  # a worker ran
+    # the face branch: the two branches really ran on different threads
+    assert faces.saw_detections == [0] * 6  # each branch starts from the original packet
+
+
+def test_an_error_in_a_worker_is_raised_on_the_calling_thread_and_waits_for_the_others():
+    class Broken(Detect):
+        def __call__(self, p):
+            raise RuntimeError("detector exploded")
+
+    pipeline = Pipeline([FaceDetect(), Broken()], branches=(("face_detect",), ("detect",)), workers=2)
+    with pipeline, pytest.raises(RuntimeError, match="exploded"):
+        pipeline(packet())
+
+
+def test_branches_that_write_the_same_field_are_refused():
+    base = packet()
+    one = dataclasses.replace(base, decisions=("a",))
+    two = dataclasses.replace(base, decisions=("b",))
+    with pytest.raises(ValueError, match="decisions"):
+        merge_packets(base, [one, two])
+    with pytest.raises(ValueError, match="distinct stages"):
+        Pipeline([Detect()], branches=(("detect",), ("detect",)), workers=2)
+
+
+def test_background_sink_writes_everything_in_order_and_reraises_errors():
+    class Collect:
+        needs_display = True
+
+        def __init__(self, fail_at=None):
+            self.got, self.fail_at, self.closed = [], fail_at, 0
+
+        def write(self, p, display):
+            if p.index == self.fail_at:
+                raise OSError("disk full")
+            self.got.append(p.index)
+
+        def finish(self, result):
+            pass
+
+        def close(self):
+            self.closed += 1
+
+    inner = Collect()
+    sink = BackgroundSink(inner, maxsize=2)
+    assert sink.needs_display
+    for i in range(50):
+        sink.write(packet(i), None)
+    sink.close()
+    sink.close()
+    assert inner.got == list(range(50)) and inner.closed == 1
+    bad = BackgroundSink(Collect(fail_at=3), maxsize=1)
+    with pytest.raises(SinkError, match="disk full"):
+        for i in range(50):
+            bad.write(packet(i), None)
+    bad.close()
+
+
+def _jsonl_without_timings(path: Path) -> list[dict]:
+    out = []
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        record.pop("ms", None)
+        out.append(record)
+    return out
+
+
+@pytest.mark.skipif(not (ZOO_DIR / "centerface.onnx").is_file(), reason="needs the shipped face models")
+def test_every_policy_gives_the_same_jsonl_with_stage_workers_as_in_sequence(tmp_path):
+    from realtime.bench.clips import bench_frames, write_demo_clip
+    from realtime.session import annotate
+
+    clip = write_demo_clip(tmp_path / "clip.mp4", seconds=8 / 30, frames=bench_frames)
+    common = ["faces.recognize=false", f"faces.gallery={tmp_path / 'g.sqlite'}"]
+    if not any(ZOO_DIR.glob("yolo*.onnx")):
+        pytest.skip("no shipped detector")
+    outs = {}
+    for label, workers in (("sequential", 1), ("concurrent", 2)):
+        config = load_config(None, [*common, f"runtime.workers={workers}", "runtime.intra_op_threads=1"])
+        jsonl = tmp_path / f"{label}.jsonl"
+        annotate(config, str(clip), None, jsonl, progress=False)
+        outs[label] = _jsonl_without_timings(jsonl)
+    assert outs["sequential"] == outs["concurrent"]
+    frames = [r for r in outs["sequential"] if "frame" in r]
+    assert len(frames) == 8 and sum(len(r["faces"]) for r in frames) >= 8

@@ -132,7 +132,7 @@ def build_detector_stage(config: Config, plan: ThreadPlan | None = None):
     detector = YoloDetector(model, input_size=det.input_size, score_threshold=det.score_threshold,
                             iou_threshold=det.iou_threshold, class_aware=det.class_aware,
                             max_candidates=det.max_candidates, max_detections=det.max_detections)
-    return ObjectDetection(detector)
+    return ObjectDetection(detector, every=det.every)
 
 
 def build_pipeline(config: Config) -> Pipeline:

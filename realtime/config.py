@@ -70,7 +70,8 @@ class RuntimeConfig:
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    """Object detection (YOLO grid/anchor). ``model`` empty means the shipped default, if one ships."""
+    """Object detection (YOLO grid/anchor). ``model`` empty means the shipped default, if one ships. ``every``: run
+    the detector on one frame in N and carry the last boxes between (``rtv bench every`` measures the cost)."""
 
     enabled: bool = True
     model: str = field(default="", metadata=_path())
@@ -80,6 +81,7 @@ class DetectorConfig:
     class_aware: bool = True
     max_candidates: int = field(default=1000, metadata=_range(1, 100000))
     max_detections: int = field(default=100, metadata=_range(1, 10000))
+    every: int = field(default=1, metadata=_range(1, 1000))
 
 
 @dataclass(frozen=True)

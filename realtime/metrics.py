@@ -100,7 +100,11 @@ def format_summary(summary: dict[str, Any], title: str = "run") -> str:
     for name, s in summary["stages"].items():
         lines.append(f"  {name:<22}{s['p50_ms']:>10.2f}{s['p95_ms']:>10.2f}")
     lat = summary["latency"]
-    lines.append(f"  {'capture->output':<22}{lat['p50_ms']:>10.2f}{lat['p95_ms']:>10.2f}")
+    kind = summary.get("capture_to_output")
+    label = {"latency": "capture->output", "queueing": "capture->output *"}.get(kind, "capture->output")
+    lines.append(f"  {label:<22}{lat['p50_ms']:>10.2f}{lat['p95_ms']:>10.2f}")
+    if kind == "queueing":
+        lines.append("  * queueing, not latency: the input was read unpaced, so frames waited in the source queue")
     return "\n".join(lines)
 
 

@@ -51,7 +51,16 @@ def run_session(source, pipeline: Pipeline, sinks: Sequence[Sink], overlay: Over
     controller = KeyController(controls or Controls(), getattr(style, "cycle", None))
     result = run_loop(source, pipeline, [*sinks, MetricsSink(metrics, source.stats)],
                       render or hud_renderer(overlay, metrics, pipeline), controller, max_frames)
-    return Outcome(result, metrics.summary())
+    return Outcome(result, {**metrics.summary(), "capture_to_output": capture_to_output_kind(source)})
+
+
+def capture_to_output_kind(source) -> str:
+    """``latency`` when frames arrive in real time (a camera, a stream, a paced file), else ``queueing``: an unpaced
+    file is read ahead as fast as possible, so capture-to-output then measures time spent waiting in the source
+    queue, not latency."""
+    live = bool(getattr(getattr(source, "reader", None), "live", False))
+    paced = bool(getattr(getattr(source, "config", None), "pace", False))
+    return "latency" if live or paced else "queueing"
 
 
 def source_fps(source, config: Config) -> float:

@@ -11,16 +11,21 @@ from realtime.threads import apply_process_threads, plan_threads
 
 
 def cmd_bench_pipeline(args: argparse.Namespace) -> int:
-    from realtime.bench.pipeline import bench_pipeline
-    from realtime.bench.clips import cached_demo_clip
+    from realtime.bench.clips import cached_bench_clip
+    from realtime.bench.pipeline import bench_pipeline, compare_pipeline, format_compare
     from realtime.metrics import format_summary, write_json
 
     config = load_from_args(args)
-    clip = Path(args.clip) if args.clip else cached_demo_clip()
-    report = bench_pipeline(config, clip)
-    print(f"pipeline: {', '.join(report['stages']) or '(no stages)'}; clip {clip}")
-    print(format_summary(report["throughput"], "throughput (every frame, unpaced)"))
-    print(format_summary(report["live"], "live (clip replayed at its frame rate, newest frame only)"))
+    clip = Path(args.clip) if args.clip else cached_bench_clip()
+    if args.compare:
+        report = compare_pipeline(config, clip)
+        print(f"clip {clip}; naive = every stage in sequence, float models, one thread each; tuned = the config")
+        print(format_compare(report))
+    else:
+        report = bench_pipeline(config, clip)
+        print(f"pipeline: {', '.join(report['stages']) or '(no stages)'}; clip {clip}")
+        print(format_summary(report["throughput"], "throughput (every frame, unpaced)"))
+        print(format_summary(report["live"], "live (clip replayed at its frame rate, newest frame only)"))
     if args.json:
         write_json(args.json, report)
         print(f"wrote {args.json}")
@@ -114,13 +119,41 @@ def cmd_bench_style(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_every(args: argparse.Namespace) -> int:
+    from realtime.bench.every import bench_every, format_every
+    from realtime.build import build_detector_stage
+    from realtime.errors import ConfigError, ModelError
+    from realtime.metrics import write_json
+
+    config = load_from_args(args)
+    if any(n < 1 for n in args.every):
+        raise ConfigError(f"--every {args.every}: each interval must be >= 1")
+    if not Path(args.clip).is_file():
+        raise ConfigError(f"--clip {args.clip}: no such file")
+    stage = build_detector_stage(config)
+    if stage is None:
+        raise ModelError("no object detector configured or shipped; set detector.model")
+    try:
+        report = bench_every(stage.detector, args.clip, args.every, max_frames=args.frames)
+    finally:
+        stage.close()
+    print(format_every(report))
+    if args.json:
+        write_json(args.json, report)
+        print(f"wrote {args.json}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     bench = command_group(sub, "bench")
-    p = bench.add_parser("pipeline", help="the whole configured pipeline on the demo clip, headless",
+    p = bench.add_parser("pipeline", help="the whole configured pipeline on the bench clip, headless",
                              description="Two runs: every frame unpaced (throughput, per-stage ms p50/p95) and the "
                                          "clip replayed at 30 FPS with the newest-frame policy (FPS held, dropped "
                                          "frames, capture-to-output latency).")
-    p.add_argument("--clip", help="video to use instead of the built-in demo clip")
+    p.add_argument("--clip", help="video to use instead of the built-in bench clip (640x480, 3 faces, objects)")
+    p.add_argument("--compare", action="store_true",
+                   help="also run the naive configuration (sequential, float, one thread each) and print both "
+                        "with the ratio; --json then writes {runs: {naive, tuned}, speedup}")
     p.add_argument("--json", metavar="FILE", help="write the report as JSON")
     p.set_defaults(func=cmd_bench_pipeline)
 
@@ -144,6 +177,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--clip", help="video instead of the demo clip")
     p.add_argument("--json", metavar="FILE")
     p.set_defaults(func=cmd_bench_detector)
+
+    p = bench.add_parser("every", help="detector.every N: agreement with every-frame detection and time saved",
+                         description="Runs the configured detector on every frame of --clip, then for each N "
+                                     "carries the boxes of every N-th frame to the frames between (as "
+                                     "detector.every does) and reports precision/recall/F1 against the every-frame "
+                                     "boxes (same class, IoU >= 0.5) and the detector time saved per frame.")
+    p.add_argument("--clip", required=True, help="a video, e.g. OpenCV's vtest.avi (Debian opencv-doc)")
+    p.add_argument("--every", type=int, nargs="+", default=[2, 3, 5])
+    p.add_argument("--frames", type=int, help="at most this many frames")
+    p.add_argument("--json", metavar="FILE")
+    p.set_defaults(func=cmd_bench_every)
 
     p = bench.add_parser("style", help="style models: ms per model and size, student vs teacher PSNR/SSIM, flicker",
                          description="Speed of every shipped style model at several widths (ONNX Runtime, "

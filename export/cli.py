@@ -164,11 +164,11 @@ def cmd_export_int8(args: argparse.Namespace) -> int:
         if reference is None:
             from realtime.errors import ConfigError
 
-            raise ConfigError("export int8 embedder needs --reference DIR holding dlib_face_reference.npz")
+            raise ConfigError("export int8-faces embedder needs --reference DIR holding dlib_face_reference.npz")
         report = build_int8_embedder(float_path, candidate, media, zoo / "centerface.onnx",
                                      reference if reference.is_dir() else reference.parent)
         holds, why = embedder_holds(report["accuracy_vs_float"])
-    command = f"rtv export int8 {args.model}"
+    command = f"rtv export int8-faces {args.model}"
     outcome = {"file": name, "shipped": bool(holds), "limits": limits, "verdict": why, "command": command,
                **report}
     if holds:
@@ -244,7 +244,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--manifest", action="store_true", help="also record the file in a MANIFEST.json beside it")
     p.set_defaults(func=cmd_export_embedder)
     p = export.add_parser(
-        "int8", help="INT8 (static QDQ, per-channel) CenterFace or dlib embedder, measured against float",
+        "int8-faces", help="INT8 (static QDQ, per-channel) CenterFace or dlib embedder, measured against float",
         description="Calibrates on registry photos (scikit-image, Debian opencv-doc samples; fetched with pip/apt) "
                     "and measures on others (PyPI face_recognition test images, messi5, LFW mosaics; the dlib "
                     "reference chips for the embedder). The INT8 file goes into the zoo with a manifest entry only "

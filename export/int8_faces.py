@@ -348,7 +348,7 @@ CENTERFACE_HEAD = ("/head/feat/conv/Conv", "/head/pos_conv/Conv", "/head/Sigmoid
 def build_int8_face_detector(float_path: Path, out_path: Path, media: dict[str, Path],
                              method: str = "minmax", float_head: bool = True) -> dict[str, Any]:
     """Quantise CenterFace on :func:`calibration_frames` and measure it on :func:`heldout_face_frames`."""
-    from export.quantize import quantize_qdq
+    from export.qdq import quantize_qdq
 
     calibration = calibration_frames(media)
     info = quantize_qdq(float_path, out_path, detector_inputs(float_path, calibration), method=method,
@@ -365,7 +365,7 @@ def build_int8_face_detector(float_path: Path, out_path: Path, media: dict[str, 
 def build_int8_embedder(float_path: Path, out_path: Path, media: dict[str, Path], detector_path: Path,
                         reference_dir: Path, method: str = "minmax") -> dict[str, Any]:
     """Quantise the dlib embedder on :func:`embedder_calibration_chips`, measure on the reference chips."""
-    from export.quantize import quantize_qdq
+    from export.qdq import quantize_qdq
 
     chips = embedder_calibration_chips(media, detector_path)
     info = quantize_qdq(float_path, out_path, embedder_inputs(float_path, chips), method=method,

@@ -97,6 +97,21 @@ def run_figures(summary: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _resolved_models(config: Config) -> dict[str, str]:
+    from realtime.build import model_path
+
+    def resolve(configured: str, role: str, enabled: bool) -> str:
+        if not enabled:
+            return "(off)"
+        path = model_path(configured, role, required=bool(configured))
+        return str(path) if path is not None else "(none)"
+
+    return {"detector": resolve(config.detector.model, "detector", config.detector.enabled),
+            "face_detector": resolve(config.faces.detector_model, "face_detector", config.faces.enabled),
+            "face_embedder": resolve(config.faces.embedder_model, "face_embedder",
+                                     config.faces.enabled and config.faces.recognize)}
+
+
 def compare_pipeline(config: Config, clip: Path) -> dict[str, Any]:
     """In one process on one clip: the naive configuration (:func:`naive_config`) and ``config`` as given (the
     tuned default), each as :func:`bench_pipeline`'s two runs. ``speedup``: tuned over naive unpaced FPS."""
@@ -106,9 +121,7 @@ def compare_pipeline(config: Config, clip: Path) -> dict[str, Any]:
         report = bench_pipeline(cfg, clip)
         runs[label] = {"throughput": run_figures(report["throughput"]), "live": run_figures(report["live"])}
         details[label] = {"stages": report["stages"], "threads": report["threads"],
-                          "models": {"detector": cfg.detector.model or "(default)",
-                                     "face_detector": cfg.faces.detector_model or "(default)",
-                                     "face_embedder": cfg.faces.embedder_model or "(default)"},
+                          "models": _resolved_models(cfg),
                           "detector_every": cfg.detector.every}
     naive_fps = runs["naive"]["throughput"]["fps"]
     speedup = runs["tuned"]["throughput"]["fps"] / naive_fps if naive_fps else float("nan")

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from realtime.config import ZOO_DIR, Config, FacesConfig, RuntimeConfig
-from realtime.errors import GalleryError, ModelError
+from realtime.errors import ConfigError, GalleryError, ModelError
 from realtime.pipeline import Pipeline
 from realtime.runtime import OnnxModel, RuntimeOptions
 
@@ -117,14 +117,33 @@ def build_detector_stage(config: Config):
     from realtime.detect.yolo import ObjectDetection, YoloDetector
 
     model = OnnxModel(path, runtime_options(config.runtime), expected_kind="yolo")
-    detector = YoloDetector(model, input_size=det.input_size, score_threshold=det.score_threshold,
+    score_threshold = det.score_threshold
+    low = config.tracking.low_score_threshold if config.tracking.enabled else None
+    if low is not None:  # ByteTrack's second pass needs the low-score boxes; the tracking stage filters them
+        score_threshold = min(score_threshold, low)
+    detector = YoloDetector(model, input_size=det.input_size, score_threshold=score_threshold,
                             iou_threshold=det.iou_threshold, class_aware=det.class_aware,
                             max_candidates=det.max_candidates, max_detections=det.max_detections)
     return ObjectDetection(detector)
 
 
+def build_tracking_stage(config: Config):
+    """The object-tracking stage that follows detection (track ids on ``packet.detections``)."""
+    from realtime.detect.track import ObjectTracker, ObjectTracking
+
+    tr, det = config.tracking, config.detector
+    low = tr.low_score_threshold
+    if low is not None and low >= det.score_threshold:
+        raise ConfigError(f"tracking.low_score_threshold={low!r} must be below detector.score_threshold "
+                          f"({det.score_threshold:g})")
+    tracker = ObjectTracker(iou_threshold=tr.iou_threshold, max_age=tr.max_age, min_hits=tr.min_hits,
+                            high_score_threshold=det.score_threshold, low_score_threshold=low)
+    return ObjectTracking(tracker, show_score_threshold=det.score_threshold)
+
+
 def build_pipeline(config: Config) -> Pipeline:
-    """Stages in order: detection, faces (detect, recognize). Analysis stages all see the original frame."""
+    """Stages in order: detection (and tracking), faces (detect, recognize). Analysis stages all see the original
+    frame."""
     apply_thread_settings(config.runtime)
     stages: list = []
     try:
@@ -132,6 +151,8 @@ def build_pipeline(config: Config) -> Pipeline:
             stage = build_detector_stage(config)
             if stage is not None:
                 stages.append(stage)
+                if config.tracking.enabled:
+                    stages.append(build_tracking_stage(config))
         if config.faces.enabled:
             stages.extend(build_face_stages(config))
         if config.style.enabled:  # last: an effect on the displayed frame, analysis never sees it

@@ -72,6 +72,22 @@ class DetectorConfig:
 
 
 @dataclass(frozen=True)
+class TrackingConfig:
+    """Object tracking after detection: a track id per object (JSONL ``track``, overlay ``#id``).
+
+    ``min_hits`` detected frames confirm a track (then it gets its id); a confirmed track lives through
+    ``max_age`` frames without a detection. ``low_score_threshold`` (below ``detector.score_threshold``) turns on
+    ByteTrack's second pass: the detector also reports boxes down to it, and they may continue (never start) a track.
+    """
+
+    enabled: bool = True
+    iou_threshold: float = 0.3
+    max_age: int = 30
+    min_hits: int = 3
+    low_score_threshold: float | None = None
+
+
+@dataclass(frozen=True)
 class FacesConfig:
     """Face detection, alignment, embedding and gallery search."""
 
@@ -180,6 +196,7 @@ class Config:
     source: SourceConfig = SourceConfig()
     runtime: RuntimeConfig = RuntimeConfig()
     detector: DetectorConfig = DetectorConfig()
+    tracking: TrackingConfig = TrackingConfig()
     faces: FacesConfig = FacesConfig()
     overlay: OverlayConfig = OverlayConfig()
     output: OutputConfig = OutputConfig()

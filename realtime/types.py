@@ -20,23 +20,36 @@ class Detections:
     """Object detections in source pixels.
 
     ``boxes_xyxy``: float32 (N, 4); ``scores``: float32 (N,); ``class_ids``: int64 (N,);
-    ``class_names``: the model's class list (index with ``class_ids``).
+    ``class_names``: the model's class list (index with ``class_ids``); ``track_ids``: int64 (N,) the object
+    tracker's confirmed track id, -1 where untracked (left empty, it is filled with -1).
     """
 
     boxes_xyxy: np.ndarray = field(default_factory=lambda: _empty((0, 4)))
     scores: np.ndarray = field(default_factory=lambda: _empty((0,)))
     class_ids: np.ndarray = field(default_factory=lambda: _empty((0,), np.int64))
     class_names: tuple[str, ...] = ()
+    track_ids: np.ndarray = field(default_factory=lambda: _empty((0,), np.int64))
+
+    def __post_init__(self) -> None:
+        if len(self.track_ids) == 0 and len(self.scores):
+            object.__setattr__(self, "track_ids", np.full(len(self.scores), -1, dtype=np.int64))
 
     def __len__(self) -> int:
         return len(self.scores)
 
+    def class_name(self, i: int) -> str:
+        cid = int(self.class_ids[i])
+        return self.class_names[cid] if 0 <= cid < len(self.class_names) else str(cid)
+
     def to_json(self) -> list[dict[str, Any]]:
-        return [
-            {"box": [round(float(v), 2) for v in box], "score": round(float(score), 4),
-             "class": self.class_names[int(cid)] if int(cid) < len(self.class_names) else str(int(cid))}
-            for box, score, cid in zip(self.boxes_xyxy, self.scores, self.class_ids)
-        ]
+        out = []
+        for i in range(len(self)):
+            entry: dict[str, Any] = {"box": [round(float(v), 2) for v in self.boxes_xyxy[i]],
+                                     "score": round(float(self.scores[i]), 4), "class": self.class_name(i)}
+            if i < len(self.track_ids) and self.track_ids[i] >= 0:
+                entry["track"] = int(self.track_ids[i])
+            out.append(entry)
+        return out
 
 
 @dataclass(frozen=True)
@@ -45,8 +58,11 @@ class Faces:
 
     ``boxes_xyxy``: float32 (N, 4); ``scores``: float32 (N,); ``landmarks5``: float32 (N, 5, 2) as
     (eye on image left, eye on image right, nose tip, mouth corner image left, mouth corner image right);
-    ``identities``: name or None per face; ``distances``: float32 (N,), NaN where not matched;
-    ``track_ids``: int64 (N,), -1 where untracked.
+    ``identities``: name or None per face (with recognition: the face track's voted identity); ``distances``:
+    float32 (N,) the newest embedding's distance to the nearest enrolled person, NaN where not matched;
+    ``track_ids``: int64 (N,), -1 where untracked. Recognition also fills ``frame_identities`` (the newest embedding's
+    own decision per face), ``votes`` and ``voters`` (int64 (N,): ``votes`` of the track's last ``voters`` results
+    agree with its identity); left empty otherwise.
     """
 
     boxes_xyxy: np.ndarray = field(default_factory=lambda: _empty((0, 4)))
@@ -55,6 +71,9 @@ class Faces:
     identities: tuple[str | None, ...] = ()
     distances: np.ndarray = field(default_factory=lambda: _empty((0,)))
     track_ids: np.ndarray = field(default_factory=lambda: _empty((0,), np.int64))
+    frame_identities: tuple[str | None, ...] = ()
+    votes: np.ndarray = field(default_factory=lambda: _empty((0,), np.int64))
+    voters: np.ndarray = field(default_factory=lambda: _empty((0,), np.int64))
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -73,6 +92,11 @@ class Faces:
             }
             if i < len(self.track_ids) and self.track_ids[i] >= 0:
                 entry["track"] = int(self.track_ids[i])
+            if i < len(self.votes):
+                entry["votes"] = int(self.votes[i])
+                entry["voters"] = int(self.voters[i])
+            if i < len(self.frame_identities):
+                entry["frame_identity"] = self.frame_identities[i]
             out.append(entry)
         return out
 

@@ -1,7 +1,14 @@
 """Face recognition stage: track, align, embed, match. (Detection is ``realtime.face.detector.FaceDetector``.)
 
 Recognition re-embeds a face only when its track is new, every few frames, or when the box moved a lot; other
-frames reuse the track's last identity, so a steady face costs little.
+frames reuse the track's last result, so a steady face costs little. A track whose identity is still forming (fewer
+results than the vote window) is embedded on every frame, like a new one.
+
+What a face is called is its *track's* identity, voted over the track's recent results with hysteresis
+(:func:`realtime.face.track.vote_identity`), not the newest embedding's decision alone; ``Faces.frame_identities``
+keeps that per-embedding decision and ``Faces.distances`` its distance. A background *cohort* of faces of people
+who are not enrolled (:mod:`realtime.face.cohort`) gives each decision a second-best candidate even when a single
+person is enrolled.
 """
 
 from __future__ import annotations
@@ -20,17 +27,20 @@ from realtime.types import FramePacket
 class FaceRecognition:
     """Stage "recognize": identities and distances for ``packet.faces`` against a gallery snapshot.
 
-    A new track is embedded at once; a known one only when the tracker says it is due (every few frames, or when
-    its box moved), and at most ``max_reembed_per_frame`` of those per frame.
+    A new track is embedded at once and on each of its first ``vote.window`` frames; a known one only when the
+    tracker says it is due (every few frames, or when its box moved), and at most ``max_reembed_per_frame`` of
+    those per frame.
 
-    ``gallery_vectors``: float32 (M, D); ``gallery_labels``: (M,) person names. The alignment template and chip
-    size come from the embedder's contract.
+    ``gallery_vectors``: float32 (M, D); ``gallery_labels``: (M,) person names; ``cohort_vectors``: float32 (C, D)
+    background faces (second-best candidates, never named) or None. The alignment template and chip size come from
+    the embedder's contract.
     """
 
     name = "recognize"
 
     def __init__(self, embedder: FaceEmbedder, gallery_vectors: np.ndarray, gallery_labels: np.ndarray,
-                 tracker: FaceTracker, match_threshold: float, match_margin: float, max_reembed_per_frame: int = 1):
+                 tracker: FaceTracker, match_threshold: float, match_margin: float, max_reembed_per_frame: int = 1,
+                 cohort_vectors: np.ndarray | None = None):
         self.embedder = embedder
         self.gallery_vectors = gallery_vectors
         self.gallery_labels = gallery_labels
@@ -38,6 +48,7 @@ class FaceRecognition:
         self.match_threshold = match_threshold
         self.match_margin = match_margin
         self.max_reembed_per_frame = max_reembed_per_frame
+        self.cohort_vectors = cohort_vectors
         self.embedded = 0
 
     def __call__(self, packet: FramePacket) -> FramePacket:
@@ -50,27 +61,32 @@ class FaceRecognition:
         due: list[int] = []
         for i in range(n):
             remembered = self.tracker.recall(int(update.track_ids[i]))
-            if remembered is None:
+            if remembered is None or self.tracker.voting(int(update.track_ids[i])):
                 new.append(i)
                 continue
             identities[i], distances[i] = remembered[0], remembered[1]
             if update.needs_embedding[i]:
                 due.append(i)
-        # New faces are always embedded; scheduled re-embeddings are spread over frames (the tracker keeps
-        # flagging a face until it is embedded), so several steady faces never all cost on the same frame.
+        # New faces (and tracks whose vote is still forming: at most ``vote.window`` frames each) are always
+        # embedded; scheduled re-embeddings are spread over frames (the tracker keeps flagging a face until it is
+        # embedded), so several steady faces never all cost on the same frame.
         todo = np.asarray(new + due[:self.max_reembed_per_frame], dtype=np.int64)
         if todo.size:
             chips = align_faces(packet.frame_bgr, faces.landmarks5[todo], self.embedder.template5,
                                 self.embedder.size_wh[0])
             vectors = self.embedder.embed(chips)
             names, best, second = match_faces(vectors, self.gallery_vectors, self.gallery_labels,
-                                               self.match_threshold, self.match_margin)
+                                               self.match_threshold, self.match_margin, self.cohort_vectors)
             self.embedded += int(todo.size)
             for k, i in enumerate(todo):
                 identities[i], distances[i] = names[k], best[k]
                 self.tracker.remember(int(update.track_ids[i]), names[k], float(best[k]), float(second[k]))
-        faces = dataclasses.replace(faces, identities=tuple(identities), distances=distances,
-                                    track_ids=update.track_ids.astype(np.int64))
+        voted = [self.tracker.identity(int(t)) for t in update.track_ids]
+        faces = dataclasses.replace(faces, identities=tuple(v.identity for v in voted), distances=distances,
+                                    track_ids=update.track_ids.astype(np.int64),
+                                    frame_identities=tuple(identities),
+                                    votes=np.asarray([v.votes for v in voted], dtype=np.int64).reshape(n),
+                                    voters=np.asarray([v.voters for v in voted], dtype=np.int64).reshape(n))
         return dataclasses.replace(packet, faces=faces)
 
     def close(self) -> None:

@@ -5,14 +5,18 @@ A face needs (re-)embedding when its track has never been embedded, when ``reemb
 its last embedding, or when its box has moved (IoU with the box at the last embedding below ``reembed_iou``).
 The caller reports each embedding with :meth:`FaceTracker.remember`; that resets the schedule, so a face whose
 embedding was skipped (or failed) is asked for again on the next frame.
+
+A track's *identity* is voted from its recent results with hysteresis (:func:`vote_identity`, :class:`VoteRule`),
+never taken from whichever embedding came last: ``name_votes`` of the last ``window`` results must agree to name a
+track, and ``change_votes`` to change a named track's identity (to another person or back to unknown).
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -39,6 +43,65 @@ class HistoryEntry(NamedTuple):
 
 
 @dataclass(frozen=True)
+class VoteRule:
+    """Hysteresis for a track's identity over its last ``window`` embedding results.
+
+    An unnamed track is named when ``name_votes`` of those results name one person; a named track changes (to
+    another person, or to unknown) only when ``change_votes`` of them say so. ``name_votes <= change_votes <=
+    window``; ``VoteRule(1, 1, 1)`` is "the last embedding decides".
+    """
+
+    window: int = 5
+    name_votes: int = 3
+    change_votes: int = 4
+
+    def __post_init__(self) -> None:
+        for name in ("window", "name_votes", "change_votes"):
+            _count(f"vote_{name}" if name == "window" else name, getattr(self, name), minimum=1)
+        if not self.name_votes <= self.change_votes <= self.window:
+            raise ConfigError(f"identity votes need name_votes ({self.name_votes}) <= change_votes "
+                              f"({self.change_votes}) <= vote_window ({self.window})")
+
+
+class TrackIdentity(NamedTuple):
+    """A track's voted identity: name or None (unknown), how many of the last ``voters`` results agree with it."""
+
+    identity: str | None
+    votes: int
+    voters: int
+
+
+def vote_identity(recent: Sequence[str | None], current: str | None, rule: VoteRule) -> TrackIdentity:
+    """The identity a track holds after its newest result.
+
+    ``recent``: per-embedding identities, oldest first (only the last ``rule.window`` count); ``current``: the
+    identity the track held before. Unknown (None) is a candidate like a name, except that it needs no votes to be
+    held: an unnamed track stays unknown until ``rule.name_votes`` results name one person. A named track keeps its
+    name until another candidate (a person, or unknown) has ``rule.change_votes`` results. Ties between
+    candidates go to the one seen most recently.
+    """
+    window = list(recent)[-rule.window:]
+    counts = Counter(window)
+    last_seen = {label: k for k, label in enumerate(window)}
+
+    def strongest(labels) -> str | None:
+        return max(labels, key=lambda label: (counts[label], last_seen[label]), default=None)
+
+    identity = current
+    if current is None:
+        name = strongest([label for label in counts if label is not None])
+        if name is not None and counts[name] >= rule.name_votes:
+            identity = name
+    else:
+        rivals = [label for label in counts if label != current]
+        if rivals:
+            rival = strongest(rivals)
+            if counts[rival] >= rule.change_votes:
+                identity = rival
+    return TrackIdentity(identity, counts[identity], len(window))
+
+
+@dataclass(frozen=True)
 class TrackUpdate:
     """Result of one :meth:`FaceTracker.update`.
 
@@ -53,7 +116,8 @@ class TrackUpdate:
 
 
 class _Track:
-    __slots__ = ("track_id", "box_xyxy", "missed", "embed_box_xyxy", "embed_update", "memory", "history")
+    __slots__ = ("track_id", "box_xyxy", "missed", "embed_box_xyxy", "embed_update", "memory", "history",
+                 "identity")
 
     def __init__(self, track_id: int, box_xyxy: np.ndarray, history_size: int) -> None:
         self.track_id = track_id
@@ -63,6 +127,7 @@ class _Track:
         self.embed_update = 0
         self.memory: Recollection | None = None
         self.history: deque[HistoryEntry] = deque(maxlen=history_size)
+        self.identity = TrackIdentity(None, 0, 0)
 
 
 class FaceTracker:
@@ -72,16 +137,18 @@ class FaceTracker:
     ``max_missed``: a track survives up to this many consecutive updates without a box, and is dropped on the next
     miss (its id is never reused). ``reembed_every``: updates between embeddings of a steady face.
     ``reembed_iou``: re-embed when the IoU between the box now and the box at the last embedding is below this.
-    ``history_size``: how many :class:`HistoryEntry` each track keeps (oldest first out).
+    ``history_size``: how many :class:`HistoryEntry` each track keeps (oldest first out; at least ``vote.window``).
+    ``vote``: the hysteresis that turns a track's recent results into its identity (:meth:`identity`).
     """
 
     def __init__(self, iou_threshold: float = 0.3, max_missed: int = 5, reembed_every: int = 10,
-                 reembed_iou: float = 0.6, history_size: int = 32) -> None:
+                 reembed_iou: float = 0.6, history_size: int = 32, vote: VoteRule | None = None) -> None:
         self.iou_threshold = _fraction("iou_threshold", iou_threshold, allow_zero=False)
         self.reembed_iou = _fraction("reembed_iou", reembed_iou, allow_zero=True)
         self.max_missed = _count("max_missed", max_missed, minimum=0)
         self.reembed_every = _count("reembed_every", reembed_every, minimum=1)
         self.history_size = _count("history_size", history_size, minimum=1)
+        self.vote = vote or VoteRule()
         self._tracks: dict[int, _Track] = {}
         self._next_id = 1
         self._frame_index = -1
@@ -126,7 +193,7 @@ class FaceTracker:
                 track.box_xyxy = box
                 track.missed = 0
             else:
-                track = _Track(self._next_id, box, self.history_size)
+                track = _Track(self._next_id, box, max(self.history_size, self.vote.window))
                 self._tracks[track.track_id] = track
                 self._next_id += 1
             track_ids[i] = track.track_id
@@ -147,6 +214,17 @@ class FaceTracker:
         track.memory = Recollection(identity, distance, self._frame_index)
         track.history.append(HistoryEntry(self._frame_index, identity, distance,
                                           None if second_distance is None else float(second_distance)))
+        track.identity = vote_identity([h.identity for h in track.history], track.identity.identity, self.vote)
+
+    def identity(self, track_id: int) -> TrackIdentity:
+        """The live track's voted identity (``TrackIdentity(None, 0, 0)`` before any result or for an unknown id)."""
+        track = self._tracks.get(int(track_id))
+        return TrackIdentity(None, 0, 0) if track is None else track.identity
+
+    def voting(self, track_id: int) -> bool:
+        """Whether the live track has fewer than ``vote.window`` results yet (its identity is still forming)."""
+        track = self._tracks.get(int(track_id))
+        return track is not None and len(track.history) < self.vote.window
 
     def recall(self, track_id: int) -> Recollection | None:
         """The last remembered result of a live track, or None (unknown id, dropped, or never embedded)."""
@@ -156,7 +234,7 @@ class FaceTracker:
     def history(self, track_id: int) -> tuple[HistoryEntry, ...]:
         """The track's recent results, oldest first (at most ``history_size``); empty for an unknown id."""
         track = self._tracks.get(int(track_id))
-        return () if track is None else tuple(track.history)
+        return () if track is None else tuple(track.history)[-self.history_size:]
 
     @property
     def active_ids(self) -> tuple[int, ...]:

@@ -86,9 +86,22 @@ def load_gallery_snapshot(faces: FacesConfig, embedder) -> tuple[np.ndarray, np.
     return vectors, labels
 
 
+def load_face_cohort(faces: FacesConfig, embedder, gallery_vectors: np.ndarray) -> np.ndarray | None:
+    """The shipped background cohort for ``embedder`` (None when ``faces.cohort`` is off or it does not fit)."""
+    if not faces.cohort:
+        return None
+    from realtime.face.cohort import COHORT_FILE, cohort_for, load_cohort
+
+    path = ZOO_DIR / COHORT_FILE
+    if not path.is_file():
+        raise ModelError(f"faces.cohort is on but no cohort ships at {path}; build it with 'python -m "
+                         "recipes.face_cohort build' or set faces.cohort=false")
+    return cohort_for(load_cohort(path), embedder.sha256, embedder.template5, gallery_vectors)
+
+
 def build_face_stages(config: Config) -> list:
     from realtime.face.recognition import FaceRecognition
-    from realtime.face.track import FaceTracker
+    from realtime.face.track import FaceTracker, VoteRule
 
     faces = config.faces
     stages: list = [open_face_detector(faces, config.runtime)]
@@ -96,14 +109,17 @@ def build_face_stages(config: Config) -> list:
         embedder = open_face_embedder(faces, config.runtime)
         try:
             vectors, labels = load_gallery_snapshot(faces, embedder)
-        except GalleryError:
+            cohort = load_face_cohort(faces, embedder, vectors)
+            vote = VoteRule(window=faces.vote_window, name_votes=faces.name_votes, change_votes=faces.change_votes)
+        except (GalleryError, ModelError, ConfigError):
             embedder.close()
             stages[0].close()
             raise
         stages.append(FaceRecognition(
             embedder, vectors, labels,
-            FaceTracker(reembed_every=faces.reembed_every, reembed_iou=faces.reembed_iou),
-            match_threshold=match_threshold(faces, embedder), match_margin=faces.match_margin))
+            FaceTracker(reembed_every=faces.reembed_every, reembed_iou=faces.reembed_iou, vote=vote),
+            match_threshold=match_threshold(faces, embedder), match_margin=faces.match_margin,
+            cohort_vectors=cohort))
     return stages
 
 

@@ -89,7 +89,12 @@ class TrackingConfig:
 
 @dataclass(frozen=True)
 class FacesConfig:
-    """Face detection, alignment, embedding and gallery search."""
+    """Face detection, alignment, embedding and gallery search.
+
+    A face track's identity is voted over its last ``vote_window`` embeddings: ``name_votes`` must agree to name
+    it, ``change_votes`` to change it. ``cohort``: compare each face with the shipped background cohort of strangers
+    (``realtime/zoo/face_cohort.npz``) as well as the gallery, so one enrolled person does not name everyone.
+    """
 
     enabled: bool = True
     detector_model: str = field(default="", metadata=_path())
@@ -106,6 +111,10 @@ class FacesConfig:
     reembed_iou: float = 0.6
     min_face_px: int = 40
     min_sharpness: float = 25.0
+    vote_window: int = 5
+    name_votes: int = 3
+    change_votes: int = 4
+    cohort: bool = True
 
 
 @dataclass(frozen=True)

@@ -280,7 +280,7 @@ def _run_setting(frames_faces, embedder, gallery, labels, cohort, vote, config) 
     out = []
     for index, (frame, faces) in enumerate(frames_faces):
         f = stage(FramePacket(index=index, t_capture=0.0, t_source=0.0, frame_bgr=frame, faces=faces)).faces
-        out.append(list(zip(f.track_ids.tolist(), f.identities, f.frame_identities)))
+        out.append(list(zip(f.track_ids.tolist(), f.track_identities, f.identities)))
     return out
 
 

@@ -5,8 +5,9 @@ frames reuse the track's last result, so a steady face costs little. A track who
 results than the vote window) is embedded on every frame, like a new one.
 
 What a face is called is its *track's* identity, voted over the track's recent results with hysteresis
-(:func:`realtime.face.track.vote_identity`), not the newest embedding's decision alone; ``Faces.frame_identities``
-keeps that per-embedding decision and ``Faces.distances`` its distance. A background *cohort* of faces of people
+(:func:`realtime.face.track.vote_identity`), not the newest embedding's decision alone: ``Faces.track_identities``
+(what the overlay shows), while ``Faces.identities`` and ``Faces.distances`` keep the newest embedding's own
+decision and distance (the door votes on those). A background *cohort* of faces of people
 who are not enrolled (:mod:`realtime.face.cohort`) gives each decision a second-best candidate even when a single
 person is enrolled.
 """
@@ -57,7 +58,10 @@ class FaceRecognition:
         n = len(faces)
         identities: list[str | None] = [None] * n
         distances = np.full(n, np.nan, dtype=np.float32)
+        seconds = np.full(n, np.nan, dtype=np.float32)
+        embedded = np.zeros(n, dtype=bool)
         new: list[int] = []
+        urgent: list[int] = []
         due: list[int] = []
         for i in range(n):
             remembered = self.tracker.recall(int(update.track_ids[i]))
@@ -65,12 +69,15 @@ class FaceRecognition:
                 new.append(i)
                 continue
             identities[i], distances[i] = remembered[0], remembered[1]
-            if update.needs_embedding[i]:
+            if self.tracker.unsettled(int(update.track_ids[i])):
+                urgent.append(i)
+            elif update.needs_embedding[i]:
                 due.append(i)
         # New faces (and tracks whose vote is still forming: at most ``vote.window`` frames each) are always
-        # embedded; scheduled re-embeddings are spread over frames (the tracker keeps flagging a face until it is
-        # embedded), so several steady faces never all cost on the same frame.
-        todo = np.asarray(new + due[:self.max_reembed_per_frame], dtype=np.int64)
+        # embedded; re-embeddings are spread over frames (the tracker keeps flagging a face until it is embedded),
+        # so several steady faces never all cost on the same frame. A track whose newest result disagrees with its
+        # identity goes first, so a change (or a stray result) is settled within a few frames.
+        todo = np.asarray(new + (urgent + due)[:self.max_reembed_per_frame], dtype=np.int64)
         if todo.size:
             chips = align_faces(packet.frame_bgr, faces.landmarks5[todo], self.embedder.template5,
                                 self.embedder.size_wh[0])
@@ -79,12 +86,14 @@ class FaceRecognition:
                                                self.match_threshold, self.match_margin, self.cohort_vectors)
             self.embedded += int(todo.size)
             for k, i in enumerate(todo):
-                identities[i], distances[i] = names[k], best[k]
-                self.tracker.remember(int(update.track_ids[i]), names[k], float(best[k]), float(second[k]))
+                identities[i], distances[i], seconds[i], embedded[i] = names[k], best[k], second[k], True
+                self.tracker.remember(int(update.track_ids[i]), names[k], float(best[k]), float(second[k]),
+                                      vector=vectors[k])
         voted = [self.tracker.identity(int(t)) for t in update.track_ids]
-        faces = dataclasses.replace(faces, identities=tuple(v.identity for v in voted), distances=distances,
+        faces = dataclasses.replace(faces, identities=tuple(identities), distances=distances,
+                                    second_distances=seconds, embedded=embedded,
                                     track_ids=update.track_ids.astype(np.int64),
-                                    frame_identities=tuple(identities),
+                                    track_identities=tuple(v.identity for v in voted),
                                     votes=np.asarray([v.votes for v in voted], dtype=np.int64).reshape(n),
                                     voters=np.asarray([v.voters for v in voted], dtype=np.int64).reshape(n))
         return dataclasses.replace(packet, faces=faces)

@@ -117,9 +117,9 @@ class TrackUpdate:
 
 class _Track:
     __slots__ = ("track_id", "box_xyxy", "missed", "embed_box_xyxy", "embed_update", "memory", "history",
-                 "identity")
+                 "identity", "votes", "vector")
 
-    def __init__(self, track_id: int, box_xyxy: np.ndarray, history_size: int) -> None:
+    def __init__(self, track_id: int, box_xyxy: np.ndarray, history_size: int, vote_window: int) -> None:
         self.track_id = track_id
         self.box_xyxy = box_xyxy
         self.missed = 0
@@ -128,6 +128,8 @@ class _Track:
         self.memory: Recollection | None = None
         self.history: deque[HistoryEntry] = deque(maxlen=history_size)
         self.identity = TrackIdentity(None, 0, 0)
+        self.votes: deque[str | None] = deque(maxlen=vote_window)
+        self.vector: np.ndarray | None = None
 
 
 class FaceTracker:
@@ -137,18 +139,22 @@ class FaceTracker:
     ``max_missed``: a track survives up to this many consecutive updates without a box, and is dropped on the next
     miss (its id is never reused). ``reembed_every``: updates between embeddings of a steady face.
     ``reembed_iou``: re-embed when the IoU between the box now and the box at the last embedding is below this.
-    ``history_size``: how many :class:`HistoryEntry` each track keeps (oldest first out; at least ``vote.window``).
+    ``history_size``: how many :class:`HistoryEntry` each track keeps (oldest first out).
     ``vote``: the hysteresis that turns a track's recent results into its identity (:meth:`identity`).
+    ``swap_distance``: two successive embeddings of a track further apart than this are two people (see
+    :meth:`remember`).
     """
 
     def __init__(self, iou_threshold: float = 0.3, max_missed: int = 5, reembed_every: int = 10,
-                 reembed_iou: float = 0.6, history_size: int = 32, vote: VoteRule | None = None) -> None:
+                 reembed_iou: float = 0.6, history_size: int = 32, vote: VoteRule | None = None,
+                 swap_distance: float = 0.6) -> None:
         self.iou_threshold = _fraction("iou_threshold", iou_threshold, allow_zero=False)
         self.reembed_iou = _fraction("reembed_iou", reembed_iou, allow_zero=True)
         self.max_missed = _count("max_missed", max_missed, minimum=0)
         self.reembed_every = _count("reembed_every", reembed_every, minimum=1)
         self.history_size = _count("history_size", history_size, minimum=1)
         self.vote = vote or VoteRule()
+        self.swap_distance = float(swap_distance)
         self._tracks: dict[int, _Track] = {}
         self._next_id = 1
         self._frame_index = -1
@@ -193,7 +199,7 @@ class FaceTracker:
                 track.box_xyxy = box
                 track.missed = 0
             else:
-                track = _Track(self._next_id, box, max(self.history_size, self.vote.window))
+                track = _Track(self._next_id, box, self.history_size, self.vote.window)
                 self._tracks[track.track_id] = track
                 self._next_id += 1
             track_ids[i] = track.track_id
@@ -202,8 +208,13 @@ class FaceTracker:
                            dropped_ids=np.asarray(dropped, dtype=np.int64), frame_index=frame)
 
     def remember(self, track_id: int, identity: str | None, distance: float,
-                 second_distance: float | None = None) -> None:
-        """Record a fresh embedding result for a live track; resets its re-embedding schedule at its current box."""
+                 second_distance: float | None = None, vector: np.ndarray | None = None) -> None:
+        """Record a fresh embedding result for a live track; resets its re-embedding schedule at its current box.
+
+        ``vector``: float32 (D,) the embedding itself. When it is further than ``swap_distance`` from the track's
+        previous embedding, the box now holds someone else (the IoU tracker carried the track over a cut or a
+        crossing): the track's vote starts again from this result.
+        """
         track = self._tracks.get(int(track_id))
         if track is None:
             raise KeyError(f"track {track_id} is not live (never made, or dropped); remember results right after "
@@ -214,7 +225,14 @@ class FaceTracker:
         track.memory = Recollection(identity, distance, self._frame_index)
         track.history.append(HistoryEntry(self._frame_index, identity, distance,
                                           None if second_distance is None else float(second_distance)))
-        track.identity = vote_identity([h.identity for h in track.history], track.identity.identity, self.vote)
+        if vector is not None:
+            vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+            if track.vector is not None and float(np.linalg.norm(vector - track.vector)) > self.swap_distance:
+                track.votes.clear()
+                track.identity = TrackIdentity(None, 0, 0)
+            track.vector = vector
+        track.votes.append(identity)
+        track.identity = vote_identity(track.votes, track.identity.identity, self.vote)
 
     def identity(self, track_id: int) -> TrackIdentity:
         """The live track's voted identity (``TrackIdentity(None, 0, 0)`` before any result or for an unknown id)."""
@@ -224,7 +242,12 @@ class FaceTracker:
     def voting(self, track_id: int) -> bool:
         """Whether the live track has fewer than ``vote.window`` results yet (its identity is still forming)."""
         track = self._tracks.get(int(track_id))
-        return track is not None and len(track.history) < self.vote.window
+        return track is not None and len(track.votes) < self.vote.window
+
+    def unsettled(self, track_id: int) -> bool:
+        """Whether the live track's newest result disagrees with its identity (a change may be coming)."""
+        track = self._tracks.get(int(track_id))
+        return track is not None and bool(track.votes) and track.votes[-1] != track.identity.identity
 
     def recall(self, track_id: int) -> Recollection | None:
         """The last remembered result of a live track, or None (unknown id, dropped, or never embedded)."""
@@ -234,7 +257,7 @@ class FaceTracker:
     def history(self, track_id: int) -> tuple[HistoryEntry, ...]:
         """The track's recent results, oldest first (at most ``history_size``); empty for an unknown id."""
         track = self._tracks.get(int(track_id))
-        return () if track is None else tuple(track.history)[-self.history_size:]
+        return () if track is None else tuple(track.history)
 
     @property
     def active_ids(self) -> tuple[int, ...]:

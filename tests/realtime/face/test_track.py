@@ -266,3 +266,15 @@ def test_tracker_votes_per_track_and_forgets_with_the_track():
     assert tracker.identity(1) == TrackIdentity("ann", 3, 3) and not tracker.voting(1)
     tracker.update(_boxes())
     assert tracker.identity(1) == TrackIdentity(None, 0, 0)  # dropped
+
+
+def test_remember_with_a_far_embedding_restarts_the_vote():
+    tracker = FaceTracker(vote=VoteRule(window=3, name_votes=2, change_votes=3), swap_distance=0.6)
+    tracker.update(_boxes(_box(0, 0)))
+    a, b = np.array([1.0, 0.0], np.float32), np.array([0.0, 1.0], np.float32)
+    for vector in (a, a * 0.9):  # 0.1 apart: the same person
+        tracker.remember(1, "ann", 0.3, vector=vector)
+    assert tracker.identity(1).identity == "ann"
+    tracker.remember(1, None, 0.8, vector=b)  # 1.35 from the last one: someone else now
+    assert tracker.identity(1) == TrackIdentity(None, 1, 1) and tracker.voting(1)
+    assert len(tracker.history(1)) == 3  # the door's history keeps everything

@@ -2,7 +2,8 @@
 
 Recognition re-embeds a face only when its track is new, every few frames, or when the box moved a lot; other
 frames reuse the track's last result, so a steady face costs little. A track whose identity is still forming (fewer
-results than the vote window) is embedded on every frame, like a new one.
+results than the vote window) is embedded on every frame, like a new one, and so is a face whose tiny thumbnail
+changed abruptly since the last frame (the IoU tracker carried its track over a cut or a crossing).
 
 What a face is called is its *track's* identity, voted over the track's recent results with hysteresis
 (:func:`realtime.face.track.vote_identity`), not the newest embedding's decision alone: ``Faces.track_identities``
@@ -21,7 +22,7 @@ import numpy as np
 from realtime.face.align import align_faces
 from realtime.face.embedder import FaceEmbedder
 from realtime.face.matching import match_faces
-from realtime.face.track import FaceTracker
+from realtime.face.track import APPEARANCE_CHANGE, FaceTracker, appearance_changed, face_thumbnail
 from realtime.types import FramePacket
 
 
@@ -33,7 +34,8 @@ class FaceRecognition:
     those per frame.
 
     ``gallery_vectors``: float32 (M, D); ``gallery_labels``: (M,) person names; ``cohort_vectors``: float32 (C, D)
-    background faces (second-best candidates, never named) or None. The alignment template and chip size come from
+    background faces (second-best candidates, never named) or None; ``appearance_change``: the thumbnail change
+    that makes a face be embedded again at once (None: off). The alignment template and chip size come from
     the embedder's contract.
     """
 
@@ -41,7 +43,7 @@ class FaceRecognition:
 
     def __init__(self, embedder: FaceEmbedder, gallery_vectors: np.ndarray, gallery_labels: np.ndarray,
                  tracker: FaceTracker, match_threshold: float, match_margin: float, max_reembed_per_frame: int = 1,
-                 cohort_vectors: np.ndarray | None = None):
+                 cohort_vectors: np.ndarray | None = None, appearance_change: float | None = APPEARANCE_CHANGE):
         self.embedder = embedder
         self.gallery_vectors = gallery_vectors
         self.gallery_labels = gallery_labels
@@ -51,6 +53,8 @@ class FaceRecognition:
         self.max_reembed_per_frame = max_reembed_per_frame
         self.cohort_vectors = cohort_vectors
         self.embedded = 0
+        self.appearance_change = appearance_change
+        self._thumbs: dict[int, np.ndarray] = {}
 
     def __call__(self, packet: FramePacket) -> FramePacket:
         faces = packet.faces
@@ -63,13 +67,23 @@ class FaceRecognition:
         new: list[int] = []
         urgent: list[int] = []
         due: list[int] = []
+        for track_id in update.dropped_ids.tolist():
+            self._thumbs.pop(int(track_id), None)
         for i in range(n):
-            remembered = self.tracker.recall(int(update.track_ids[i]))
-            if remembered is None or self.tracker.voting(int(update.track_ids[i])):
+            track_id = int(update.track_ids[i])
+            swapped = False
+            if self.appearance_change is not None:
+                thumb = face_thumbnail(packet.frame_bgr, faces.boxes_xyxy[i])
+                before = self._thumbs.get(track_id)
+                self._thumbs[track_id] = thumb
+                swapped = before is not None and appearance_changed(before, thumb, self.appearance_change)
+            remembered = self.tracker.recall(track_id)
+            # a new track, a vote still forming, or the box now shows another face (a cut, people crossing)
+            if remembered is None or self.tracker.voting(track_id) or swapped:
                 new.append(i)
                 continue
             identities[i], distances[i] = remembered[0], remembered[1]
-            if self.tracker.unsettled(int(update.track_ids[i])):
+            if self.tracker.unsettled(track_id):
                 urgent.append(i)
             elif update.needs_embedding[i]:
                 due.append(i)

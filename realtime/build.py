@@ -134,13 +134,26 @@ def build_detector_stage(config: Config):
 
     model = OnnxModel(path, runtime_options(config.runtime), expected_kind="yolo")
     score_threshold = det.score_threshold
-    low = config.tracking.low_score_threshold if config.tracking.enabled else None
+    low = second_pass(config)
     if low is not None:  # ByteTrack's second pass needs the low-score boxes; the tracking stage filters them
-        score_threshold = min(score_threshold, low)
+        score_threshold = low
     detector = YoloDetector(model, input_size=det.input_size, score_threshold=score_threshold,
                             iou_threshold=det.iou_threshold, class_aware=det.class_aware,
                             max_candidates=det.max_candidates, max_detections=det.max_detections)
     return ObjectDetection(detector)
+
+
+def second_pass(config: Config) -> float | None:
+    """The low threshold of the tracker's second pass, or None when tracking is off or the threshold is not below
+    ``detector.score_threshold`` (then there is nothing for a second pass to see)."""
+    low = config.tracking.low_score_threshold
+    if not config.tracking.enabled or low is None:
+        return None
+    if low >= config.detector.score_threshold:
+        log.info("tracking.low_score_threshold %g is not below detector.score_threshold %g: one tracking pass",
+                 low, config.detector.score_threshold)
+        return None
+    return low
 
 
 def build_tracking_stage(config: Config):
@@ -148,12 +161,9 @@ def build_tracking_stage(config: Config):
     from realtime.detect.track import ObjectTracker, ObjectTracking
 
     tr, det = config.tracking, config.detector
-    low = tr.low_score_threshold
-    if low is not None and low >= det.score_threshold:
-        raise ConfigError(f"tracking.low_score_threshold={low!r} must be below detector.score_threshold "
-                          f"({det.score_threshold:g})")
     tracker = ObjectTracker(iou_threshold=tr.iou_threshold, max_age=tr.max_age, min_hits=tr.min_hits,
-                            high_score_threshold=det.score_threshold, low_score_threshold=low)
+                            high_score_threshold=det.score_threshold, low_score_threshold=second_pass(config),
+                            buffer=tr.buffer)
     return ObjectTracking(tracker, show_score_threshold=det.score_threshold)
 
 

@@ -82,15 +82,18 @@ class TrackingConfig:
     """Object tracking after detection: a track id per object (JSONL ``track``, overlay ``#id``).
 
     ``min_hits`` detected frames confirm a track (then it gets its id); a confirmed track lives through
-    ``max_age`` frames without a detection. ``low_score_threshold`` (below ``detector.score_threshold``) turns on
-    ByteTrack's second pass: the detector also reports boxes down to it, and they may continue (never start) a track.
+    ``max_age`` frames without a detection. ``low_score_threshold`` (below ``detector.score_threshold``; null: off)
+    turns on ByteTrack's second pass: the detector also reports boxes down to it, and they may continue (never
+    start) a track. ``buffer``: boxes are matched grown by this fraction of their size on each side (buffered IoU),
+    so small or fast objects keep their tracks. Defaults measured with ``python -m recipes.tracking_measure``.
     """
 
     enabled: bool = True
     iou_threshold: float = field(default=0.3, metadata=_range(0, 1, lo_open=True))
     max_age: int = field(default=30, metadata=_range(0, 100000))
     min_hits: int = field(default=3, metadata=_range(1, 1000))
-    low_score_threshold: float | None = field(default=None, metadata=_range(0, 1))
+    low_score_threshold: float | None = field(default=0.1, metadata=_range(0, 1))
+    buffer: float = field(default=0.3, metadata=_range(0, 1))
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,19 @@ from realtime.types import Detections, FramePacket
 UNTRACKED = -1
 
 
+def buffered(boxes_xyxy: np.ndarray, buffer: float) -> np.ndarray:
+    """Boxes grown by ``buffer`` times their width and height on every side (same centre).
+
+    ``boxes_xyxy``: float (N, 4) -> float64 (N, 4). Matching on grown boxes ("buffered IoU") lets small or fast
+    objects whose boxes no longer overlap frame to frame still continue their tracks.
+    """
+    b = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
+    if buffer == 0:
+        return b
+    pad = np.stack([b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], axis=1) * buffer
+    return np.concatenate([b[:, :2] - pad, b[:, 2:] + pad], axis=1)
+
+
 def greedy_match(iou: np.ndarray, iou_threshold: float) -> np.ndarray:
     """Greedy one-to-one assignment by descending IoU.
 
@@ -89,7 +102,7 @@ class ObjectTracker:
 
     def __init__(self, iou_threshold: float = 0.3, max_age: int = 30, min_hits: int = 3,
                  high_score_threshold: float = 0.0, low_score_threshold: float | None = None,
-                 velocity_smoothing: float = 0.5) -> None:
+                 velocity_smoothing: float = 0.5, buffer: float = 0.0) -> None:
         self.iou_threshold = _fraction("iou_threshold", iou_threshold, allow_zero=False)
         self.max_age = _count("max_age", max_age, minimum=0)
         self.min_hits = _count("min_hits", min_hits, minimum=1)
@@ -101,6 +114,7 @@ class ObjectTracker:
                                   f"high_score_threshold ({self.high_score_threshold:g})")
         self.low_score_threshold = low_score_threshold
         self.velocity_smoothing = _fraction("velocity_smoothing", velocity_smoothing, allow_zero=True)
+        self.buffer = _fraction("buffer", buffer, allow_zero=True)
         self._tracks: list[_Track] = []
         self._next_key = 0
         self._next_id = 1
@@ -182,7 +196,7 @@ class ObjectTracker:
             return
         tracks = [self._tracks[int(k)] for k in track_rows]
         predicted = np.stack([t.predicted() for t in tracks])
-        iou = box_iou(predicted, boxes[det_rows])
+        iou = box_iou(buffered(predicted, self.buffer), buffered(boxes[det_rows], self.buffer))
         same_class = np.asarray([t.class_id for t in tracks])[:, None] == classes[det_rows][None, :]
         picked = greedy_match(np.where(same_class, iou, 0.0), self.iou_threshold)
         for j, row in enumerate(picked):

@@ -188,3 +188,29 @@ def test_untracked_detections_get_minus_one_ids_by_default():
     det = Detections(np.zeros((2, 4), np.float32), np.ones(2, np.float32), np.zeros(2, np.int64), ("person",))
     assert det.track_ids.tolist() == [-1, -1] and det.track_ids.dtype == np.int64
     assert len(Detections().track_ids) == 0
+
+
+def test_buffered_boxes_grow_around_the_centre():
+    from realtime.detect.track import buffered
+
+    np.testing.assert_allclose(buffered(np.array([[10, 20, 30, 60]]), 0.5), [[0, 0, 40, 80]])
+    np.testing.assert_allclose(buffered(np.array([[10, 20, 30, 60]]), 0.0), [[10, 20, 30, 60]])
+
+
+def test_buffered_iou_keeps_a_small_fast_object_on_its_track():
+    # a 10x20 box moving 8 px a frame: IoU 0.11 frame to frame, 0.43 with the boxes grown by half
+    plain = ObjectTracker(min_hits=1, velocity_smoothing=0.0)
+    grown = ObjectTracker(min_hits=1, velocity_smoothing=0.0, buffer=0.5)
+    plain_ids = [step(plain, [box(8 * t, 0, 10, 20)])[0] for t in range(5)]
+    grown_ids = [step(grown, [box(8 * t, 0, 10, 20)])[0] for t in range(5)]
+    assert plain_ids == [1, 2, 3, 4, 5] and grown_ids == [1, 1, 1, 1, 1]
+
+
+def test_second_pass_is_off_when_its_threshold_is_not_below_the_detectors():
+    from realtime.build import second_pass
+    from realtime.config import load_config
+
+    assert second_pass(load_config(None)) == pytest.approx(0.1)
+    assert second_pass(load_config(None, ["detector.score_threshold=0.1"])) is None
+    assert second_pass(load_config(None, ["tracking.low_score_threshold=null"])) is None
+    assert second_pass(load_config(None, ["tracking.enabled=false"])) is None

@@ -100,6 +100,8 @@ class DoorConfig:
     ``match_threshold`` is used when no calibration exists for the gallery (``rtv calibrate``) or when
     ``use_calibration`` is false. ``hook_command``: argv list; the person and ``door_id`` are appended as two more
     argv items (no shell). ``hook_url``: http(s) URL that gets a JSON POST. Paths resolve against the config file.
+    ``audit_key_file``: a key file kept outside the audit log (``rtv audit keygen``); when set, a new log's records
+    carry HMAC-SHA256 MACs instead of plain hashes.
     """
 
     door_id: str = "door-1"
@@ -119,6 +121,7 @@ class DoorConfig:
     track_cooldown_s: float = 5.0
     target_far: float = 0.001
     audit: str = field(default="door_audit.sqlite", metadata=_path())
+    audit_key_file: str = field(default="", metadata=_path())
     store_faces: bool = False
     hook_command: tuple[str, ...] = ()
     hook_url: str = ""

@@ -26,6 +26,7 @@ import os
 import re
 import sqlite3
 import tempfile
+import unicodedata
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -35,7 +36,8 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from realtime.errors import GalleryError
-from realtime.io.sqlite_file import create_schema, identify
+from realtime.gallery.names import MAX_NAME_CHARS, check_name, escape_text, name_problem
+from realtime.io.sqlite_file import create_schema, identify, use_wal
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x72747667  # b"rtvg"
@@ -144,7 +146,7 @@ class Gallery:
         try:
             conn.execute("PRAGMA foreign_keys = ON")
             meta = _read_or_create(conn, path, create, sha, model_name, size)
-            conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            use_wal(conn, busy_timeout_s)
             problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
             if problems != ["ok"]:
                 raise GalleryError(f"gallery {path} is corrupt ({'; '.join(problems[:3])}); restore it from an "
@@ -231,8 +233,8 @@ class Gallery:
 
     def remove(self, name: str) -> int:
         """Delete a person and (by cascade) their embeddings. Returns how many embeddings went."""
-        person = _check_name(name)
-        with self._transaction(f"removing {person!r}") as conn:
+        person = _lookup_name(name)
+        with self._transaction(f"removing {escape_text(person)!r}") as conn:
             person_id = self._person_id(conn, person)
             count = conn.execute("SELECT count(*) FROM embeddings WHERE person_id = ?", (person_id,)).fetchone()[0]
             conn.execute("DELETE FROM persons WHERE id = ?", (person_id,))
@@ -240,12 +242,12 @@ class Gallery:
 
     def set_access(self, name: str, allowed: bool, schedule: Sequence[Mapping[str, str]] | None = None) -> None:
         """Set whether ``name`` may open the door, and when (``schedule`` windows, or None for any time)."""
-        person = _check_name(name)
+        person = _lookup_name(name)
         if not isinstance(allowed, (bool, np.bool_)):
             raise GalleryError(f"allowed must be true or false, got {allowed!r}")
         windows = validate_schedule(schedule)
         text = None if windows is None else json.dumps(windows, separators=(",", ":"))
-        with self._transaction(f"setting access of {person!r}") as conn:
+        with self._transaction(f"setting access of {escape_text(person)!r}") as conn:
             person_id = self._person_id(conn, person)
             conn.execute("UPDATE persons SET allowed = ?, schedule = ? WHERE id = ?",
                          (int(bool(allowed)), text, person_id))
@@ -258,6 +260,22 @@ class Gallery:
                           "LEFT JOIN embeddings e ON e.person_id = p.id GROUP BY p.id ORDER BY p.name")
         return [PersonSummary(name, int(n), bool(allowed), self._load_schedule(name, schedule), created)
                 for name, n, allowed, schedule, created in rows]
+
+    def bad_names(self) -> list[tuple[str, str]]:
+        """Stored names that are not valid person names (written by an older rtv or by hand): ``(name, why)``."""
+        rows = self._read("checking names", "SELECT name FROM persons ORDER BY name")
+        found = [(name, name_problem(name)) for (name,) in rows]
+        return [(name, problem) for name, problem in found if problem is not None]
+
+    def check_names(self) -> None:
+        """:class:`GalleryError` naming (escaped) every stored name that is not a valid person name; door mode
+        refuses to start on such a gallery, since the name would reach the unlock hook and the audit log."""
+        bad = self.bad_names()
+        if bad:
+            listed = "; ".join(f"{escape_text(name)!r}: {problem}" for name, problem in bad[:3])
+            more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
+            raise GalleryError(f"gallery {self.path} holds {len(bad)} invalid person name(s): {listed}{more}; "
+                               "remove them with 'rtv gallery remove -- NAME' and enrol them again under a valid name")
 
     def vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """All embeddings for matching: ``(vectors float32 (M, D), labels str (M,) person names)``, by name.
@@ -405,10 +423,13 @@ class Gallery:
             raise _db_error(self.path, action, exc, self._busy_timeout_s) from exc
 
     def _person_id(self, conn: sqlite3.Connection, name: str) -> int:
-        row = conn.execute("SELECT id FROM persons WHERE name = ?", (name,)).fetchone()
-        if row is None:
-            raise GalleryError(f"no person named {name!r} in gallery {self.path}; 'rtv gallery list' shows the names")
-        return int(row[0])
+        """The id of the person stored exactly as ``name``, else as ``name`` stripped and in NFC form."""
+        for candidate in dict.fromkeys((name, unicodedata.normalize("NFC", name.strip()))):
+            row = conn.execute("SELECT id FROM persons WHERE name = ?", (candidate,)).fetchone()
+            if row is not None:
+                return int(row[0])
+        raise GalleryError(f"no person named {escape_text(name)!r} in gallery {self.path}; 'rtv gallery list' "
+                           "shows the names")
 
     def _embedding_rows(self, person_id: int, vectors: np.ndarray, sources: Sequence[str | None],
                         qualities: Sequence[float | None], created: Sequence[str]) -> Iterator[tuple]:
@@ -573,12 +594,17 @@ def _check_size(value: Any) -> int:
 
 
 def _check_name(name: Any) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise GalleryError(f"a person's name must be non-empty text, got {name!r}")
-    cleaned = name.strip()
-    if any(ord(c) < 32 or ord(c) == 127 for c in cleaned) or len(cleaned) > 200:
-        raise GalleryError(f"a person's name must be one line of at most 200 characters, got {name!r}")
-    return cleaned
+    """A new person's name (see :mod:`realtime.gallery.names`)."""
+    return check_name(name)
+
+
+def _lookup_name(name: Any) -> str:
+    """A name to look up: any non-empty text (so a person stored under a name that is no longer valid can still be
+    removed or denied)."""
+    if not isinstance(name, str) or not name.strip() or len(name) > 10 * MAX_NAME_CHARS:
+        raise GalleryError(f"a person's name must be non-empty text of at most {MAX_NAME_CHARS} characters, got "
+                           f"{escape_text(name) if isinstance(name, str) else name!r}")
+    return name
 
 
 def _check_sources(sources: Sequence[Any] | None, k: int) -> list[str | None]:
@@ -636,8 +662,10 @@ def _read_or_create(conn: sqlite3.Connection, path: Path, create: bool, sha: str
                                "size are needed to make a new gallery")
         meta = {"schema_version": str(SCHEMA_VERSION), "model_sha256": sha, "model_name": str(model_name),
                 "embedding_size": str(size), "created": _now()}
-        create_schema(conn, _SCHEMA, meta, APPLICATION_ID, SCHEMA_VERSION)
-        return meta
+        if create_schema(conn, _SCHEMA, meta, APPLICATION_ID, SCHEMA_VERSION):
+            return meta
+        found = identify(conn)  # another process created it a moment ago: read it like any existing gallery
+        app_id, version, tables = found.application_id, found.version, found.tables
     if app_id != APPLICATION_ID:
         raise GalleryError(f"{path} is an SQLite database but not an rtv gallery (tables: "
                            f"{', '.join(sorted(tables)) or 'none'}); pass the path of a gallery file")

@@ -82,8 +82,8 @@ def check_hook(command: Sequence[str], url: str, timeout_s: float) -> None:
         parsed = urlparse(url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ConfigError(f"door.hook_url={url!r}: must be an http:// or https:// URL")
-    if not (isinstance(timeout_s, (int, float)) and 0 < timeout_s <= 600):
-        raise ConfigError(f"door.hook_timeout_s={timeout_s!r}: must be a number of seconds > 0 and <= 600")
+    if not (isinstance(timeout_s, (int, float)) and 0 < timeout_s <= 300):
+        raise ConfigError(f"door.hook_timeout_s={timeout_s!r}: must be a number of seconds > 0 and <= 300")
 
 
 def hook_argv(command: Sequence[str], job: HookJob) -> list[str]:

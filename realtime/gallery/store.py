@@ -277,14 +277,18 @@ class Gallery:
             raise GalleryError(f"gallery {self.path} holds {len(bad)} invalid person name(s): {listed}{more}; "
                                "remove them with 'rtv gallery remove -- NAME' and enrol them again under a valid name")
 
-    def vectors(self) -> tuple[np.ndarray, np.ndarray]:
+    def data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version``: changes when another connection commits to the file."""
+        return int(self._read("reading the data version", "PRAGMA data_version")[0][0])
+
+    def vectors(self, refresh: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """All embeddings for matching: ``(vectors float32 (M, D), labels str (M,) person names)``, by name.
 
         Cached until the gallery changes (a write here, or a commit by another process, seen through
-        ``PRAGMA data_version``). The arrays are read-only.
+        ``PRAGMA data_version``) or ``refresh``. The arrays are read-only; a new read returns new arrays.
         """
-        version = int(self._read("reading the data version", "PRAGMA data_version")[0][0])
-        if self._cache is not None and self._cache[0] == version:
+        version = self.data_version()
+        if self._cache is not None and self._cache[0] == version and not refresh:
             return self._cache[1], self._cache[2]
         rows = self._read("reading embeddings",
                           "SELECT p.name, e.vector, e.model_sha256 FROM embeddings e "

@@ -110,12 +110,17 @@ class LiveGallery:
             version = gallery.data_version()
             if version == self._version and signature == self._signature:
                 return []
-            gallery.check_names()
-            vectors, labels = gallery.vectors(refresh=True)
-        except GalleryError as exc:
+            if signature != self._signature:
+                # The file itself changed (a checkpoint, or a write that did not go through SQLite): open it
+                # afresh, so its header and pages are read from disk and checked.
+                self._open()
+            else:
+                gallery.check_names()
+                self.vectors, self.labels = gallery.vectors(refresh=True)
+                self._version = version
+        except (GalleryError, OSError) as exc:
             return [self._lock(f"gallery unreadable: {exc}")]
-        self._version, self._signature = version, signature
-        self.vectors, self.labels = vectors, labels
+        labels = self.labels
         return [GalleryEvent("changed", f"gallery changed: {len(set(labels.tolist()))} person(s), "
                                         f"{len(labels)} embedding(s)")]
 

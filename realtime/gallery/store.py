@@ -44,6 +44,9 @@ APPLICATION_ID = 0x72747667  # b"rtvg"
 EXPORT_FORMAT = "rtv-gallery"
 EXPORT_VERSION = 1
 SQLITE_HEADER = b"SQLite format 3\x00"
+MAX_EXPORT_BYTES = 256 * 2**20  # ~250k embeddings of 128 floats; a bigger file is refused before it is read
+MAX_EXPORT_DEPTH = 6            # document > persons > person > embeddings > embedding (schedule > window)
+MAX_TEXT_CHARS = 1000           # source and created_at texts of an import
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 _SCHEMA = (
@@ -354,14 +357,15 @@ class Gallery:
             raise GalleryError(f"cannot write export file {out}: {exc}") from exc
         return len(people)
 
-    def import_(self, path: str | os.PathLike, *, replace: bool = False) -> int:
+    def import_(self, path: str | os.PathLike, *, replace: bool = False, max_bytes: int = MAX_EXPORT_BYTES) -> int:
         """Add everyone from an :meth:`export` file, all or nothing. Returns the number of persons imported.
 
-        Refuses a file made with another embedding model or embedding size. A name already in the gallery is an
-        error unless ``replace`` (the existing person, embeddings and access are then replaced by the file's).
+        Refuses a file made with another embedding model or embedding size, a file over ``max_bytes`` (before
+        reading it) or nested deeper than :data:`MAX_EXPORT_DEPTH`, and invalid names. A name already in the gallery
+        is an error unless ``replace`` (the existing person, embeddings and access are then replaced by the file's).
         """
         src = Path(path)
-        people = _read_export(src)
+        people = _read_export(src, max_bytes)
         model = people["model"]
         if model["sha256"] != self.model_sha256:
             raise GalleryError(
@@ -490,11 +494,11 @@ class Gallery:
         return {
             "name": name, "allowed": allowed,
             "schedule": None if windows is None else json.dumps(windows, separators=(",", ":")),
-            "created_at": str(entry.get("created_at") or _now()),
+            "created_at": _import_text(entry.get("created_at"), where, "created_at") or _now(),
             "vectors": vectors,
-            "sources": _check_sources([e.get("source") for e in embeddings], len(blobs)),
-            "qualities": _check_qualities([e.get("quality") for e in embeddings], len(blobs)),
-            "created": [str(e.get("created_at") or _now()) for e in embeddings],
+            "sources": [_import_text(e.get("source"), where, "source") for e in embeddings],
+            "qualities": _check_qualities_import([e.get("quality") for e in embeddings], where),
+            "created": [_import_text(e.get("created_at"), where, "created_at") or _now() for e in embeddings],
         }
 
 
@@ -611,6 +615,26 @@ def _lookup_name(name: Any) -> str:
     return name
 
 
+def _import_text(value: Any, where: str, field: str) -> str | None:
+    """A text field of an import: None, or a string of at most :data:`MAX_TEXT_CHARS` printable characters."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_TEXT_CHARS or not value.isprintable():
+        shown = escape_text(value)[:60] if isinstance(value, str) else type(value).__name__
+        raise GalleryError(f"{where}: {field} must be printable text of at most {MAX_TEXT_CHARS} characters, got "
+                           f"{shown!r}; the file is not a valid rtv gallery export")
+    return value
+
+
+def _check_qualities_import(qualities: list[Any], where: str) -> list[float | None]:
+    if any(isinstance(q, bool) or not (q is None or isinstance(q, (int, float))) for q in qualities):
+        raise GalleryError(f"{where}: a quality is not a number; the file is not a valid rtv gallery export")
+    try:
+        return _check_qualities(qualities, len(qualities))
+    except GalleryError as exc:
+        raise GalleryError(f"{where}: {exc}; the file is not a valid rtv gallery export") from None
+
+
 def _check_sources(sources: Sequence[Any] | None, k: int) -> list[str | None]:
     if sources is None:
         return [None] * k
@@ -697,13 +721,50 @@ def _read_or_create(conn: sqlite3.Connection, path: Path, create: bool, sha: str
     return meta
 
 
-def _read_export(src: Path) -> dict[str, Any]:
+def _json_depth(document: Any, limit: int) -> int:
+    """Nesting depth of parsed JSON (a scalar is 0), walked without recursion; stops counting past ``limit``."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(document, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            depth += 1
+            deepest = max(deepest, depth)
+            if depth > limit:
+                return deepest
+            stack.extend((child, depth) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+def _read_export(src: Path, max_bytes: int = MAX_EXPORT_BYTES) -> dict[str, Any]:
     if not src.is_file():
-        raise GalleryError(f"no export file at {src}; check the path")
+        raise GalleryError(f"no export file at {src}; check the path (an export is a regular file)")
     try:
-        document = json.loads(src.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        size = src.stat().st_size
+    except OSError as exc:
+        raise GalleryError(f"cannot read export file {src}: {exc.strerror or exc}") from None
+    if size > max_bytes:
+        raise GalleryError(f"{src} is {size / 2**20:.0f} MiB, more than the {max_bytes / 2**20:.0f} MiB an rtv "
+                           "gallery export may be; it is not one (or split the gallery)")
+    try:
+        with open(src, "rb") as fh:
+            raw = fh.read(max_bytes + 1)
+        if len(raw) > max_bytes:
+            raise GalleryError(f"{src} grew past {max_bytes / 2**20:.0f} MiB while it was read; it is not an rtv "
+                               "gallery export")
+        document = json.loads(raw.decode("utf-8"))
+    except OSError as exc:
+        raise GalleryError(f"cannot read export file {src}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise GalleryError(f"{src} is not an rtv gallery export (not UTF-8 text: byte {exc.start})") from None
+    except RecursionError:
+        raise GalleryError(f"{src} is not an rtv gallery export (JSON nested deeper than "
+                           f"{MAX_EXPORT_DEPTH} levels)") from None
+    except ValueError as exc:
         raise GalleryError(f"{src} is not an rtv gallery export (not JSON: {exc})") from None
+    if _json_depth(document, MAX_EXPORT_DEPTH) > MAX_EXPORT_DEPTH:
+        raise GalleryError(f"{src} is not an rtv gallery export (JSON nested deeper than {MAX_EXPORT_DEPTH} "
+                           "levels)")
     if not isinstance(document, dict) or document.get("format") != EXPORT_FORMAT:
         raise GalleryError(f"{src} is not an rtv gallery export (no \"format\": \"{EXPORT_FORMAT}\")")
     if document.get("version") != EXPORT_VERSION:

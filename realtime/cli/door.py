@@ -190,8 +190,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "several good frames (door.* in config), logs every decision and alarm to the "
                                    "tamper-evident audit log (door.audit), then runs the unlock hook on GRANT. "
                                    "Says at start which threshold it uses (calibrated by 'rtv calibrate', or "
-                                   "door.match_threshold). Fail secure: camera lost, model error or gallery "
-                                   "unreadable -> alarm, no GRANT. Keys: q/Esc quit.")
+                                   "door.match_threshold). The hook command gets argv [*door.hook_command, '--', "
+                                   "PERSON, DOOR_ID] and RTV_PERSON, RTV_DOOR_ID, RTV_AUDIT_SEQ in its environment; "
+                                   "it is dropped when not started within door.hook_timeout_s of the GRANT and "
+                                   "killed (its process group) at the timeout. Gallery changes apply from the next "
+                                   "frame. Fail secure: gallery missing, replaced or unreadable -> alarm, no GRANT "
+                                   "until it reads again; camera lost -> alarm, door locked, reopened until it is "
+                                   "back (door.max_camera_down_s, 0 = forever); model error -> alarm, stop. Keys: "
+                                   "q/Esc quit.")
     p.add_argument("--source", help="camera index (0), stream URL, video file (default: source.uri from config)")
     p.add_argument("--no-window", action="store_true", help="headless: no OpenCV window")
     p.add_argument("--max-frames", type=int, help="stop after N frames")

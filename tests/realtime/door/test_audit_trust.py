@@ -250,3 +250,43 @@ def test_export_escapes_formulas_and_list_escapes_control_and_bidi(tmp_path, cap
     assert code == 0 and len(lines) == len(names) + 1
     assert "\\u2028" in lines[-1] and "\\u202e" in lines[-1] and "\\x1b" in lines[-1]
     assert not any(ch in out for ch in "\u2028\u202e\x1b\r")
+
+
+def test_door_mode_writes_a_keyed_log_with_door_audit_key_file(tmp_path, astronaut_gallery):
+    import numpy as np
+
+    from realtime.config import SourceConfig, load_config
+    from realtime.door.mode import run_door
+    from realtime.io.capture import RawFrame, Source
+
+    class Blank:
+        kind, description, live = "fake", "blank frames", False
+
+        def __init__(self):
+            self.i = 0
+
+        def open(self):
+            pass
+
+        def read(self):
+            self.i += 1
+            return None if self.i > 2 else RawFrame(np.full((120, 160, 3), 114, np.uint8), self.i / 10)
+
+        def close(self):
+            pass
+
+    key_path = tmp_path / "door.key"
+    write_key_file(key_path)
+    log_path = tmp_path / "audit.sqlite"
+    config = load_config(None, [f"faces.gallery={astronaut_gallery}", f"door.audit={log_path}",
+                                f"door.audit_key_file={key_path}"])
+    run_door(config, source=Source(Blank(), SourceConfig(policy="every")), show_window=False, echo=lambda _t: None)
+    with AuditLog.open(log_path, create=False, key=load_key(key_path)) as log:
+        assert log.keyed and log.verify().ok and [r["kind"] for r in log.records()] == ["start", "stop"]
+    other = tmp_path / "other.key"
+    write_key_file(other)
+    config = load_config(None, [f"faces.gallery={astronaut_gallery}", f"door.audit={log_path}",
+                                f"door.audit_key_file={other}"])
+    with pytest.raises(AuditError, match="another key"):
+        run_door(config, source=Source(Blank(), SourceConfig(policy="every")), show_window=False,
+                 echo=lambda _t: None)

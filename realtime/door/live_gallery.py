@@ -148,7 +148,7 @@ class LiveGallery:
         self.labels = np.zeros(0, dtype=str)
         self._close_gallery()
         self._next_reopen = self._clock()
-        log.error("door locked: %s", reason)
+        log.info("door locked: %s", reason)
         return GalleryEvent("alarm", f"{reason}; door locked (no GRANT) until it is readable again")
 
     def _try_recover(self, force: bool = False) -> list[GalleryEvent]:

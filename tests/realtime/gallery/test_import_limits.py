@@ -168,9 +168,23 @@ def _base_gallery() -> Path:
     return path
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+_FUZZ = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@settings(max_examples=30, **_FUZZ)
 @given(content=_hostile_file())
 def test_fuzzed_import_files_give_one_line_a_known_code_and_change_nothing(tmp_path, capsys, content):
+    _check_import(tmp_path, capsys, content)
+
+
+@pytest.mark.slow
+@settings(max_examples=500, **_FUZZ)
+@given(content=_hostile_file())
+def test_fuzzed_import_files_many(tmp_path, capsys, content):
+    _check_import(tmp_path, capsys, content)
+
+
+def _check_import(tmp_path, capsys, content: bytes) -> None:
     gallery = tmp_path / "fuzz.db"
     shutil.copy(_base_gallery(), gallery)
     for suffix in ("-wal", "-shm"):

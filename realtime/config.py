@@ -132,8 +132,11 @@ class DoorConfig:
 
     There is no liveness check: a photo or a screen of an enrolled person is accepted like the person.
     ``match_threshold`` is used when no calibration exists for the gallery (``rtv calibrate``) or when
-    ``use_calibration`` is false. ``hook_command``: argv list; the person and ``door_id`` are appended as two more
-    argv items (no shell). ``hook_url``: http(s) URL that gets a JSON POST. Paths resolve against the config file.
+    ``use_calibration`` is false. ``hook_command``: argv list; ``--``, the person and ``door_id`` are appended as three
+    more argv items (no shell), and they are also in ``RTV_PERSON``, ``RTV_DOOR_ID``, ``RTV_AUDIT_SEQ``. ``hook_url``: http(s) URL that gets a JSON POST. Paths resolve against the config file.
+    ``audit_key_file``: a key file kept outside the audit log (``rtv audit keygen``); when set, a new log's records
+    carry HMAC-SHA256 MACs instead of plain hashes. ``max_camera_down_s``: how long a lost camera is reopened before
+    the door stops (0: forever; the door stays locked meanwhile).
     """
 
     door_id: str = "door-1"
@@ -153,10 +156,12 @@ class DoorConfig:
     track_cooldown_s: float = field(default=5.0, metadata=_range(0, 86400))
     target_far: float = field(default=0.001, metadata=_range(0, 1, lo_open=True, hi_open=True))
     audit: str = field(default="door_audit.sqlite", metadata=_path())
+    audit_key_file: str = field(default="", metadata=_path())
     store_faces: bool = False
     hook_command: tuple[str, ...] = ()
     hook_url: str = ""
     hook_timeout_s: float = field(default=3.0, metadata=_range(0, 300, lo_open=True))
+    max_camera_down_s: float = field(default=0.0, metadata=_range(0, 31536000))
     alarm_display_s: float = field(default=3.0, metadata=_range(0, 60))
 
 

@@ -24,7 +24,8 @@ class Pipeline:
     ``branches``: groups of stage names (each group in order) that read only the original frame and write
     different packet fields, e.g. ``(("detect",), ("face_detect", "recognize"))``. With ``workers`` > 1 the
     groups run at the same time (the first on the calling thread, the others on a pool of ``workers - 1``
-    threads; ONNX Runtime releases the GIL), then the stages outside every group run in order on the merged packet.
+    threads; ONNX Runtime releases the GIL). Stages before the first grouped stage run before the groups, the other
+    ungrouped stages after them, in order, on the merged packet.
     The result is the same packet the sequential order gives: each group starts from the same input and its
     changed fields are merged in group order (two groups writing one field is an error). An exception in a worker
     is re-raised on the calling thread.
@@ -63,9 +64,11 @@ class Pipeline:
     def __call__(self, packet: FramePacket) -> FramePacket:
         timings: dict[str, float] = {}
         if self.concurrent:
-            packet = self._run_branches(packet, timings)
             grouped = {n for group in self.branches for n in group}
-            rest = [s for s in self.stages if s.name not in grouped]
+            first = next((i for i, s in enumerate(self.stages) if s.name in grouped), len(self.stages))
+            packet = self._run_stages(self.stages[:first], packet, timings)  # e.g. door mode's gallery watch
+            packet = self._run_branches(packet, timings)
+            rest = [s for s in self.stages[first:] if s.name not in grouped]
         else:
             rest = list(self.stages)
         packet = self._run_stages(rest, packet, timings)
@@ -196,9 +199,7 @@ def run_loop(source, pipeline: Pipeline, sinks: Sequence[Sink], render: Render |
                 sink.write(packet, display)
             frames += 1
             for window in windows:
-                controller.handle(window.take_key())
-                while controls.paused and not controls.quit:
-                    controller.handle(window.wait_key(50))
+                _handle_keys(window, packet, controller, render)
     except SourceError as exc:
         reason, error = EndReason.ERROR, str(exc)
         log.debug("%s", exc)
@@ -213,3 +214,23 @@ def run_loop(source, pipeline: Pipeline, sinks: Sequence[Sink], render: Render |
     for sink in sinks:
         sink.finish(result)
     return result
+
+
+def _handle_keys(window, packet: FramePacket, controller: KeyController, render: Render | None) -> None:
+    """Keys from ``window`` after ``packet`` was shown. A key that changes the view redraws this frame at once (the
+    notice, the pause banner); while paused, wait for keys, redrawing when the notice changes."""
+    controls = controller.controls
+    key = window.take_key()
+    shown = controller.notice()
+    while True:
+        changed = controller.handle(key)
+        if controls.quit:
+            return
+        if render is not None and (changed or controller.notice() != shown):
+            shown = controller.notice()
+            window.write(packet, render(packet, controls.overlays))
+            key = window.take_key()
+            continue
+        if not controls.paused:
+            return
+        key = window.wait_key(50)

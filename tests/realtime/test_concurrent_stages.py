@@ -188,3 +188,38 @@ def test_every_policy_gives_the_same_jsonl_with_stage_workers_as_in_sequence(tmp
     assert outs["sequential"] == outs["concurrent"]
     frames = [r for r in outs["sequential"] if "frame" in r]
     assert len(frames) == 8 and sum(len(r["faces"]) for r in frames) >= 8
+
+
+def test_stages_before_the_branches_run_first_and_the_rest_after():
+    seen = []
+
+    class Watch:
+        name = "gallery"
+
+        def __call__(self, p):
+            seen.append("gallery")
+            return dataclasses.replace(p, decisions=("alarm",))
+
+        def close(self):
+            pass
+
+    class Check(FaceDetect):
+        def __call__(self, p):
+            assert p.decisions == ("alarm",), "a branch sees what the leading stage wrote"
+            return super().__call__(p)
+
+    class Policy:
+        name = "door"
+
+        def __call__(self, p):
+            assert len(p.faces) == 1 and len(p.detections) == 1
+            return dataclasses.replace(p, decisions=(*p.decisions, "decided"))
+
+        def close(self):
+            pass
+
+    with Pipeline([Watch(), Detect(), Check(), Policy()], branches=(("detect",), ("face_detect",)),
+                  workers=2) as pipeline:
+        out = pipeline(packet())
+    assert out.decisions == ("alarm", "decided") and seen == ["gallery"]
+    assert next(iter(out.timings_ms)) == "gallery"

@@ -205,8 +205,9 @@ def build_pipeline(config: Config) -> Pipeline:
     names = {s.name for s in stages}
     branches = [group for group in (("detect", "track"), ("face_detect", "recognize")) if group[0] in names]
     branches = [tuple(n for n in group if n in names) for group in branches]
-    pipeline = Pipeline(stages, branches=branches if len(branches) > 1 else (), workers=plan.workers)
+    pipeline = Pipeline(stages, branches=branches if len(branches) > 1 else (), workers=plan.workers,
+                        in_flight=plan.in_flight)
     pipeline.thread_plan = plan
-    log.info("stage workers: %d (%s)", plan.workers, "detection beside faces" if pipeline.concurrent else
-             "every stage in sequence")
+    log.info("stage workers: %d (%s)", plan.workers, "frames overlap" if pipeline.pipelined else
+             "detection beside faces" if pipeline.concurrent else "every stage in sequence")
     return pipeline

@@ -57,7 +57,8 @@ class RuntimeConfig:
     """ONNX Runtime and thread settings. ``auto`` (see realtime/threads.py) sizes the stage workers, ORT's
     intra-op threads per session, OpenCV's and BLAS's pools together from the cores available, so they never
     oversubscribe; numbers are used as given (``intra_op_threads: 0`` is ONNX Runtime's own default).
-    ``workers: 1`` runs every stage in sequence on the main thread."""
+    ``workers: 1`` runs every stage in sequence on the main thread. ``frames_in_flight``: frames whose detectors
+    may run at once (auto: one per worker), completed in capture order."""
 
     providers: str = field(default="auto", metadata=_choices("auto", "cpu", "cuda", "require-gpu"))
     workers: int | str = field(default="auto", metadata=_range(1, 64))
@@ -65,6 +66,7 @@ class RuntimeConfig:
     inter_op_threads: int = field(default=1, metadata=_range(0, 64))
     opencv_threads: int | str = field(default="auto", metadata=_range(0, 64))
     blas_threads: int | str = field(default="auto", metadata=_range(1, 64))
+    frames_in_flight: int | str = field(default="auto", metadata=_range(1, 16))
     graph_optimization: str = field(default="all", metadata=_choices("all", "extended", "basic", "none"))
 
 

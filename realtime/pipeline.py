@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections import deque
+from dataclasses import dataclass
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
@@ -35,7 +37,8 @@ class Pipeline:
     the pool once.
     """
 
-    def __init__(self, stages: Sequence[Stage], branches: Sequence[Sequence[str]] = (), workers: int = 1):
+    def __init__(self, stages: Sequence[Stage], branches: Sequence[Sequence[str]] = (), workers: int = 1,
+                 in_flight: int = 1):
         self.stages: tuple[Stage, ...] = tuple(stages)
         names = [s.name for s in self.stages]
         grouped = [n for group in branches for n in group]
@@ -43,6 +46,7 @@ class Pipeline:
             raise ValueError(f"pipeline branches {branches!r} must name distinct stages of {names}")
         self.branches: tuple[tuple[str, ...], ...] = tuple(tuple(g) for g in branches if g)
         self.workers = max(1, int(workers))
+        self.in_flight = max(1, int(in_flight))
         self.disabled: list[str] = []
         self.thread_plan = None
         self._pool: ThreadPoolExecutor | None = None
@@ -56,10 +60,53 @@ class Pipeline:
     def concurrent(self) -> bool:
         return self.workers > 1 and len(self.branches) > 1
 
+    @property
+    def pipelined(self) -> bool:
+        """Frames overlap: the pure stages of later frames start while earlier frames finish (see :meth:`start`)."""
+        return self.in_flight > 1 and self.workers > 1 and any(_is_pure(s) for s in self.stages)
+
     def extended(self, stages: Sequence[Stage]) -> "Pipeline":
-        """A pipeline with ``stages`` appended after these (same branches and workers); closing it closes every
-        stage, :meth:`close_pool` only its workers."""
-        return Pipeline([*self.stages, *stages], self.branches, self.workers)
+        """A pipeline with ``stages`` appended after these (same branches, workers and frames in flight); closing
+        it closes every stage, :meth:`close_pool` only its workers."""
+        return Pipeline([*self.stages, *stages], self.branches, self.workers, self.in_flight)
+
+    def start(self, packet: FramePacket) -> "Pending":
+        """Begin ``packet``. When :attr:`pipelined`, its *pure* stages (``pure`` true: they read only the original
+        frame and keep no state between frames, e.g. the detectors' inference) are submitted to the worker pool
+        now, each as its own task, and :meth:`complete` later merges them and runs every other stage in order on
+        the calling thread. Frames are completed in the order they were started, so stateful stages (trackers,
+        recognition, door policy) see frames in order and files give the sequential result."""
+        if not self.pipelined:
+            return Pending(packet, ())
+        pool = self._ensure_pool(self.workers)
+        tasks = tuple((s, pool.submit(_timed_call, s, packet)) for s in self.stages if _is_pure(s))
+        return Pending(packet, tasks)
+
+    def complete(self, pending: "Pending") -> FramePacket:
+        """Finish a packet begun by :meth:`start` (waits for its pure stages; re-raises their errors here)."""
+        if not pending.tasks:
+            return self(pending.packet)
+        timings: dict[str, float] = {}
+        results, errors = [], []
+        for stage, future in pending.tasks:
+            try:
+                result, ms = future.result()
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, on this thread
+                errors.append(exc)
+                continue
+            results.append(result)
+            timings[stage.name] = ms
+        if errors:
+            raise errors[0]
+        packet = merge_packets(pending.packet, results)
+        done = {id(stage) for stage, _ in pending.tasks}
+        packet = self._run_stages([s for s in self.stages if id(s) not in done], packet, timings)
+        return dataclasses.replace(packet, timings_ms=timings)
+
+    def _ensure_pool(self, size: int) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="rtv-stage")
+        return self._pool
 
     def __call__(self, packet: FramePacket) -> FramePacket:
         timings: dict[str, float] = {}
@@ -91,8 +138,7 @@ class Pipeline:
         by_name = {s.name: s for s in self.stages}
         groups = [[by_name[n] for n in group if n in by_name] for group in self.branches]
         groups = [g for g in groups if g]
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self.workers - 1, thread_name_prefix="rtv-stage")
+        self._ensure_pool(self.workers)
         group_timings = [dict() for _ in groups]
         futures = [self._pool.submit(self._run_stages, g, packet, t)
                    for g, t in zip(groups[1:], group_timings[1:])]
@@ -146,6 +192,35 @@ class Pipeline:
         self.close()
 
 
+@dataclass(frozen=True)
+class Pending:
+    """A packet begun by :meth:`Pipeline.start`: the pure stages' futures (empty when not pipelined)."""
+
+    packet: FramePacket
+    tasks: tuple = ()
+
+    def done(self) -> bool:
+        return all(future.done() for _, future in self.tasks)
+
+    def wait(self) -> None:
+        """Wait for every task, ignoring its outcome (a run that stops early leaves nothing running)."""
+        for _, future in self.tasks:
+            try:
+                future.result()
+            except BaseException:  # noqa: BLE001 - the run is ending; its own error is already reported
+                pass
+
+
+def _is_pure(stage: Stage) -> bool:
+    return bool(getattr(stage, "pure", False))
+
+
+def _timed_call(stage: Stage, packet: FramePacket) -> tuple[FramePacket, float]:
+    t0 = time.perf_counter()
+    out = stage(packet)
+    return out, (time.perf_counter() - t0) * 1000.0
+
+
 def merge_packets(base: FramePacket, results: Sequence[FramePacket]) -> FramePacket:
     """``base`` with every field that some packet of ``results`` changed (by identity) taken from it, in order.
 
@@ -173,8 +248,12 @@ def run_loop(source, pipeline: Pipeline, sinks: Sequence[Sink], render: Render |
     show_overlays)``, only when a sink ``needs_display``), then to every sink in order; keys from window sinks go
     to ``controller``. Then each sink's ``finish(result)``.
 
-    A source error ends the run with reason ERROR (outputs stay valid up to the damage); Ctrl-C with
-    INTERRUPTED. The caller closes the sinks and the source (``finally``/``ExitStack``), so they still finalise.
+    With a :attr:`Pipeline.pipelined` pipeline up to ``pipeline.in_flight`` frames are in flight: a frame is
+    started as soon as the source has it and completed (then rendered and written) in capture order; the loop reads
+    ahead only frames already waiting, so a finished frame never waits for the next capture.
+
+    A source error ends the run with reason ERROR (outputs stay valid up to the damage, frames already read are
+    still completed); Ctrl-C with INTERRUPTED. The caller closes the sinks and the source (``finally``/``ExitStack``), so they still finalise.
     """
     controller = controller or KeyController(Controls())
     controls = controller.controls
@@ -182,6 +261,10 @@ def run_loop(source, pipeline: Pipeline, sinks: Sequence[Sink], render: Render |
     wants_display = render is not None and any(s.needs_display for s in sinks)
     frames = 0
     reason, error = EndReason.END, None
+    depth = pipeline.in_flight if pipeline.pipelined else 1
+    ready = getattr(source, "frame_ready", None)
+    pending: deque = deque()
+    ended = False
     try:
         while True:
             if controls.quit:
@@ -190,10 +273,23 @@ def run_loop(source, pipeline: Pipeline, sinks: Sequence[Sink], render: Render |
             if max_frames is not None and frames >= max_frames:
                 reason = EndReason.LIMIT
                 break
-            packet = source.next_packet()
-            if packet is None:
+            room = len(pending) < depth and (max_frames is None or frames + len(pending) < max_frames)
+            # read ahead only what is already there: a finished frame never waits for the next capture
+            if not ended and room and (not pending or ready is None or ready()):
+                try:
+                    packet = source.next_packet()
+                except SourceError as exc:
+                    reason, error, ended = EndReason.ERROR, str(exc), True
+                    log.debug("%s", exc)
+                    packet = None
+                if packet is None:
+                    ended = True
+                else:
+                    pending.append(pipeline.start(packet))
+                continue
+            if not pending:
                 break
-            packet = pipeline(packet)
+            packet = pipeline.complete(pending.popleft())
             display = render(packet, controls.overlays) if wants_display else None
             for sink in sinks:
                 sink.write(packet, display)
@@ -205,6 +301,9 @@ def run_loop(source, pipeline: Pipeline, sinks: Sequence[Sink], render: Render |
         log.debug("%s", exc)
     except KeyboardInterrupt:
         reason = EndReason.INTERRUPTED
+    finally:
+        for item in pending:  # a run that stops early (quit, limit, error) leaves no stage running
+            item.wait()
     expected = int(getattr(source.reader, "expected_frames", 0) or 0)
     if reason == EndReason.END and 0 < frames < expected or (reason == EndReason.END and frames == 0 and expected):
         reason, error = EndReason.ERROR, (f"{source.reader.description}: ended at frame {frames} of the {expected} "

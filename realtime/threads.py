@@ -42,7 +42,8 @@ class ThreadPlan:
     thread); ``intra_op``: ONNX Runtime intra-op threads of every session (0 = ONNX Runtime's own default, one per
     core); ``inter_op``: ORT inter-op threads; ``opencv``: ``cv2.setNumThreads``; ``blas``: OpenBLAS threads;
     ``allow_spinning``: whether ORT's idle pool threads spin (off when sessions share cores with other work);
-    ``explicit``: the fields given as numbers rather than ``auto``.
+    ``explicit``: the fields given as numbers rather than ``auto``; ``in_flight``: frames whose pure stages
+    (detector inference) may run at the same time, completed in capture order (1 = one frame at a time).
     """
 
     cores: int
@@ -53,6 +54,7 @@ class ThreadPlan:
     blas: int
     allow_spinning: bool
     explicit: tuple[str, ...] = ()
+    in_flight: int = 1
 
     @property
     def peak_compute_threads(self) -> int:
@@ -65,9 +67,10 @@ class ThreadPlan:
         return self.peak_compute_threads > self.cores
 
     def describe(self) -> str:
-        auto = [n for n in ("workers", "intra_op", "opencv", "blas") if n not in self.explicit]
+        auto = [n for n in ("workers", "intra_op", "opencv", "blas", "in_flight") if n not in self.explicit]
         text = (f"{self.cores} cores: {self.workers} stage worker(s) x {self.intra_op or 'ORT-default'} intra-op "
-                f"thread(s), inter-op {self.inter_op}, OpenCV {self.opencv}, BLAS {self.blas}, "
+                f"thread(s), {self.in_flight} frame(s) in flight, inter-op {self.inter_op}, OpenCV {self.opencv}, "
+                f"BLAS {self.blas}, "
                 f"ORT spinning {'on' if self.allow_spinning else 'off'}")
         if auto:
             text += f" (auto: {', '.join(auto)})"
@@ -77,7 +80,8 @@ class ThreadPlan:
 
     def to_dict(self) -> dict[str, Any]:
         return {"cores": self.cores, "workers": self.workers, "intra_op": self.intra_op, "inter_op": self.inter_op,
-                "opencv": self.opencv, "blas": self.blas, "allow_spinning": self.allow_spinning,
+                "opencv": self.opencv, "blas": self.blas, "in_flight": self.in_flight,
+                "allow_spinning": self.allow_spinning,
                 "explicit": list(self.explicit), "peak_compute_threads": self.peak_compute_threads,
                 "oversubscribed": self.oversubscribed}
 
@@ -89,7 +93,8 @@ def plan_threads(runtime: Any, cores: int | None = None, branches: int = 2) -> T
     ``inter_op_threads``, ``opencv_threads``, ``blas_threads``, each an int or ``"auto"``). ``branches``: how many
     stage branches the pipeline could run at once (2 with object detection and faces, 1 with only one of them).
 
-    auto: ``workers = min(branches, cores)``; ``intra_op = cores // workers``; ``opencv = intra_op``; ``blas = 1``.
+    auto: ``workers = min(branches, cores)``; ``intra_op = cores // workers``; ``opencv = intra_op``; ``blas = 1``;
+    ``in_flight = workers``.
     So ``workers * intra_op <= cores`` whenever nothing is explicit.
     """
     cores = max(1, int(cores if cores is not None else available_cores()))
@@ -107,6 +112,7 @@ def plan_threads(runtime: Any, cores: int | None = None, branches: int = 2) -> T
     intra = given("intra_op", "intra_op_threads")
     opencv = given("opencv", "opencv_threads")
     blas = given("blas", "blas_threads")
+    in_flight = given("in_flight", "frames_in_flight")
     inter = int(getattr(runtime, "inter_op_threads", 1))
     if workers is None:
         workers = min(branches, cores)  # more workers than branches would only idle
@@ -117,10 +123,12 @@ def plan_threads(runtime: Any, cores: int | None = None, branches: int = 2) -> T
         opencv = max(1, intra if intra > 0 else cores // workers)
     if blas is None:
         blas = 1
+    if in_flight is None:
+        in_flight = workers  # each worker can hold one frame's detector while the caller finishes another frame
     per_session = intra if intra > 0 else cores
     spinning = workers == 1 and per_session * workers <= cores
     plan = ThreadPlan(cores=cores, workers=workers, intra_op=intra, inter_op=inter, opencv=opencv, blas=blas,
-                      allow_spinning=spinning, explicit=tuple(explicit))
+                      allow_spinning=spinning, explicit=tuple(explicit), in_flight=max(1, in_flight))
     return plan
 
 

@@ -72,7 +72,7 @@ def naive_config(config: Config) -> Config:
     from realtime.build import model_path
 
     runtime = dataclasses.replace(config.runtime, workers=1, intra_op_threads=1, inter_op_threads=1,
-                                  opencv_threads=1, blas_threads=1)
+                                  opencv_threads=1, blas_threads=1, frames_in_flight=1)
     detector = config.detector
     if detector.enabled:
         path = model_path(detector.model, "detector", required=bool(detector.model))

@@ -314,6 +314,11 @@ class ObjectDetection:
         self._seen = 0
         self._last: tuple[tuple[int, ...], Detections] | None = None
 
+    @property
+    def pure(self) -> bool:
+        """Reads only the original frame and keeps no state (so frames may run out of order): when ``every`` is 1."""
+        return self.every == 1
+
     def __call__(self, packet: FramePacket) -> FramePacket:
         shape = packet.frame_bgr.shape
         if self._last is None or self._last[0] != shape or self._seen % self.every == 0:

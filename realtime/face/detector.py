@@ -102,6 +102,7 @@ class FaceDetector:
     """
 
     name = "face_detect"
+    pure = True  # reads only the original frame, keeps no state: frames may overlap (Pipeline.start)
 
     def __init__(self, model: OnnxModel, detect_width: int = 320, score_threshold: float = 0.5,
                  iou_threshold: float = 0.3, max_faces: int = 32):

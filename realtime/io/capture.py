@@ -298,6 +298,10 @@ class Source:
                 return
             yield packet
 
+    def frame_ready(self) -> bool:
+        """Whether :meth:`next_packet` would return at once (a frame, the end or an error is waiting)."""
+        return self._ended or not self._queue.empty()
+
     def next_packet(self) -> FramePacket | None:
         """The next packet, ``None`` at the end; re-raises a capture-thread error here."""
         if self._ended:

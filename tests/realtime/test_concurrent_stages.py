@@ -223,3 +223,121 @@ def test_stages_before_the_branches_run_first_and_the_rest_after():
         out = pipeline(packet())
     assert out.decisions == ("alarm", "decided") and seen == ["gallery"]
     assert next(iter(out.timings_ms)) == "gallery"
+
+
+class PureDetect(Detect):
+    pure = True
+
+    def __init__(self, gate=None):
+        super().__init__()
+        self.gate = gate
+        self.active = 0
+        self.max_active = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, p):
+        with self.lock:
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+        try:
+            time.sleep(0.02)
+            return super().__call__(p)
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+class PureFaces(FaceDetect):
+    pure = True
+
+
+class ListSource:
+    """Packets from a list, always ready (like an unpaced file)."""
+
+    class reader:
+        expected_frames = 0
+        description = "list"
+
+    def __init__(self, n):
+        self.packets = [packet(i) for i in range(n)]
+
+    def frame_ready(self):
+        return True
+
+    def next_packet(self):
+        return self.packets.pop(0) if self.packets else None
+
+
+class Collect:
+    needs_display = False
+
+    def __init__(self):
+        self.got = []
+
+    def write(self, p, display):
+        self.got.append(p)
+
+    def finish(self, result):
+        self.result = result
+
+    def close(self):
+        pass
+
+
+def test_frames_overlap_but_complete_in_order_with_the_sequential_result():
+    from realtime.pipeline import run_loop
+
+    sequential = Pipeline([Detect(), FaceDetect(), Recognize(), Tail()])
+    detect = PureDetect()
+    overlapped = Pipeline([detect, PureFaces(), Recognize(), Tail()], workers=2, in_flight=3)
+    assert overlapped.pipelined and not sequential.pipelined
+    out = {}
+    for label, pipeline in (("sequential", sequential), ("overlapped", overlapped)):
+        sink = Collect()
+        with pipeline:
+            result = run_loop(ListSource(9), pipeline, [sink])
+        assert result.frames == 9 and str(result.reason) == "end"
+        out[label] = sink.got
+    assert [p.index for p in out["overlapped"]] == list(range(9))
+    assert records(out["sequential"]) == records(out["overlapped"])  # recognition saw frames in order
+    assert detect.max_active >= 2  # two frames' detectors really ran at once
+    assert set(out["overlapped"][0].timings_ms) == {"detect", "face_detect", "recognize", "style"}
+
+
+def test_an_overlapped_run_stops_at_the_limit_and_reraises_worker_errors():
+    from realtime.pipeline import run_loop
+
+    detect = PureDetect()
+    with Pipeline([detect, PureFaces()], workers=2, in_flight=2) as pipeline:
+        sink = Collect()
+        result = run_loop(ListSource(10), pipeline, [sink], max_frames=4)
+    assert result.frames == 4 and len(sink.got) == 4 and str(result.reason) == "limit"
+    assert detect.active == 0  # nothing left running after the loop
+
+    class Broken(PureDetect):
+        def __call__(self, p):
+            if p.index == 2:
+                raise RuntimeError("detector exploded")
+            return super().__call__(p)
+
+    with Pipeline([Broken(), PureFaces()], workers=2, in_flight=2) as pipeline:
+        sink = Collect()
+        with pytest.raises(RuntimeError, match="exploded"):
+            run_loop(ListSource(6), pipeline, [sink])
+    assert [p.index for p in sink.got] == [0, 1]
+
+
+def test_a_detector_that_carries_boxes_is_not_pure():
+    from realtime.detect.yolo import ObjectDetection
+
+    class D:
+        def detect(self, frame):
+            return Detections()
+
+        def close(self):
+            pass
+
+    assert ObjectDetection(D()).pure and not ObjectDetection(D(), every=2).pure
+    from realtime.face.detector import FaceDetector
+
+    assert FaceDetector.pure

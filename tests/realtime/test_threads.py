@@ -19,6 +19,7 @@ def test_auto_never_oversubscribes_and_uses_the_cores(cores, branches):
     # nothing idles that a share could use: one more thread per session would oversubscribe
     assert plan.workers * (plan.intra_op + 1) > cores
     assert plan.opencv == plan.intra_op and plan.blas == 1
+    assert plan.in_flight == plan.workers
     assert plan.explicit == ()
 
 
@@ -33,10 +34,10 @@ def test_two_cores_two_branches_is_two_single_thread_workers_without_spinning():
 
 
 def test_explicit_numbers_are_used_and_oversubscription_is_reported():
-    naive = RuntimeConfig(workers=1, intra_op_threads=1, opencv_threads=1, blas_threads=1)
+    naive = RuntimeConfig(workers=1, intra_op_threads=1, opencv_threads=1, blas_threads=1, frames_in_flight=1)
     plan = plan_threads(naive, cores=8, branches=2)
-    assert (plan.workers, plan.intra_op, plan.opencv, plan.blas) == (1, 1, 1, 1)
-    assert set(plan.explicit) == {"workers", "intra_op", "opencv", "blas"}
+    assert (plan.workers, plan.intra_op, plan.opencv, plan.blas, plan.in_flight) == (1, 1, 1, 1, 1)
+    assert set(plan.explicit) == {"workers", "intra_op", "opencv", "blas", "in_flight"}
     assert not plan.oversubscribed
     greedy = plan_threads(RuntimeConfig(workers=2, intra_op_threads=2), cores=2, branches=2)
     assert greedy.peak_compute_threads == 4 and greedy.oversubscribed

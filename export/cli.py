@@ -9,7 +9,13 @@ import math
 import sys
 from pathlib import Path
 
-from realtime.cli.args import command_group, require_torch
+from realtime.cli.args import add_overwrite, command_group, guard_outputs, load_from_args, require_torch
+
+
+def _guard(args: argparse.Namespace, outputs: dict, inputs=(), owned: bool = False) -> None:
+    """Export outputs may go into the zoo (that is where models live), never over the gallery, the audit log, the
+    config, an input checkpoint, or an existing file without --overwrite."""
+    guard_outputs(outputs, load_from_args(args), inputs=inputs, overwrite=args.overwrite or owned, serving=False)
 from realtime.config import ZOO_DIR
 
 
@@ -56,6 +62,8 @@ def cmd_export_detector(args: argparse.Namespace) -> int:
     require_torch()
     from export.yolo_export import export_detector
 
+    _guard(args, {"--out": args.out}, [args.checkpoint])
+
     report = export_detector(args.checkpoint, args.out, img_size=args.img_size, dynamic_spatial=not args.static)
     print(report["report_text"])
     print(f"wrote {report['path']} (sha256 {report['sha256'][:12]}…)")
@@ -88,6 +96,7 @@ def cmd_export_style(args: argparse.Namespace) -> int:
 
             _, meta = load_style_checkpoint(Path(args.checkpoint))
             out = ZOO_DIR / f"style_{meta['style']}.onnx"
+        _guard(args, {"--out": out}, [args.checkpoint], owned=args.out is None)
         entry = export_student(Path(args.checkpoint), out)
         worst = max(c["max_abs"] for c in entry["parity"]["vs_torch"])
         psnr = entry["training"].get("held_out_psnr_db") or {}
@@ -112,6 +121,7 @@ def cmd_export_embedder(args: argparse.Namespace) -> int:
     from realtime.face.align import TEMPLATE5_150
 
     checkpoint = Path(args.checkpoint)
+    _guard(args, {"--out": args.out}, [checkpoint])
     model, data = load_checkpoint(checkpoint)
     config = data.get("config", {})
     metrics = json.loads(data.get("metrics", "{}") or "{}")
@@ -155,6 +165,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="model.onnx")
     p.add_argument("--img-size", type=int, help="default input size recorded in the contract")
     p.add_argument("--static", action="store_true", help="fixed spatial size instead of dynamic")
+    add_overwrite(p)
     p.set_defaults(func=cmd_export_detector)
     p = export.add_parser("check", help="parity of an exported detector with its checkpoint",
                           description="ONNX Runtime vs PyTorch on several inputs of two sizes: raw outputs (max "
@@ -175,6 +186,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--out", metavar="ONNX", help=f"output file (default {ZOO_DIR}/style_<style>.onnx)")
     q.add_argument("--teacher", action="store_true", help="also write style_teacher26.onnx to --out-dir")
     q.add_argument("--out-dir", default=str(ZOO_DIR), help=f"folder for --teacher (default {ZOO_DIR})")
+    add_overwrite(q)
     q.set_defaults(func=cmd_export_style)
     p = export.add_parser(
         "embedder", help="export a fine-tuned face embedder checkpoint to ONNX",
@@ -187,4 +199,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--match-threshold", type=float,
                    help="distance threshold stored in the contract (default 0.6, dlib's); see 'rtv eval faces'")
     p.add_argument("--manifest", action="store_true", help="also record the file in a MANIFEST.json beside it")
+    add_overwrite(p)
     p.set_defaults(func=cmd_export_embedder)

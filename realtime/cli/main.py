@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Callable
 
-from realtime.cli.args import EXIT_INTERNAL, EXIT_INTERRUPTED, SubParser, add_global_options
+from realtime.cli.args import EXIT_INTERNAL, EXIT_INTERRUPTED, RtvParser, SubParser, add_global_options
 
 
 def _registrars() -> list[Callable[[argparse._SubParsersAction], None]]:
@@ -27,7 +27,7 @@ def _registrars() -> list[Callable[[argparse._SubParsersAction], None]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = RtvParser(
         prog="rtv",
         description="Real-time vision on ONNX Runtime: object detection, faces with identities, door access, "
                     "style transfer. Config comes from --config (default ./config.yaml if present, else built-in "
@@ -55,7 +55,10 @@ def _configure_environment() -> None:
 def main(argv: list[str] | None = None) -> int:
     _configure_environment()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a usage error (one line, exit 2) or --help (exit 0): a code, as for every path
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
     logging.basicConfig(level=logging.DEBUG if args.debug else (logging.INFO if args.verbose else logging.WARNING),
                         format="%(levelname)s %(name)s: %(message)s")
     from realtime.errors import RtvError

@@ -163,7 +163,8 @@ def add_overwrite(parser: argparse.ArgumentParser) -> None:
 
 def kept_files(config, serving: bool = True) -> dict[str, list]:
     """What a run reads or keeps, by what it is: the config file, the gallery and its calibration, the audit log,
-    and (``serving``) the configured models and the shipped zoo folder. Outputs must not touch any of it."""
+    and (``serving``) the configured models, the style models and the files of the shipped zoo. Outputs must not
+    touch any of it."""
     from realtime.config import ZOO_DIR
 
     gallery = config.faces.gallery
@@ -171,8 +172,9 @@ def kept_files(config, serving: bool = True) -> dict[str, list]:
                              "the gallery's calibration": [f"{gallery}.calibration.json" if gallery else None],
                              "the audit log": [config.door.audit]}
     if serving:
+        style_dir = config.style.model_dir or str(ZOO_DIR)
         kept["a model"] = [config.detector.model, config.faces.detector_model, config.faces.embedder_model,
-                           config.style.model_dir or None, str(ZOO_DIR)]
+                           str(Path(style_dir) / "style_*.onnx"), str(ZOO_DIR / "*")]
     return kept
 
 

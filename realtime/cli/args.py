@@ -155,6 +155,15 @@ def add_metrics_json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics-json", metavar="FILE", help="also write the run's metrics as JSON to FILE")
 
 
+def signal_name(signum: int | None) -> str:
+    """How a run was stopped, for its last line: "interrupted" (Ctrl-C) or "stopped by SIGTERM"."""
+    import signal
+
+    if signum is None or signum == signal.SIGINT:
+        return "interrupted"
+    return f"stopped by {signal.Signals(signum).name}"
+
+
 def add_overwrite(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace output files that already exist (never an input, the gallery, the audit log "

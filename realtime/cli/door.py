@@ -30,11 +30,13 @@ def cmd_door(args: argparse.Namespace) -> int:
     from realtime.door.mode import run_door
     from realtime.metrics import format_summary
 
-    from realtime.cli.args import EXIT_INTERRUPTED
-
     config = _config(args)
     guard_outputs({"--jsonl": args.jsonl}, config, inputs=[args.source or config.source.uri],
                   overwrite=args.overwrite)
+    if not args.no_window:
+        from realtime.io.display import require_display
+
+        require_display()
     outcome = run_door(config, args.source, show_window=not args.no_window, max_frames=args.max_frames,
                        out_jsonl=Path(args.jsonl) if args.jsonl else None)
     if outcome.summary:
@@ -46,9 +48,12 @@ def cmd_door(args: argparse.Namespace) -> int:
               "GRANT without a camera)", file=sys.stderr)
         return EXIT_SOURCE_LOST
     if outcome.result.reason == "interrupted":
-        print(f"rtv: door {config.door.door_id} interrupted after {outcome.result.frames} frames (stop record "
-              "written)", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        from realtime.cli.args import signal_name
+        from realtime.io.interrupts import exit_code_for_interrupt, first_signal
+
+        print(f"rtv: door {config.door.door_id} {signal_name(first_signal())} after {outcome.result.frames} "
+              "frames (stop record written)", file=sys.stderr)
+        return exit_code_for_interrupt()
     return 0
 
 

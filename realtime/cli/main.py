@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Callable
 
-from realtime.cli.args import EXIT_INTERNAL, EXIT_INTERRUPTED, RtvParser, SubParser, add_global_options
+from realtime.cli.args import EXIT_INTERNAL, RtvParser, SubParser, add_global_options
 
 
 def _registrars() -> list[Callable[[argparse._SubParsersAction], None]]:
@@ -62,17 +62,22 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else (logging.INFO if args.verbose else logging.WARNING),
                         format="%(levelname)s %(name)s: %(message)s")
     from realtime.errors import RtvError
+    from realtime.io.interrupts import exit_code_for_interrupt, first_signal, stop_signals
 
     try:
-        return int(args.func(args) or 0)
+        with stop_signals():
+            return int(args.func(args) or 0)
     except RtvError as exc:
         if args.debug:
             raise
         print(f"rtv: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("rtv: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        import signal
+
+        name = signal.Signals(first_signal()).name if first_signal() else "interrupted"
+        print(f"rtv: stopped by {name}" if first_signal() else "rtv: interrupted", file=sys.stderr)
+        return exit_code_for_interrupt()
     except Exception as exc:  # a bug, not bad input: still one line, with the way to see more
         if args.debug:
             raise

@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from realtime.cli.args import (EXIT_INTERRUPTED, EXIT_SOURCE, add_metrics_json, add_overwrite, float_range,
-                               guard_outputs, int_range, load_from_args)
+from realtime.cli.args import (EXIT_SOURCE, add_metrics_json, add_overwrite, float_range,
+                               guard_outputs, int_range, load_from_args, signal_name)
 
 DEMO_FILES = ("demo_input.mp4", "demo_gallery.sqlite", "demo_annotated.mp4", "demo.jsonl", "demo_metrics.json")
 MAX_DEMO_SECONDS = 600.0
@@ -26,8 +26,11 @@ def _finish(outcome, metrics_json: str | None, title: str) -> int:
               file=sys.stderr)
         return EXIT_SOURCE
     if result.reason == "interrupted":
-        print(f"rtv: interrupted after {result.frames} frames (outputs were finalised)", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        from realtime.io.interrupts import exit_code_for_interrupt, first_signal
+
+        how = signal_name(first_signal())
+        print(f"rtv: {how} after {result.frames} frames (outputs were finalised)", file=sys.stderr)
+        return exit_code_for_interrupt()
     return 0
 
 
@@ -37,6 +40,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load_from_args(args)
     guard_outputs({"--out": args.out, "--jsonl": args.jsonl, "--metrics-json": args.metrics_json}, config,
                   inputs=[args.source or config.source.uri], overwrite=args.overwrite)
+    if not args.no_window:
+        from realtime.io.display import require_display
+
+        require_display()
     outcome = run_live(config, args.source, show_window=not args.no_window,
                        out_mp4=Path(args.out) if args.out else None,
                        out_jsonl=Path(args.jsonl) if args.jsonl else None, max_frames=args.max_frames)
@@ -56,8 +63,10 @@ def cmd_annotate(args: argparse.Namespace) -> int:
                        Path(args.jsonl) if args.jsonl else None, progress=not args.no_progress,
                        max_frames=args.max_frames)
     for name in (args.out, args.jsonl):
-        if name:
+        if name and Path(name).is_file():
             print(f"wrote {name}", file=sys.stderr)
+        elif name:
+            print(f"no {name}: there was no frame to write", file=sys.stderr)
     return _finish(outcome, args.metrics_json, "annotate")
 
 

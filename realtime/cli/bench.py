@@ -17,7 +17,7 @@ def _guard(args: argparse.Namespace, config, inputs=()) -> None:
 
 
 def cmd_bench_pipeline(args: argparse.Namespace) -> int:
-    from realtime.app import bench_pipeline
+    from realtime.bench.pipeline import bench_pipeline
     from realtime.bench.clips import cached_demo_clip
     from realtime.metrics import format_summary
 

@@ -35,7 +35,7 @@ def _finish(outcome, metrics_json: str | None, title: str) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from realtime.app import run_live
+    from realtime.session import run_live
 
     config = load_from_args(args)
     guard_outputs({"--out": args.out, "--jsonl": args.jsonl, "--metrics-json": args.metrics_json}, config,
@@ -51,7 +51,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_annotate(args: argparse.Namespace) -> int:
-    from realtime.app import annotate
+    from realtime.session import annotate
     from realtime.errors import ConfigError
 
     if not args.out and not args.jsonl:
@@ -73,7 +73,7 @@ def cmd_annotate(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from realtime.app import annotate
+    from realtime.session import annotate
     from realtime.bench.clips import enroll_demo_faces, write_demo_clip
 
     from realtime.cli.args import kept_files

@@ -147,7 +147,7 @@ def test_serving_never_imports_torch():
     import subprocess
     import sys
 
-    code = ("import sys, realtime.cli.main, realtime.app, realtime.build, realtime.face.recognition, realtime.gallery.store, "
+    code = ("import sys, realtime.cli.main, realtime.session, realtime.build, realtime.face.recognition, realtime.gallery.store, "
             "realtime.cli.faces; realtime.cli.main.build_parser(); print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

@@ -13,8 +13,8 @@ import numpy as np
 
 from models.face_folders import (FARS, STILL_DETECT_WIDTH, collect_faces, describe_collection, format_report,
                                  open_detector, plot_roc, prepare_chips)
-from realtime.cli.args import (add_overwrite, command_group, float_range, guard_outputs, int_range, load_from_args,
-                               require_torch)
+from realtime.cli.args import (add_overwrite, command_group, float_range, guard_output_dir, guard_outputs, int_range,
+                               load_from_args, require_torch, write_json_output)
 from realtime.errors import ConfigError, DataError
 
 
@@ -24,10 +24,7 @@ def _guard_files(args: argparse.Namespace, outputs: dict, inputs=()) -> None:
 
 
 def _guard_folder(args: argparse.Namespace, label: str, folder, inputs=()) -> None:
-    from realtime.cli.args import kept_files
-    from realtime.io.paths import check_output_dir
-
-    check_output_dir(label, folder, (), {"an input": list(inputs), **kept_files(load_from_args(args), False)})
+    guard_output_dir(label, folder, load_from_args(args), inputs, serving=False)
 
 
 def _siblings(out: Path, suffixes) -> dict:
@@ -243,9 +240,7 @@ def cmd_eval_faces(args: argparse.Namespace) -> int:
         plot_roc(genuine, impostor, report, args.roc, title=f"{model_name} on {Path(args.data).name}")
         print(f"wrote ROC plot {args.roc}")
     if args.json:
-        from realtime.io.paths import write_json_atomic
-
-        write_json_atomic(args.json, report)
+        write_json_output(args.json, report)
         print(f"wrote {args.json}")
     return 0
 

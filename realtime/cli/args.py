@@ -201,6 +201,20 @@ def guard_outputs(outputs: dict, config=None, inputs=(), overwrite: bool = False
     return check_outputs(outputs, protected, overwrite=overwrite, make_parents=make_parents)
 
 
+def guard_output_dir(label: str, folder, config, inputs=(), owned_names=(), serving: bool = True):
+    """The guard for a folder a command owns (see :func:`realtime.io.paths.check_output_dir`)."""
+    from realtime.io.paths import check_output_dir
+
+    return check_output_dir(label, folder, owned_names, {"an input": list(inputs), **kept_files(config, serving)})
+
+
+def write_json_output(path, data) -> None:
+    """A JSON report written atomically (``.partial``, then rename; see :func:`realtime.io.paths.write_json_atomic`)."""
+    from realtime.io.paths import write_json_atomic
+
+    write_json_atomic(path, data)
+
+
 def require_torch() -> None:
     """Export and training need PyTorch and onnx, which the runtime install leaves out."""
     from realtime.errors import ExportError

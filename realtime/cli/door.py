@@ -47,7 +47,13 @@ def cmd_door(args: argparse.Namespace) -> int:
         print(f"rtv: door stopped at frame {outcome.result.frames}: {outcome.result.error} (alarm logged; no "
               "GRANT without a camera)", file=sys.stderr)
         return EXIT_SOURCE_LOST
-    if outcome.result.reason == "interrupted":
+    if outcome.result.reason == "output-error":
+        from realtime.cli.args import EXIT_OUTPUT
+
+        print(f"rtv: error: {outcome.result.error} (door stopped at frame {outcome.result.frames}; stop record "
+              "written)", file=sys.stderr)
+        return EXIT_OUTPUT
+    if outcome.result.reason in ("interrupted", "terminated"):
         from realtime.cli.args import signal_name
         from realtime.io.interrupts import exit_code_for_interrupt, first_signal
 

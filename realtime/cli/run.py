@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from realtime.cli.args import (EXIT_SOURCE, add_metrics_json, add_overwrite, float_range,
+from realtime.cli.args import (EXIT_OUTPUT, EXIT_SOURCE, add_metrics_json, add_overwrite, float_range,
                                guard_outputs, int_range, load_from_args, signal_name)
 
 DEMO_FILES = ("demo_input.mp4", "demo_gallery.sqlite", "demo_annotated.mp4", "demo.jsonl", "demo_metrics.json")
@@ -21,11 +21,14 @@ def _finish(outcome, metrics_json: str | None, title: str) -> int:
     print(format_summary(outcome.summary, title), file=sys.stderr)
     if metrics_json:
         write_json_atomic(metrics_json, {"result": result.__dict__, **outcome.summary})
+    if result.reason == "output-error":
+        print(f"rtv: error: {result.error} (stopped at frame {result.frames})", file=sys.stderr)
+        return EXIT_OUTPUT
     if result.reason == "error":
         print(f"rtv: stopped at frame {result.frames}: {result.error} (outputs were finalised up to there)",
               file=sys.stderr)
         return EXIT_SOURCE
-    if result.reason == "interrupted":
+    if result.reason in ("interrupted", "terminated"):
         from realtime.io.interrupts import exit_code_for_interrupt, first_signal
 
         how = signal_name(first_signal())
@@ -65,8 +68,6 @@ def cmd_annotate(args: argparse.Namespace) -> int:
     for name in (args.out, args.jsonl):
         if name and Path(name).is_file():
             print(f"wrote {name}", file=sys.stderr)
-        elif name:
-            print(f"no {name}: there was no frame to write", file=sys.stderr)
     return _finish(outcome, args.metrics_json, "annotate")
 
 
@@ -93,7 +94,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"demo gallery: {gallery} ({', '.join(names)} enrolled from their photos)", file=sys.stderr)
     outcome = annotate(config, str(clip), out / "demo_annotated.mp4", out / "demo.jsonl",
                        progress=not args.no_progress)
-    print(f"wrote {out / 'demo_annotated.mp4'} and {out / 'demo.jsonl'}", file=sys.stderr)
+    written = [str(f) for f in (out / "demo_annotated.mp4", out / "demo.jsonl") if f.is_file()]
+    if written:
+        print(f"wrote {' and '.join(written)}", file=sys.stderr)
     return _finish(outcome, args.metrics_json or str(out / "demo_metrics.json"), "demo")
 
 

@@ -44,6 +44,13 @@ def exit_code_for_interrupt() -> int:
     return 128 + (first_signal() or int(signal.SIGINT))
 
 
+def stop_reason(exc: BaseException) -> str:
+    """The run's end reason for a ``KeyboardInterrupt``: "terminated" for SIGTERM/SIGHUP, else "interrupted"
+    (the values of ``realtime.types.EndReason``)."""
+    signum = getattr(exc, "signum", None)
+    return "terminated" if signum is not None and signum != signal.SIGINT else "interrupted"
+
+
 def _handler(signum: int, _frame) -> None:
     if _first:
         print(f"rtv: {signal.Signals(signum).name} again: still finalising outputs, please wait", file=sys.stderr)
@@ -70,8 +77,10 @@ def finalising() -> Iterator[None]:
 
 @contextlib.contextmanager
 def stop_signals() -> Iterator[None]:
-    """Handle SIGINT/SIGTERM/SIGHUP as above while the block runs; the previous handlers come back after it.
-    Does nothing outside the main thread (Python delivers signals only there)."""
+    """Handle SIGINT/SIGTERM/SIGHUP as above while the block runs. After it, the previous handlers come back,
+    unless a stop signal came: then these signals stay ignored while the process exits (a third Ctrl-C would
+    otherwise kill it with a traceback after it finalised). Does nothing outside the main thread (Python
+    delivers signals only there)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -87,4 +96,4 @@ def stop_signals() -> Iterator[None]:
         yield
     finally:
         for signum, old in previous.items():
-            signal.signal(signum, old)
+            signal.signal(signum, signal.SIG_IGN if _first else old)

@@ -19,6 +19,20 @@ from realtime.io.interrupts import Stopped, exit_code_for_interrupt, finalising,
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(autouse=True)
+def _restore_handlers():
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
+
+
+def test_handlers_come_back_after_a_run_without_signals():
+    with stop_signals():
+        pass
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_first_signal_raises_later_ones_do_not():
     finished = False
     with stop_signals():
@@ -33,7 +47,7 @@ def test_first_signal_raises_later_ones_do_not():
         finished = True
         assert first_signal() == signal.SIGTERM and exit_code_for_interrupt() == 143
     assert finished
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # a stopped process exits without a 3rd-signal kill
 
 
 def test_a_signal_during_finalising_is_held_until_it_is_done():
@@ -83,7 +97,7 @@ def test_rtv_run_finalises_outputs_on_a_stop_signal(tmp_path, signals, code):
     assert "Traceback" not in err
     records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     end = records[-1]["end"]
-    assert end["reason"] == "interrupted" and end["complete"] is False
+    assert end["reason"] == ("interrupted" if code == 130 else "terminated") and end["complete"] is False
     frames = end["frames"]
     assert 0 < frames < 125 and len(records) == frames + 1
     with av.open(str(tmp_path / "out.mp4")) as container:  # finalised: the moov atom is there, every frame too

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -173,24 +172,10 @@ def test_audit_export_and_gallery_export_refuse_what_they_read(tmp_path, capsys,
     assert before == {n: digest(tmp_path / n) for n in before}
 
 
-def _mount_readonly(folder: Path) -> bool:
-    folder.mkdir()
-    try:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)],
-                              capture_output=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return done.returncode == 0
-
-
-def test_an_output_in_a_read_only_place_is_refused_before_any_work(tmp_path, capsys, video_factory, monkeypatch):
+def test_an_output_in_a_read_only_place_is_refused_before_any_work(tmp_path, capsys, video_factory, monkeypatch,
+                                                                    tmpfs):
     monkeypatch.chdir(tmp_path)
     clip = video_factory(tmp_path / "in.mp4", 3)
-    ro = tmp_path / "ro"
-    if not _mount_readonly(ro):
-        pytest.skip("cannot mount a read-only tmpfs here (needs root)")
-    try:
-        code, _, err = run(capsys, "annotate", str(clip), "--out", str(ro / "out.mp4"), *NO_MODELS)
-        assert code == 6 and "cannot write" in one_error_line(err)
-    finally:
-        subprocess.run(["umount", str(ro)], timeout=10)
+    ro = tmpfs("ro", 64, read_only=True)
+    code, _, err = run(capsys, "annotate", str(clip), "--out", str(ro / "out.mp4"), *NO_MODELS)
+    assert code == 6 and "cannot write" in one_error_line(err)

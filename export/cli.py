@@ -9,7 +9,8 @@ import math
 import sys
 from pathlib import Path
 
-from realtime.cli.args import add_overwrite, command_group, guard_outputs, load_from_args, require_torch
+from realtime.cli.args import (add_overwrite, command_group, guard_output_dir, guard_outputs, load_from_args,
+                               require_torch)
 
 
 def _guard(args: argparse.Namespace, outputs: dict, inputs=(), owned: bool = False) -> None:
@@ -33,7 +34,8 @@ def cmd_export_faces(args: argparse.Namespace) -> int:
     from models.sources import CENTERFACE, DLIB_RESNET, locate
 
     out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    guard_output_dir("--out-dir", out_dir, load_from_args(args), [args.reference],
+                     ("centerface.onnx", "dlib_resnet128.onnx", "MANIFEST.json"), serving=False)
     reference = Path(args.reference) if args.reference else _default_reference()
     steps = [s for s in ("detector", "embedder") if args.only in (None, s)]
     for step in tqdm(steps, desc="export faces", unit="model", file=sys.stderr):
@@ -104,6 +106,8 @@ def cmd_export_style(args: argparse.Namespace) -> int:
               f"{worst:.2e}; held-out PSNR vs teacher {psnr.get('mean', float('nan')):.2f} dB")
     if args.teacher:
         out_dir = Path(args.out_dir)
+        guard_output_dir("--out-dir", out_dir, load_from_args(args), [args.checkpoint], (TEACHER_FILE,),
+                         serving=False)
         entry = export_teacher(locate(MULTISTYLE26), out_dir / TEACHER_FILE)
         print(f"wrote {out_dir / TEACHER_FILE} (26 teacher styles for quality mode; identical outputs to the "
               f"released file at {', '.join(c['input'] for c in entry['parity']['vs_original'])})")

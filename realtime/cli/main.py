@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Callable
 
-from realtime.cli.args import EXIT_INTERNAL, RtvParser, SubParser, add_global_options
+from realtime.cli.args import EXIT_INTERNAL, RtvParser, SubParser, add_global_options, exit_code_for
 
 
 def _registrars() -> list[Callable[[argparse._SubParsersAction], None]]:
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"rtv: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return exit_code_for(exc)
     except KeyboardInterrupt:
         import signal
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from realtime.door.events import DENY, GRANT, WAIT, DoorAlarm, DoorDecision
 from realtime.errors import ConfigError, RtvError
-from realtime.gallery.store import schedule_allows
+from realtime.gallery.schedule import schedule_allows
 from realtime.types import FramePacket
 
 SHARPNESS_SIZE = 96

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -106,10 +104,3 @@ def format_summary(summary: dict[str, Any], title: str = "run") -> str:
     if kind == "queueing":
         lines.append("  * queueing, not latency: the input was read unpaced, so frames waited in the source queue")
     return "\n".join(lines)
-
-
-def write_json(path: Path | str, data: dict[str, Any]) -> None:
-    """Write ``data`` as pretty JSON (parent folders created)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")

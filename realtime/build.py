@@ -16,7 +16,7 @@ from realtime.runtime import OnnxModel, RuntimeOptions
 log = logging.getLogger(__name__)
 
 DEFAULT_MODELS = {
-    "detector": "yolo_default.onnx",
+    "detector": "yolov3_tiny_coco.onnx",
     "face_detector": "centerface.onnx",
     "face_embedder": "dlib_resnet128.onnx",
 }
@@ -117,9 +117,14 @@ def build_detector_stage(config: Config):
     from realtime.yolo import ObjectDetection, YoloDetector
 
     model = OnnxModel(path, runtime_options(config.runtime), expected_kind="yolo")
-    detector = YoloDetector(model, input_size=det.input_size, score_threshold=det.score_threshold,
-                            iou_threshold=det.iou_threshold, class_aware=det.class_aware,
-                            max_candidates=det.max_candidates, max_detections=det.max_detections)
+    try:
+        detector = YoloDetector(model, input_size=det.input_size, score_threshold=det.score_threshold,
+                                iou_threshold=det.iou_threshold, class_aware=det.class_aware,
+                                max_candidates=det.max_candidates, max_detections=det.max_detections,
+                                keep_classes=det.classes, class_score_thresholds=det.class_score_thresholds)
+    except BaseException:  # a bad detector.classes / input_size: do not leave the session open
+        model.close()
+        raise
     return ObjectDetection(detector)
 
 

@@ -174,6 +174,8 @@ COMMAND_GROUPS = {
               "Training commands. They write state-dict checkpoints and plots; export a checkpoint to ONNX with "
               "'rtv export ...'."),
     "eval": ("evaluate models on labelled data", "Evaluate models on labelled data."),
+    "import": ("other frameworks' models -> rtv ONNX with the contract (needs torch)",
+               "Import a model trained elsewhere (darknet) into rtv: ONNX with the model contract and parity."),
 }
 
 
@@ -291,11 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Command groups that live in their own modules (faces, detector, export, ...)."""
     from export import commands as export_commands
-    from export import detector_commands
+    from export import darknet_commands, detector_commands
     from export import style_commands, train_commands
     from realtime import bench_style, cli_door, cli_faces
 
-    return [cli_faces.register, export_commands.register, detector_commands.register, train_commands.register,
+    return [cli_faces.register, export_commands.register, detector_commands.register, darknet_commands.register,
+            train_commands.register,
             cli_door.register, style_commands.register, bench_style.register]
 
 

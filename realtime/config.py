@@ -59,11 +59,19 @@ class RuntimeConfig:
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    """Object detection (YOLO grid/anchor). ``model`` empty means the shipped default, if one ships."""
+    """Object detection (YOLO grid/anchor). ``model`` empty means the shipped default (COCO yolov3-tiny).
+
+    ``input_size``: network input [w, h] or one number (e.g. 320, 416, 608; multiples of 32); unset: the model's
+    default (416 for the shipped one). ``classes``: class names to keep (empty: all), checked against the model's
+    names when the detector opens. ``class_score_thresholds``: per-class score thresholds, e.g. ``{person: 0.4}``,
+    that replace ``score_threshold`` for those classes.
+    """
 
     enabled: bool = True
     model: str = field(default="", metadata=_path())
     input_size: tuple[int, int] | None = None
+    classes: tuple[str, ...] = ()
+    class_score_thresholds: tuple[tuple[str, float], ...] = ()
     score_threshold: float = 0.5
     iou_threshold: float = 0.45
     class_aware: bool = True
@@ -307,6 +315,11 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
             raise ConfigError(f"{key}={value!r}: expected a string")
         return str(value)
+    if origin is tuple and args == (int, int) and isinstance(value, int) and not isinstance(value, bool):
+        value = [value, value]  # one number for a square size, e.g. input_size: 416
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis and typing.get_origin(args[0]) is tuple \
+            and isinstance(value, dict):
+        value = list(value.items())  # a mapping {name: value} for a tuple of (name, value) pairs
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}={value!r}: expected a list")
@@ -328,6 +341,10 @@ def _check_ranges(section: Any, prefix: str) -> None:
         if fld.name.endswith("_threshold") or fld.name in ("match_margin", "reembed_iou"):
             if not 0.0 <= value <= (4.0 if fld.name == "match_threshold" else 1.0):
                 raise ConfigError(f"{key}={value!r}: out of range")
+        if fld.name.endswith("_thresholds"):
+            for name, threshold in value:
+                if not 0.0 <= threshold <= 1.0:
+                    raise ConfigError(f"{key}.{name}={threshold!r}: out of range")
         if fld.name.endswith(("_threads", "_attempts")) and value < 0:
             raise ConfigError(f"{key}={value!r}: must be >= 0")
         if fld.name in ("queue_size", "detect_width", "max_faces", "max_candidates", "max_detections",

@@ -226,3 +226,40 @@ def export_default_detector(out_dir: Path | str, reference_json: Path | str | No
         entry["parity"]["pytorch_vs_numpy_reference"] = json.loads(Path(reference_json).read_text())
     record = update_manifest(out, entry)
     return {**result, "manifest": record}
+
+
+def check_imported(onnx_path: Path | str, cfg_path: Path | str | None = None,
+                   weights_path: Path | str | None = None) -> str:
+    """``rtv export check MODEL.onnx`` for a darknet import or its INT8 variant: parity of the float model with
+    the darknet weights it was made from (the registry's, when the hashes say so, else ``cfg_path`` /
+    ``weights_path``) and, for an INT8 model, its AP@0.5 agreement with the float model on held-out frames.
+    Returns the report text; raises :class:`ExportError` when parity fails."""
+    from export.sources import YOLOV3_TINY_CFG, YOLOV3_TINY_WEIGHTS, locate
+
+    onnx_path = Path(onnx_path)
+    contract = read_contract(onnx_path)
+    int8 = contract.extra.get("int8")
+    float_path = onnx_path.parent / int8["float_model"] if int8 else onnx_path
+    if not float_path.is_file():
+        raise ExportError(f"{onnx_path}: its float model {float_path} is missing")
+    darknet = read_contract(float_path).extra.get("darknet")
+    if not darknet:
+        raise ExportError(f"{float_path}: not a darknet import; give the checkpoint it was exported from")
+    if cfg_path is None or weights_path is None:
+        if darknet.get("weights_sha256") != YOLOV3_TINY_WEIGHTS.sha256:
+            raise ExportError(f"{float_path}: imported from {darknet.get('weights')}; pass --cfg and --weights")
+        cfg_path, weights_path = locate(YOLOV3_TINY_CFG), locate(YOLOV3_TINY_WEIGHTS)
+    if _sha256(Path(weights_path)) != darknet.get("weights_sha256"):
+        raise ExportError(f"{weights_path}: not the weights {float_path.name} was made from (sha256 differs)")
+    net, _ = import_darknet(cfg_path, weights_path)
+    lines = [f"{float_path.name} vs {Path(weights_path).name} (PyTorch import):", check_darknet(float_path, net).format()]
+    if int8:
+        from export.quantize import agreement, measurement_frames
+
+        frames = measurement_frames()
+        for size in sorted({int(int8.get("calibration_size", 416)), 320}, reverse=True):
+            a = agreement(float_path, onnx_path, frames, size)
+            per = ", ".join(f"{n} {v['ap50']:.3f} ({v['float_boxes']} boxes)" for n, v in a["per_class"].items())
+            lines.append(f"{onnx_path.name} vs {float_path.name} at {size}: AP@0.5 {per} on {a['frames']} held-out "
+                         "vtest.avi frames")
+    return "\n".join(lines)

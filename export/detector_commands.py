@@ -67,6 +67,11 @@ def cmd_export_detector(args: argparse.Namespace) -> int:
 
 def cmd_export_check(args: argparse.Namespace) -> int:
     require_torch()
+    if args.checkpoint is None:  # a darknet import (or its INT8 variant): checked against the darknet weights
+        from export.darknet import check_imported
+
+        print(check_imported(args.onnx, args.cfg, args.weights))
+        return 0
     from export.yolo_export import check_detector
 
     report = check_detector(args.onnx, args.checkpoint)
@@ -154,13 +159,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--img-size", type=int, help="default input size recorded in the contract")
     p.add_argument("--static", action="store_true", help="fixed spatial size instead of dynamic")
     p.set_defaults(func=cmd_export_detector)
-    p = export.add_parser("check", help="parity of an exported detector with its checkpoint",
+    p = export.add_parser("check", help="parity of an exported detector with its checkpoint or darknet weights",
                           description="ONNX Runtime vs PyTorch on several inputs of two sizes: raw outputs (max "
                                       "abs/rel error) and, after decode + NMS, matched boxes (IoU) and score "
                                       "differences; also which graph nodes run on which execution provider. "
                                       "Exits non-zero beyond tolerance.")
     p.add_argument("onnx")
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", nargs="?", help="the .pt it was exported from; omit for a darknet import (its "
+                                                 "INT8 variant too: then also INT8-vs-float AP@0.5)")
+    p.add_argument("--cfg", help="darknet .cfg of an import (default: the registry's, when the hashes match)")
+    p.add_argument("--weights", help="darknet .weights of an import")
     p.set_defaults(func=cmd_export_check)
 
     bench = command_group(sub, "bench")

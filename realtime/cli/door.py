@@ -1,0 +1,188 @@
+"""Door commands: ``rtv door``, ``rtv calibrate``, ``rtv audit verify|list|export``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+from pathlib import Path
+
+EXIT_SOURCE_LOST = 3
+
+
+def _config(args: argparse.Namespace):
+    from realtime.cli.args import load_from_args
+
+    config = load_from_args(args)
+    if getattr(args, "log", None):
+        from realtime.config import resolve_path
+
+        config = dataclasses.replace(config, door=dataclasses.replace(
+            config.door, audit=str(resolve_path(args.log, Path.cwd()))))
+    return config
+
+
+def cmd_door(args: argparse.Namespace) -> int:
+    from realtime.door.mode import run_door
+    from realtime.metrics import format_summary
+
+    config = _config(args)
+    outcome = run_door(config, args.source, show_window=not args.no_window, max_frames=args.max_frames,
+                       out_jsonl=Path(args.jsonl) if args.jsonl else None)
+    if outcome.summary:
+        print(format_summary(outcome.summary, "door"), file=sys.stderr)
+    print(f"door {config.door.door_id}: {len(outcome.grants)} GRANT, {len(outcome.denies)} DENY, "
+          f"{len(outcome.alarms)} alarm(s); audit log {config.door.audit}", file=sys.stderr)
+    if outcome.result.reason == "error":
+        print(f"rtv: door stopped at frame {outcome.result.frames}: {outcome.result.error} (alarm logged; no "
+              "GRANT without a camera)", file=sys.stderr)
+        return EXIT_SOURCE_LOST
+    return 0
+
+
+def _impostor_vectors(config, folder: str):
+    """Embeddings of every face (at least faces.min_face_px tall) in the images of ``folder``."""
+    import numpy as np
+
+    from realtime.build import open_face_detector, open_face_embedder
+    from realtime.face.enroll import embed_faces, expand_image_paths, read_image
+
+    faces_config = dataclasses.replace(config.faces, detect_width=640)
+    detector = open_face_detector(faces_config, config.runtime)
+    embedder = open_face_embedder(config.faces, config.runtime)
+    vectors = []
+    try:
+        for path in expand_image_paths([folder]):
+            image = read_image(path)
+            faces = detector.detect(image)
+            if len(faces) == 0:
+                continue
+            heights = faces.boxes_xyxy[:, 3] - faces.boxes_xyxy[:, 1]
+            _chips, v = embed_faces(image, faces, embedder)
+            vectors.extend(v[heights >= config.faces.min_face_px])
+    finally:
+        detector.close()
+        embedder.close()
+    size = 128 if not vectors else len(vectors[0])
+    return np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, size), np.float32)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from realtime.build import model_path
+    from realtime.door.calibrate import calibrate, calibration_path, plot_histogram, save_calibration
+    from realtime.errors import GalleryError
+    from realtime.gallery.store import Gallery
+    from realtime.runtime import file_sha256
+
+    config = _config(args)
+    gallery_path = Path(config.faces.gallery)
+    if not gallery_path.is_file():
+        raise GalleryError(f"no gallery at {gallery_path}; enrol people first ('rtv enroll NAME PHOTO')")
+    sha = file_sha256(model_path(config.faces.embedder_model, "face_embedder"))
+    with Gallery.open(gallery_path, model_sha256=sha, create=False) as gallery:
+        vectors, labels = gallery.vectors()
+    extra = _impostor_vectors(config, args.impostors) if args.impostors else None
+    target = args.far if args.far is not None else config.door.target_far
+    cal, genuine, impostor = calibrate(vectors, labels, target, sha, extra)
+    out = calibration_path(gallery_path)
+    if cal.measurable:
+        save_calibration(cal, out)
+    plot_file = Path(args.plot) if args.plot else out.with_suffix(".png")
+    plotted = plot_histogram(genuine, impostor, cal.threshold, plot_file,
+                             title=f"{gallery_path.name}: threshold {cal.threshold:.3f} at FAR <= {target:g}")
+    if args.json:
+        print(json.dumps({**cal.to_json(), "stored": cal.measurable, "file": str(out) if cal.measurable else None,
+                          "plot": str(plotted) if plotted else None}, indent=2))
+    else:
+        extra_text = f", {len(extra)} extra impostor face(s)" if extra is not None else ""
+        print(f"gallery {gallery_path}: {len(set(labels.tolist()))} person(s), {len(labels)} embedding(s)"
+              f"{extra_text}")
+        print(f"pairs: {cal.n_genuine} genuine, {cal.n_impostor} impostor")
+        tar = "not measured" if cal.tar != cal.tar else f"{cal.tar:.4f}"
+        print(f"threshold {cal.threshold:.4f} for target FAR {target:g}: FAR {cal.far:.4g}, TAR {tar}")
+        for note in cal.notes:
+            print(f"note: {note}")
+        if cal.measurable:
+            print(f"wrote {out} (door mode uses it when door.use_calibration is true)")
+        print(f"wrote {plotted}" if plotted else "no histogram: matplotlib is not installed "
+                                                 "(pip install matplotlib)")
+    if not cal.measurable:
+        raise GalleryError(f"threshold NOT stored: {cal.n_impostor} impostor pair(s) cannot measure a FAR of "
+                           f"{target:g} (needs {math.ceil(1 / target)}); add photos of people who are not enrolled "
+                           "with --impostors DIR, or enrol more people; door mode keeps door.match_threshold")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from realtime.door.audit import AuditLog
+    from realtime.errors import AuditError
+
+    config = _config(args)
+    with AuditLog.open(config.door.audit, create=False) as audit:
+        if args.audit_command == "verify":
+            report = audit.verify()
+            if not report.ok:
+                raise AuditError(f"audit log {config.door.audit}: chain broken at record {report.broken_seq}: "
+                                 f"{report.problem}; {report.records} record(s) before it check out")
+            print(f"audit log {config.door.audit}: {report.records} record(s), chain intact; head hash "
+                  f"{report.head} (keep it elsewhere to detect records cut off the end)")
+        elif args.audit_command == "list":
+            records = list(audit.records(since=args.since))
+            if args.json:
+                print(json.dumps(records, indent=2))
+            else:
+                for r in records:
+                    what = r["decision"] or r["kind"].upper()
+                    dist = "" if r["distance"] is None else f" d={r['distance']:.3f}"
+                    print(f"#{r['seq']:<5} {r['ts']}  {r['door_id']}  {what:<8} {r['person'] or '-':<16}"
+                          f"{dist}  {r['reason']}")
+                print(f"{len(records)} record(s); liveness check: none", file=sys.stderr)
+        elif args.audit_command == "export":
+            n = audit.export_csv(args.file, since=args.since)
+            print(f"exported {n} record(s) to {args.file}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("door", help="door-access mode: decide over face tracks, audit log, unlock hook",
+                       description="Office door prototype. NO LIVENESS CHECK: a photo or a screen showing an "
+                                   "enrolled person is accepted like the person. Decides per tracked face over "
+                                   "several good frames (door.* in config), logs every decision and alarm to the "
+                                   "tamper-evident audit log (door.audit), then runs the unlock hook on GRANT. "
+                                   "Says at start which threshold it uses (calibrated by 'rtv calibrate', or "
+                                   "door.match_threshold). Fail secure: camera lost, model error or gallery "
+                                   "unreadable -> alarm, no GRANT. Keys: q/Esc quit.")
+    p.add_argument("--source", help="camera index (0), stream URL, video file (default: source.uri from config)")
+    p.add_argument("--no-window", action="store_true", help="headless: no OpenCV window")
+    p.add_argument("--max-frames", type=int, help="stop after N frames")
+    p.add_argument("--jsonl", metavar="FILE.jsonl", help="also write per-frame faces and decisions as JSON Lines")
+    p.add_argument("--log", metavar="FILE", help="audit log file (default: door.audit from config)")
+    p.set_defaults(func=cmd_door)
+
+    p = sub.add_parser("calibrate", help="door threshold for a target false-accept rate, from the gallery",
+                       description="Genuine and impostor distances from the enrolled gallery (plus faces in "
+                                   "--impostors DIR, people who are not enrolled), the threshold at the target "
+                                   "FAR, TAR there, and a histogram PNG (needs matplotlib). Stores "
+                                   "<gallery>.calibration.json, which door mode uses.")
+    p.add_argument("--impostors", metavar="DIR", help="folder of photos of people who are not enrolled")
+    p.add_argument("--far", type=float, help="target false-accept rate (default door.target_far, 0.001)")
+    p.add_argument("--plot", metavar="FILE.png", help="histogram file (default <gallery>.calibration.png)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("audit", help="the door's audit log: verify the hash chain, list, export CSV",
+                       description="Every record carries sha256(previous hash + its content). 'verify' walks the "
+                                   "chain and names the first broken record (exit code 10).")
+    p.add_argument("--log", metavar="FILE", help="audit log file (default: door.audit from config)")
+    asub = p.add_subparsers(dest="audit_command", metavar="ACTION")
+    asub.required = True
+    asub.add_parser("verify", help="check the hash chain; non-zero exit naming the first broken record")
+    q = asub.add_parser("list", help="records, oldest first")
+    q.add_argument("--since", metavar="ISO", help="only records at or after this date/time (local if no zone)")
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q = asub.add_parser("export", help="write the records as CSV")
+    q.add_argument("file", metavar="FILE.csv")
+    q.add_argument("--since", metavar="ISO", help="only records at or after this date/time")
+    p.set_defaults(func=cmd_audit)

@@ -145,3 +145,16 @@ def test_registry_files_are_checked_against_their_release_hashes(tmp_path):
                         md5=hashlib.md5(b"not the release").hexdigest())
     assert verify(path, good) == path
     assert YOLOV3_TINY_WEIGHTS.md5 == "3bcd6b390912c18924b46b26a9e7ff53"
+
+
+def test_export_check_of_a_darknet_import_needs_its_own_weights(darknet_files, tmp_path, capsys):
+    cfg, weights = darknet_files("yolov3-tiny")
+    out = tmp_path / "m.onnx"
+    assert _cli(capsys, "import", "darknet", str(cfg), str(weights), "--out", str(out))[0] == 0
+    code, stdout, err = _cli(capsys, "export", "check", str(out), "--cfg", str(cfg), "--weights", str(weights))
+    assert code == 0 and "OK" in stdout, err
+    code, _, err = _cli(capsys, "export", "check", str(out))
+    assert code == 9 and "pass --cfg and --weights" in err
+    _, other = darknet_files("yolov2-tiny")
+    code, _, err = _cli(capsys, "export", "check", str(out), "--cfg", str(cfg), "--weights", str(other))
+    assert code == 9 and "not the weights m.onnx was made from" in err

@@ -91,6 +91,11 @@ def cmd_import_darknet(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out {out} exists; pass --force to replace it")
     result = export_darknet(args.cfg, args.weights, out, args.names, img_size=args.img_size, name=args.name)
     print(result["report_text"])
+    if args.checkpoint:
+        from models.darknet import save_darknet_checkpoint
+
+        save_darknet_checkpoint(args.checkpoint, result["net"], result["contract"].classes, img_size=args.img_size)
+        print(f"wrote {args.checkpoint} (PyTorch state dict, for 'rtv train detector --init')")
     contract = result["contract"]
     print(f"wrote {result['path']} ({len(contract.classes)} classes, strides {list(contract.strides)}, layout "
           f"{contract.output_layout}; sha256 {result['sha256'][:12]}…)")
@@ -259,6 +264,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--img-size", type=int, default=416, help="default input size in the contract (default 416)")
     p.add_argument("--name", help="model name in the contract (default: the cfg's file name)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--checkpoint", metavar="X.pt", help="also write the imported network as an rtv checkpoint "
+                                                        "(state dict + cfg) for 'rtv train detector --init'")
     p.set_defaults(func=cmd_import_darknet)
 
     export = command_group(sub, "export")

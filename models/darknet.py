@@ -160,6 +160,20 @@ def _activation(name: str, where: str) -> nn.Module:
     raise ModelError(f"{where}: activation {name!r} is not one of {', '.join(ACTIVATIONS)}")
 
 
+class DarknetBatchNorm(nn.BatchNorm2d):
+    """Batch norm whose stored ``running_var`` already holds darknet's ``(sqrt(var) + 1e-6) ** 2`` (eps 0 in eval);
+    while training it uses PyTorch's eps 1e-5 for the batch statistics (eps 0 is refused there)."""
+
+    TRAIN_EPS = 1e-5
+
+    def __init__(self, num_features: int):
+        super().__init__(num_features, eps=self.TRAIN_EPS)  # modules start in training mode
+
+    def train(self, mode: bool = True):
+        self.eps = self.TRAIN_EPS if mode else 0.0
+        return super().train(mode)
+
+
 class ConvLayer(nn.Module):
     """``[convolutional]``: conv (bias only without batch norm), optional batch norm, activation."""
 
@@ -167,7 +181,7 @@ class ConvLayer(nn.Module):
                  batch_normalize: bool, activation: str, where: str):
         super().__init__()
         self.conv = nn.Conv2d(c_in, filters, size, stride, padding, groups=groups, bias=not batch_normalize)
-        self.bn = nn.BatchNorm2d(filters, eps=0.0) if batch_normalize else None
+        self.bn = DarknetBatchNorm(filters) if batch_normalize else None
         self.activation_name = activation
         self.act = _activation(activation, where)
 
@@ -275,6 +289,7 @@ class DarknetNet(nn.Module):
             raise ModelError(f"{source}: a darknet cfg starts with a [net] section")
         net = _Options(sections[0], source)
         self.source = source
+        self.sections = tuple(sections)
         self.width, self.height = net.int("width", 416), net.int("height", 416)
         self.channels = net.int("channels", 3)
         if self.width <= 0 or self.height <= 0 or self.channels <= 0:
@@ -451,3 +466,71 @@ def read_names(path: Path | str) -> tuple[str, ...]:
         raise ModelError(f"{path}: holds no class names")
     return names
 
+
+def cfg_text(sections: Sequence[Section]) -> str:
+    """Sections back to darknet cfg text (options in their original order)."""
+    blocks = []
+    for section in sections:
+        blocks.append(f"[{section.kind}]\n" + "".join(f"{k}={v}\n" for k, v in section.options.items()))
+    return "\n".join(blocks)
+
+
+def with_classes(net: DarknetNet, num_classes: int) -> DarknetNet:
+    """A copy of ``net`` whose heads predict ``num_classes`` classes (transfer learning): the conv feeding each head
+    is resized to A * (5 + num_classes) filters and freshly initialised; every other layer keeps ``net``'s weights.
+    Raises :class:`ModelError` when a head is not fed directly by a [convolutional] layer."""
+    if num_classes < 1:
+        raise ModelError(f"num_classes must be >= 1, got {num_classes}")
+    sections = [Section(s.kind, dict(s.options), s.line) for s in net.sections]
+    head_convs = set()
+    for head in net.heads:
+        conv_index = head.layer - 1
+        if conv_index < 0 or net.kinds[conv_index] != "convolutional":
+            raise ModelError(f"{net.source}: head at layer {head.layer} is not fed by a [convolutional] layer")
+        head_convs.add(conv_index)
+        sections[head.layer + 1].options["classes"] = str(num_classes)
+        sections[conv_index + 1].options["filters"] = str(len(head.anchors_wh) * (5 + num_classes))
+    new = DarknetNet(sections, net.source)
+    state = {k: v for k, v in net.state_dict().items() if int(k.split(".")[1]) not in head_convs}
+    missing, unexpected = new.load_state_dict(state, strict=False)
+    if unexpected or any(int(k.split(".")[1]) not in head_convs for k in missing):
+        raise ModelError(f"{net.source}: weights do not carry over to the {num_classes}-class network")
+    for index in head_convs:
+        conv = new.layers[index].conv
+        nn.init.normal_(conv.weight, 0.0, 0.01)
+        if conv.bias is not None:
+            with torch.no_grad():
+                conv.bias.zero_()
+                fields = 5 + num_classes
+                conv.bias.view(-1, fields)[:, 4] = -4.6  # objectness prior 0.01
+    return new.train(net.training)
+
+
+def backbone_layers(net: DarknetNet) -> list[int]:
+    """Indices of the feature extractor: every layer up to the last downsampling one ([maxpool] or a strided
+    [convolutional]) and the [convolutional] right after it; what follows (necks, heads) is trained first when
+    fine-tuning with a frozen backbone."""
+    last = max((i for i, (k, layer) in enumerate(zip(net.kinds, net.layers))
+                if k == "maxpool" or (k == "convolutional" and layer.conv.stride[0] > 1)), default=-1)
+    end = last + 1 if last + 1 < len(net.kinds) and net.kinds[last + 1] == "convolutional" else last
+    return list(range(end + 1))
+
+
+CHECKPOINT_FORMAT = "rtv.darknet.v1"
+
+
+def save_darknet_checkpoint(path: Path | str, net: DarknetNet, classes: Sequence[str], **extra) -> None:
+    """A state-dict checkpoint of a darknet network: its cfg text, class names, weights and ``extra``."""
+    torch.save({"format": CHECKPOINT_FORMAT, "cfg": cfg_text(net.sections), "classes": list(classes),
+                "model": net.state_dict(), **extra}, path)
+
+
+def load_darknet_checkpoint(path: Path | str) -> tuple[DarknetNet, tuple[str, ...], dict]:
+    """Rebuild a :class:`DarknetNet` saved by :func:`save_darknet_checkpoint` (``weights_only=True``)."""
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+        raise ModelError(f"{path}: not an rtv darknet checkpoint (format {CHECKPOINT_FORMAT!r}); write one with "
+                         "'rtv import darknet CFG WEIGHTS --checkpoint X.pt'")
+    net = DarknetNet(parse_cfg(data["cfg"], str(path)), str(path))
+    net.load_state_dict(data["model"])
+    return net.eval(), tuple(data["classes"]), data

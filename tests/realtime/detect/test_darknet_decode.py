@@ -123,7 +123,7 @@ def test_config_fields():
                                 "detector.class_score_thresholds={person: 0.3}"])
     assert config.detector.input_size == (320, 320) and config.detector.classes == ("person", "car")
     assert config.detector.class_score_thresholds == (("person", 0.3),)
-    with pytest.raises(ConfigError, match="class_score_thresholds.person=1.5: out of range"):
+    with pytest.raises(ConfigError, match=r"class_score_thresholds.person=1.5: must be in \[0, 1\]"):
         load_config(None, ["detector.class_score_thresholds={person: 1.5}"])
     with pytest.raises(ConfigError, match="detector.classes"):
         load_config(None, ["detector.classes=person"])

@@ -54,6 +54,15 @@ def cmd_export_faces(args: argparse.Namespace) -> int:
 
 def cmd_export_detector(args: argparse.Namespace) -> int:
     require_torch()
+    from models.darknet import is_darknet_checkpoint
+
+    if is_darknet_checkpoint(args.checkpoint):  # from 'rtv import darknet --checkpoint' or fine-tuned from one
+        from export.darknet import export_darknet_checkpoint
+
+        result = export_darknet_checkpoint(args.checkpoint, args.out, img_size=args.img_size)
+        print(result["report_text"])
+        print(f"wrote {result['path']} (sha256 {result['sha256'][:12]}…)")
+        return 0
     from export.yolo_export import export_detector
 
     report = export_detector(args.checkpoint, args.out, img_size=args.img_size, dynamic_spatial=not args.static)

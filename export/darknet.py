@@ -177,7 +177,13 @@ def export_darknet(cfg_path: Path | str, weights_path: Path | str, out_path: Pat
     extra = {"darknet": {"cfg": cfg_path.name, "cfg_sha256": _sha256(cfg_path), "weights": weights_path.name,
                          "weights_sha256": _sha256(weights_path), "header": header.to_dict()},
              **(provenance or {})}
-    contract = darknet_contract(net, classes, img_size, name or cfg_path.stem, extra)
+    result = _export_net(net, classes, out_path, img_size, name or cfg_path.stem, extra, check, tolerance)
+    return {**result, "header": header}
+
+
+def _export_net(net: DarknetNet, classes: Sequence[str], out_path: Path, img_size: int, name: str,
+                extra: dict[str, Any], check: bool, tolerance: Tolerance) -> dict[str, Any]:
+    contract = darknet_contract(net.eval(), classes, img_size, name, extra)
     out = export_onnx(net, torch.zeros(1, net.channels, img_size, img_size), out_path, contract,
                       dynamic_batch=True, dynamic_spatial=True)
     report = None
@@ -187,9 +193,23 @@ def export_darknet(cfg_path: Path | str, weights_path: Path | str, out_path: Pat
         except (ExportError, ModelError):
             out.unlink(missing_ok=True)
             raise
-    return {"path": out, "sha256": _sha256(out), "contract": contract, "header": header, "net": net,
+    return {"path": out, "sha256": _sha256(out), "contract": contract, "net": net,
             "parity": report.to_dict() if report else None, "report_text": report.format() if report else ""}
 
+
+def export_darknet_checkpoint(checkpoint: Path | str, out_path: Path | str, img_size: int | None = None,
+                              name: str | None = None, tolerance: Tolerance = Tolerance()) -> dict[str, Any]:
+    """``rtv export detector X.pt`` for a darknet checkpoint (an import, or one fine-tuned by ``rtv train detector
+    --init``): the same export and parity check as ``rtv import darknet``."""
+    from models.darknet import load_darknet_checkpoint
+
+    checkpoint = Path(checkpoint)
+    net, classes, data = load_darknet_checkpoint(checkpoint)
+    size = int(img_size or data.get("img_size") or 416)
+    size = size if size % 32 == 0 else 416
+    extra = {"darknet_checkpoint": {"file": checkpoint.name, "sha256": _sha256(checkpoint),
+                                    "epoch": data.get("epoch"), "metrics": data.get("metrics", {})}}
+    return _export_net(net, classes, Path(out_path), size, name or checkpoint.stem, extra, True, tolerance)
 
 
 def export_default_detector(out_dir: Path | str, reference_json: Path | str | None = None,

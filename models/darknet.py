@@ -525,6 +525,18 @@ def save_darknet_checkpoint(path: Path | str, net: DarknetNet, classes: Sequence
                 "model": net.state_dict(), **extra}, path)
 
 
+def is_darknet_checkpoint(path: Path | str) -> bool:
+    """Whether ``path`` is a readable checkpoint of format :data:`CHECKPOINT_FORMAT` (False for anything else,
+    which the caller then reads as another checkpoint kind and reports on)."""
+    import pickle
+
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError):
+        return False
+    return isinstance(data, dict) and data.get("format") == CHECKPOINT_FORMAT
+
+
 def load_darknet_checkpoint(path: Path | str) -> tuple[DarknetNet, tuple[str, ...], dict]:
     """Rebuild a :class:`DarknetNet` saved by :func:`save_darknet_checkpoint` (``weights_only=True``)."""
     data = torch.load(path, map_location="cpu", weights_only=True)

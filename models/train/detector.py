@@ -87,13 +87,6 @@ def _save(path: Path, model, **extra: Any) -> None:
         save_checkpoint(path, model, **extra)
 
 
-def _is_darknet_checkpoint(path: Path | str) -> bool:
-    from models.darknet import CHECKPOINT_FORMAT
-
-    data = torch.load(path, map_location="cpu", weights_only=True)
-    return isinstance(data, dict) and data.get("format") == CHECKPOINT_FORMAT
-
-
 def training_box_shapes(dataset: YoloDataset) -> np.ndarray:
     """(N, 2) box widths/heights in network pixels after letterboxing each training image to the input size."""
     import cv2
@@ -181,7 +174,9 @@ def train_detector(data_yaml: Path | str, out_dir: Path | str, epochs: int = 30,
     val_set = YoloDataset.from_spec(spec, "val", img_size, None, seed)
     strides = VARIANTS[variant]
     shapes = training_box_shapes(train_set)
-    darknet = init_checkpoint is not None and _is_darknet_checkpoint(init_checkpoint)
+    from models.darknet import is_darknet_checkpoint
+
+    darknet = init_checkpoint is not None and is_darknet_checkpoint(init_checkpoint)
     if darknet:
         model = darknet_init(init_checkpoint, spec.names, img_size)
         config = model.config

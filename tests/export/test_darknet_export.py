@@ -158,3 +158,17 @@ def test_export_check_of_a_darknet_import_needs_its_own_weights(darknet_files, t
     _, other = darknet_files("yolov2-tiny")
     code, _, err = _cli(capsys, "export", "check", str(out), "--cfg", str(cfg), "--weights", str(other))
     assert code == 9 and "not the weights m.onnx was made from" in err
+
+
+def test_import_checkpoint_then_export_detector_from_it(darknet_files, tmp_path, capsys):
+    cfg, weights = darknet_files("yolov3-tiny")
+    (tmp_path / "x.names").write_text("a\nb\nc\n")
+    code, stdout, err = _cli(capsys, "import", "darknet", str(cfg), str(weights), "--names", str(tmp_path / "x.names"),
+                             "--out", str(tmp_path / "a.onnx"), "--checkpoint", str(tmp_path / "a.pt"))
+    assert code == 0 and "for 'rtv train detector --init'" in stdout, err
+    code, stdout, err = _cli(capsys, "export", "detector", str(tmp_path / "a.pt"), "--out", str(tmp_path / "b.onnx"))
+    assert code == 0 and "OK" in stdout, err
+    first, again = read_contract(tmp_path / "a.onnx"), read_contract(tmp_path / "b.onnx")
+    assert again.classes == ("a", "b", "c") and again.anchors == first.anchors
+    assert again.extra["darknet_checkpoint"]["file"] == "a.pt"
+    assert onnx.load(str(tmp_path / "a.onnx")).graph.initializer == onnx.load(str(tmp_path / "b.onnx")).graph.initializer

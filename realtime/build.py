@@ -16,7 +16,7 @@ from realtime.threads import ThreadPlan, apply_process_threads, plan_threads
 log = logging.getLogger(__name__)
 
 DEFAULT_MODELS = {
-    "detector": "yolo_default.onnx",
+    "detector": "yolov3_tiny_coco_int8.onnx",
     "face_detector": "centerface.onnx",
     "face_embedder": "dlib_resnet128.onnx",
 }
@@ -149,9 +149,14 @@ def build_detector_stage(config: Config, plan: ThreadPlan | None = None):
     low = second_pass(config)
     if low is not None:  # ByteTrack's second pass needs the low-score boxes; the tracking stage filters them
         score_threshold = low
-    detector = YoloDetector(model, input_size=det.input_size, score_threshold=score_threshold,
-                            iou_threshold=det.iou_threshold, class_aware=det.class_aware,
-                            max_candidates=det.max_candidates, max_detections=det.max_detections)
+    try:  # class_score_thresholds stay hard floors for their classes (no second pass below them)
+        detector = YoloDetector(model, input_size=det.input_size, score_threshold=score_threshold,
+                                iou_threshold=det.iou_threshold, class_aware=det.class_aware,
+                                max_candidates=det.max_candidates, max_detections=det.max_detections,
+                                keep_classes=det.classes, class_score_thresholds=det.class_score_thresholds)
+    except BaseException:  # a bad detector.classes / input_size: do not leave the session open
+        model.close()
+        raise
     return ObjectDetection(detector, every=det.every)
 
 

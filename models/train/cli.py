@@ -40,7 +40,7 @@ def cmd_train_detector(args: argparse.Namespace) -> int:
     result = train_detector(args.data, args.out, epochs=args.epochs, img_size=args.img_size,
                             batch_size=args.batch_size, lr=args.lr, variant=args.variant, width=args.width,
                             augment=not args.no_augment, threads=args.threads, seed=args.seed,
-                            init_checkpoint=args.init)
+                            init_checkpoint=args.init, freeze_epochs=args.freeze_epochs)
     print(f"best validation mAP@0.5 {result['best_map50']:.3f}; checkpoint {result['checkpoint']}; "
           f"curves {result['plot']}")
     return 0
@@ -265,7 +265,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--init", help="start from this checkpoint (fine-tune)")
+    p.add_argument("--init", help="start from this checkpoint (fine-tune): an rtv detector checkpoint, or a darknet "
+                                  "one from 'rtv import darknet CFG WEIGHTS --checkpoint X.pt' (heads re-made for "
+                                  "the data set's classes)")
+    p.add_argument("--freeze-epochs", type=int, default=0,
+                   help="with a darknet --init: train only the neck and heads for this many epochs first")
     p.set_defaults(func=cmd_train_detector)
 
     p = evaluate.add_parser("detector", help="AP@0.5 per class and mAP of a detector (.pt or .onnx)",

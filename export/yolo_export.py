@@ -162,7 +162,14 @@ def attach_yolo_contract(onnx_in: Path | str, onnx_out: Path | str, anchors: Seq
 def torch_runner(checkpoint: Path | str, threads: int = 1):
     """A PyTorch eager runner for ``realtime.bench.detector``: float32 (N, 3, H, W) -> list of raw outputs.
 
-    Sets ``torch.set_num_threads(threads)`` when called (the benchmark's thread count), not at import."""
+    ``checkpoint``: an rtv YOLO checkpoint or an rtv darknet checkpoint ('rtv import darknet ... --checkpoint');
+    a darknet network's outputs are its heads in the order its ONNX export has them. Sets
+    ``torch.set_num_threads(threads)`` when called (the benchmark's thread count), not at import."""
+    from models.darknet import is_darknet_checkpoint, load_darknet_checkpoint
+
     torch.set_num_threads(int(threads))
+    if is_darknet_checkpoint(checkpoint):
+        net, _classes, _data = load_darknet_checkpoint(checkpoint)
+        return _torch_forward(net.eval())
     model, _ = load_checkpoint(checkpoint)
     return _torch_forward(model.eval())

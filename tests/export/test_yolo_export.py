@@ -114,3 +114,25 @@ def test_model_without_contract_is_refused_and_external_model_gets_one(tmp_path)
     with OnnxModel(wrapped, expected_kind="yolo") as model:
         det = YoloDetector(model, score_threshold=0.0).detect(np.full((64, 64, 3), 100, np.uint8))
         assert len(det) >= 1
+
+
+def test_torch_runner_runs_a_darknet_checkpoint_like_its_network(tmp_path, darknet_files):
+    """``rtv bench detector --checkpoint`` times PyTorch eager on imported darknet networks too."""
+    import numpy as np
+    import torch
+
+    from export.yolo_export import torch_runner
+    from models.darknet import save_darknet_checkpoint
+    from models.importers.darknet_weights import load_darknet
+
+    cfg, weights = darknet_files("yolov3-tiny")
+    net, _ = load_darknet(cfg, weights)
+    path = tmp_path / "net.pt"
+    save_darknet_checkpoint(path, net, ["a", "b", "c"], img_size=64)
+    x = np.random.default_rng(0).uniform(0, 1, (1, 3, 64, 64)).astype(np.float32)
+    got = torch_runner(path, threads=1)(x)
+    with torch.no_grad():
+        want = [o.numpy() for o in net(torch.from_numpy(x))]
+    assert len(got) == len(want) >= 2
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, atol=1e-6)

@@ -5,6 +5,7 @@ calibrated on real inputs. The model contract (and every other metadata entry) o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 from pathlib import Path
@@ -44,7 +45,7 @@ def quantize_qdq(float_path: Path | str, out_path: Path | str, calibration_nchw:
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType, quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    float_path, out_path = Path(float_path), Path(out_path)
+    float_path, out_path = Path(float_path).resolve(), Path(out_path).resolve()
     if out_path.resolve() == float_path.resolve():
         raise ExportError(f"{out_path}: the INT8 file must not replace its float model")
     batches = list(calibration_nchw)
@@ -57,7 +58,8 @@ def quantize_qdq(float_path: Path | str, out_path: Path | str, calibration_nchw:
         raise ExportError(f"calibration method {method!r}: use one of {', '.join(methods)}")
     op_types = sorted({n.op_type for n in source.graph.node} - set(exclude_op_types))
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="rtv_int8_") as tmp:
+    # ONNX Runtime's shape inference and calibrator drop scratch files into the working folder: work in the temp one
+    with tempfile.TemporaryDirectory(prefix="rtv_int8_") as tmp, contextlib.chdir(tmp):
         prepared = Path(tmp) / "prepared.onnx"
         folded = _fold_constants(float_path, Path(tmp) / "folded.onnx")
         try:

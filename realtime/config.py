@@ -78,6 +78,10 @@ class FacesConfig:
     enabled: bool = True
     detector_model: str = field(default="", metadata=_path())
     embedder_model: str = field(default="", metadata=_path())
+    # Chips for the embedder: "auto" = what the embedder's contract asks for; "dlib5" = dlib's 5-point shape
+    # predictor (landmarks_model) and dlib's chip geometry; "template5" = CenterFace's landmarks on a template.
+    alignment: str = field(default="auto", metadata=_choices("auto", "dlib5", "template5"))
+    landmarks_model: str = field(default="", metadata=_path())
     gallery: str = field(default="gallery.sqlite", metadata=_path())
     detect_width: int = 320
     score_threshold: float = 0.5

@@ -46,7 +46,9 @@ class Faces:
     ``boxes_xyxy``: float32 (N, 4); ``scores``: float32 (N,); ``landmarks5``: float32 (N, 5, 2) as
     (eye on image left, eye on image right, nose tip, mouth corner image left, mouth corner image right);
     ``identities``: name or None per face; ``distances``: float32 (N,), NaN where not matched;
-    ``track_ids``: int64 (N,), -1 where untracked.
+    ``track_ids``: int64 (N,), -1 where untracked; ``landmarks_dlib5``: float32 (N, 5, 2), dlib's 5 points
+    (right eye outer and inner corner, left eye outer and inner corner, nose base; "right" = image left) used to
+    cut the recognition chip, NaN for faces not embedded on this frame (empty when recognition is off).
     """
 
     boxes_xyxy: np.ndarray = field(default_factory=lambda: _empty((0, 4)))
@@ -55,6 +57,7 @@ class Faces:
     identities: tuple[str | None, ...] = ()
     distances: np.ndarray = field(default_factory=lambda: _empty((0,)))
     track_ids: np.ndarray = field(default_factory=lambda: _empty((0,), np.int64))
+    landmarks_dlib5: np.ndarray = field(default_factory=lambda: _empty((0, 5, 2)))
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -73,6 +76,9 @@ class Faces:
             }
             if i < len(self.track_ids) and self.track_ids[i] >= 0:
                 entry["track"] = int(self.track_ids[i])
+            if i < len(self.landmarks_dlib5) and np.isfinite(self.landmarks_dlib5[i]).all():
+                entry["landmarks_dlib"] = [[int(round(float(x))), int(round(float(y)))]
+                                           for x, y in self.landmarks_dlib5[i]]
             out.append(entry)
         return out
 

@@ -124,18 +124,23 @@ def _bilinear(image: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     h, w = image.shape[:2]
     left = np.floor(xs).astype(np.int64)
     top = np.floor(ys).astype(np.int64)
-    inside = (left >= 0) & (top >= 0) & (left + 1 < w) & (top + 1 < h)
-    lc = np.where(inside, left, 0)
-    tc = np.where(inside, top, 0)
-    lr = (xs - left)[..., None]
-    tb = (ys - top)[..., None]
-    img = image.astype(np.float64)
-    tl, tr = img[tc, lc], img[tc, lc + 1]
-    bl, br = img[tc + 1, lc], img[tc + 1, lc + 1]
-    value = (1 - tb) * ((1 - lr) * tl + lr * tr) + tb * ((1 - lr) * bl + lr * br)
+    inside = ((left >= 0) & (top >= 0) & (left + 1 < w) & (top + 1 < h)).reshape(-1)
+    index = np.where(inside, (top * w + left).reshape(-1), 0)
+    planes = np.ascontiguousarray(np.moveaxis(image, 2, 0)).reshape(image.shape[2], h * w)  # (C, H*W)
+    lr = (xs - left).reshape(-1)
+    tb = (ys - top).reshape(-1)
+    tl, tr, bl, br = (np.take(planes, index + d, axis=1).astype(np.float64) for d in (0, 1, w, w + 1))
+    # dlib's expression, (1 - tb) * ((1 - lr) * tl + lr * tr) + tb * ((1 - lr) * bl + lr * br), in place.
+    value = (1 - lr) * tl
+    value += lr * tr
+    bottom = (1 - lr) * bl
+    bottom += lr * br
+    value *= 1 - tb
+    bottom *= tb
+    value += bottom
     out = value.astype(np.uint8)  # truncation, as dlib's vector_to_pixel
-    out[~inside] = 0
-    return out
+    out[:, ~inside] = 0
+    return np.moveaxis(out, 0, -1).reshape(xs.shape + (image.shape[2],))
 
 
 def extract_image_chip(image: np.ndarray, details: ChipDetails) -> np.ndarray:

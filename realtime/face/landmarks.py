@@ -87,9 +87,29 @@ class ShapePredictor:
         self.idx1, self.idx2 = idx[..., 0], idx[..., 1]
         k = len(self.initial_shape)
         self.num_landmarks = k
-        # Leaves flattened per cascade for one gather: (C, T * L, K * 2).
+        # Flat per-cascade tables for np.take: splits (C, T * S), leaves (C, T * L, K * 2).
+        self._idx1_flat = self.idx1.reshape(c, t * s)
+        self._idx2_flat = self.idx2.reshape(c, t * s)
+        self._thresh_flat = self.split_thresh.reshape(c, t * s)
         self._leaves_flat = self.leaf_values.reshape(c, t * (s + 1), k * 2)
-        self._tree_offset = (np.arange(t, dtype=np.int64) * (s + 1))[None, :]
+        self._split_base = (np.arange(t, dtype=np.int64) * s)[None, :]
+        self._leaf_base = (np.arange(t, dtype=np.int64) * (s + 1))[:, None] - s
+        init = self.initial_shape.astype(np.float64)
+        self._init_centred = init - init.mean(axis=0)
+        self._init_var = float((self._init_centred ** 2).sum() / k)
+
+    def _tforms(self, current: np.ndarray) -> np.ndarray:
+        """float32 (N, 2, 2): the similarity part from the initial shape to each current shape (see
+        :func:`similarity_matrices`)."""
+        if self._init_var <= 0:
+            return np.broadcast_to(np.eye(2, dtype=np.float32), (len(current), 2, 2))
+        dst = current.astype(np.float64)
+        dst -= dst.mean(axis=1, keepdims=True)
+        src = self._init_centred
+        n = len(src)
+        p = ((dst[..., 0] * src[:, 0]).sum(axis=1) + (dst[..., 1] * src[:, 1]).sum(axis=1)) / n / self._init_var
+        q = ((dst[..., 1] * src[:, 0]).sum(axis=1) - (dst[..., 0] * src[:, 1]).sum(axis=1)) / n / self._init_var
+        return np.stack([np.stack([p, -q], axis=1), np.stack([q, p], axis=1)], axis=1).astype(np.float32)
 
     def predict_shapes(self, image: np.ndarray, boxes_ltrb: np.ndarray) -> np.ndarray:
         """The final shapes in the box-normalised frame. ``image``: uint8 (H, W, 3); ``boxes_ltrb``: (N, 4)
@@ -101,38 +121,43 @@ class ShapePredictor:
         if boxes.ndim != 2 or boxes.shape[1] != 4:
             raise ValueError(f"boxes_ltrb must have shape (N, 4), got {boxes.shape}")
         boxes = boxes.astype(np.int64)
-        n = len(boxes)
-        current = np.broadcast_to(self.initial_shape, (n, self.num_landmarks, 2)).copy()
+        n, k = len(boxes), self.num_landmarks
+        current = np.broadcast_to(self.initial_shape, (n, k, 2)).copy()
         if n == 0:
             return current
         h, w = img.shape[:2]
+        pixels = np.ascontiguousarray(img).reshape(-1, 3)
         left, top = boxes[:, 0:1].astype(np.float64), boxes[:, 1:2].astype(np.float64)
         width = (boxes[:, 2:3] - boxes[:, 0:1]).astype(np.float64)
         height = (boxes[:, 3:4] - boxes[:, 1:2]).astype(np.float64)
-        rows = np.arange(n)[:, None]
+        n_pixels = self.deltas.shape[1]
+        row_offset = (np.arange(n, dtype=np.int64) * n_pixels)[:, None]
         for c in range(self.num_cascades):
-            m = similarity_matrices(self.initial_shape, current).astype(np.float32)  # (N, 2, 2)
+            m = self._tforms(current)  # (N, 2, 2) float32
             dx, dy = self.deltas[c, :, 0], self.deltas[c, :, 1]  # (P,)
-            anchor = current[:, self.anchor_idx[c]]  # (N, P, 2)
+            anchor_x = np.take(current[..., 0], self.anchor_idx[c], axis=1)  # (N, P)
+            anchor_y = np.take(current[..., 1], self.anchor_idx[c], axis=1)
             # float32, in dlib's order: (m00*dx + m01*dy) + anchor_x
-            px = (m[:, 0:1, 0] * dx + m[:, 0:1, 1] * dy) + anchor[..., 0]
-            py = (m[:, 1:2, 0] * dx + m[:, 1:2, 1] * dy) + anchor[..., 1]
+            px = (m[:, 0:1, 0] * dx + m[:, 0:1, 1] * dy) + anchor_x
+            py = (m[:, 1:2, 0] * dx + m[:, 1:2, 1] * dy) + anchor_y
             ix = _round_half_up(width * px.astype(np.float64) + left)
             iy = _round_half_up(height * py.astype(np.float64) + top)
             inside = (ix >= 0) & (ix < w) & (iy >= 0) & (iy < h)
-            rgb = img[np.where(inside, iy, 0), np.where(inside, ix, 0)].astype(np.int32)  # (N, P, 3)
-            grey = np.where(inside, rgb.sum(axis=2) // 3, 0).astype(np.float32)  # (N, P)
-            diff = grey[:, self.idx1[c]] - grey[:, self.idx2[c]]  # (N, T, S)
-            go_left = diff > self.split_thresh[c]
+            rgb = np.take(pixels, np.where(inside, iy * w + ix, 0), axis=0).astype(np.int16)  # (N, P, 3)
+            grey = (rgb[..., 0] + rgb[..., 1] + rgb[..., 2]) // 3
+            grey[~inside] = 0
+            grey_flat = grey.astype(np.float32).reshape(-1)
             node = np.zeros((n, self.num_trees), dtype=np.int64)
-            trees = np.arange(self.num_trees)[None, :]
             for _ in range(self.depth):
-                node = 2 * node + np.where(go_left[rows, trees, node], 1, 2)
-            leaf = node - self.num_splits + self._tree_offset  # (N, T)
-            increments = self._leaves_flat[c][leaf]  # (N, T, K*2)
-            stacked = np.concatenate([current.reshape(n, 1, -1), increments], axis=1)
-            # cumsum is sequential: the same float32 sums as dlib's shape += leaf, tree after tree.
-            current = np.cumsum(stacked, axis=1, dtype=np.float32)[:, -1].reshape(n, self.num_landmarks, 2)
+                split = self._split_base + node
+                a = np.take(grey_flat, np.take(self._idx1_flat[c], split) + row_offset)
+                b = np.take(grey_flat, np.take(self._idx2_flat[c], split) + row_offset)
+                node = 2 * node + 2 - ((a - b) > np.take(self._thresh_flat[c], split))  # left child: 2i + 1
+            leaves = np.take(self._leaves_flat[c], node.T + self._leaf_base, axis=0)  # (T, N, K*2)
+            stacked = np.concatenate([current.reshape(1, n * k * 2), leaves.reshape(self.num_trees, -1)])
+            # A reduction over the outer axis adds row after row: the same float32 sums as dlib's
+            # shape += leaf, tree after tree (the plain-loop test checks this bit for bit).
+            current = np.add.reduce(stacked, axis=0, dtype=np.float32).reshape(n, k, 2)
         return current
 
     def predict(self, image: np.ndarray, boxes_ltrb: np.ndarray) -> np.ndarray:

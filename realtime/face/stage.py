@@ -10,7 +10,6 @@ import dataclasses
 
 import numpy as np
 
-from realtime.face.align import align_faces
 from realtime.face.embedder import FaceEmbedder
 from realtime.face.matching import match_faces
 from realtime.face.track import FaceTracker
@@ -24,7 +23,9 @@ class FaceRecognition:
     its box moved), and at most ``max_reembed_per_frame`` of those per frame.
 
     ``gallery_vectors``: float32 (M, D); ``gallery_labels``: (M,) person names. The alignment template and chip
-    size come from the embedder's contract.
+    size come from the embedder's contract; the chips are cut by ``embedder.align`` (dlib's 5 points and dlib's
+    chip geometry when the embedder has a dlib aligner), and the dlib points of the faces embedded on this frame
+    travel in ``faces.landmarks_dlib5`` (NaN for the others).
     """
 
     name = "recognize"
@@ -59,9 +60,10 @@ class FaceRecognition:
         # New faces are always embedded; scheduled re-embeddings are spread over frames (the tracker keeps
         # flagging a face until it is embedded), so several steady faces never all cost on the same frame.
         todo = np.asarray(new + due[:self.max_reembed_per_frame], dtype=np.int64)
+        landmarks_dlib5 = np.full((n, 5, 2), np.nan, dtype=np.float32)
         if todo.size:
-            chips = align_faces(packet.frame_bgr, faces.landmarks5[todo], self.embedder.template5,
-                                self.embedder.size_wh[0])
+            chips, landmarks_dlib5[todo] = self.embedder.align(packet.frame_bgr, faces.boxes_xyxy[todo],
+                                                               faces.landmarks5[todo])
             vectors = self.embedder.embed(chips)
             names, best, second = match_faces(vectors, self.gallery_vectors, self.gallery_labels,
                                                self.match_threshold, self.match_margin)
@@ -70,7 +72,7 @@ class FaceRecognition:
                 identities[i], distances[i] = names[k], best[k]
                 self.tracker.remember(int(update.track_ids[i]), names[k], float(best[k]), float(second[k]))
         faces = dataclasses.replace(faces, identities=tuple(identities), distances=distances,
-                                    track_ids=update.track_ids.astype(np.int64))
+                                    track_ids=update.track_ids.astype(np.int64), landmarks_dlib5=landmarks_dlib5)
         return dataclasses.replace(packet, faces=faces)
 
     def close(self) -> None:

@@ -69,7 +69,7 @@ def _dlib_loop(sp: ShapePredictor, image: np.ndarray, box) -> np.ndarray:
     return shape
 
 
-def _random_predictor(rng, cascades=3, trees=7, depth=3, pixels=40, k=5) -> ShapePredictor:
+def _random_predictor(rng, cascades=3, trees=300, depth=3, pixels=40, k=5) -> ShapePredictor:
     s = 2 ** depth - 1
     return ShapePredictor({
         "initial_shape": rng.uniform(0.2, 0.8, (k, 2)).astype(np.float32),
@@ -86,6 +86,7 @@ def test_vectorised_cascade_equals_a_plain_loop(seed):
     rng = np.random.default_rng(seed)
     sp = _random_predictor(rng)
     image = rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    # 300 trees: enough that a pairwise (not sequential) float32 sum of the leaves would show.
     # Boxes inside, overlapping the border, and mostly outside (feature pixels read 0 there).
     boxes = np.array([[10, 12, 70, 72], [-20, -15, 40, 45], [90, 60, 150, 120], [30, 5, 31, 6]])
     got = sp.predict_shapes(image, boxes)

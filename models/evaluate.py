@@ -3,7 +3,7 @@
 Matching follows PASCAL VOC: detections sorted by score, each matched to the unmatched ground truth of its class
 with the highest IoU if that IoU >= ``iou_match``; AP is the area under the all-point interpolated
 precision/recall curve. Classes without ground truth get AP NaN and are left out of the mean.
-Decode and NMS are ``realtime.yolo``'s, the same code that serves the exported model.
+Decode and NMS are ``realtime.detect.yolo``'s, the same code that serves the exported model.
 """
 
 from __future__ import annotations
@@ -80,12 +80,12 @@ def predict_torch(model, images_bgr: Sequence[np.ndarray], img_size: int, score_
                   iou_threshold: float = 0.5, max_detections: int = 300
                   ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Run a :class:`models.yolo.YoloNet` on BGR images (letterboxed to ``img_size``) and decode with
-    ``realtime.yolo``; boxes come back in each image's source pixels."""
+    ``realtime.detect.yolo``; boxes come back in each image's source pixels."""
     import torch
 
     from realtime.contract import InputSpec
     from realtime.preprocess import letterbox, to_input_nchw
-    from realtime.yolo import GridCache, YoloHead, decode_yolo, select_detections
+    from realtime.detect.yolo import GridCache, YoloHead, decode_yolo, select_detections
 
     cfg = model.config
     head = YoloHead(anchors=cfg.anchors, strides=cfg.strides, num_classes=cfg.num_classes, layout=cfg.layout)
@@ -112,7 +112,7 @@ def evaluate_detector(model, data: Path | str, split: str = "val", img_size: int
     """AP@0.5 per class and mAP of a detector on a data YAML (its ``split``) or a labelled image folder.
 
     ``model``: a checkpoint path, a :class:`models.yolo.YoloNet`, or any object with ``detect(frame_bgr)`` returning
-    ``realtime.types.Detections`` (e.g. ``realtime.yolo.YoloDetector`` on an exported model; then its own thresholds
+    ``realtime.types.Detections`` (e.g. ``realtime.detect.yolo.YoloDetector`` on an exported model; then its own thresholds
     apply). For a folder, class names come from the model. Returns
     ``{"ap": {name: AP}, "map50": float, "images": n, "boxes": m}``.
     """

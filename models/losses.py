@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from realtime.yolo import MAX_LOG_WH
+from realtime.detect.yolo import MAX_LOG_WH
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ class YoloLoss(torch.nn.Module):
 
     @staticmethod
     def _decode(p: torch.Tensor, anchors: torch.Tensor, stride: int) -> torch.Tensor:
-        """(N, A, H, W, F) raw -> (N, A, H, W, 4) xyxy network pixels (same maths as realtime.yolo, yolov3 coder)."""
+        """(N, A, H, W, F) raw -> (N, A, H, W, 4) xyxy network pixels (same maths as realtime.detect.yolo, yolov3 coder)."""
         _, a, h, w, _ = p.shape
         gy, gx = torch.meshgrid(torch.arange(h, device=p.device), torch.arange(w, device=p.device), indexing="ij")
         xy = (torch.sigmoid(p[..., 0:2]) + torch.stack([gx, gy], dim=-1)) * stride

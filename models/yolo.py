@@ -1,7 +1,7 @@
 """A small anchor-based YOLO (v2: one scale at stride 32; v3: strides 16 and 32) for CPU real time.
 
 Outputs are raw logits in layout ``yolov3_nchw``: one (N, A*(5+C), H, W) tensor per stride, fields per anchor
-``tx, ty, tw, th, objectness, classes`` (see ``realtime.yolo`` for the decode).
+``tx, ty, tw, th, objectness, classes`` (see ``realtime.detect.yolo`` for the decode).
 """
 
 from __future__ import annotations

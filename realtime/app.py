@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from realtime.build import build_pipeline
-from realtime.capture import open_source
+from realtime.io.capture import open_source
 from realtime.config import Config
-from realtime.display import KEY_OVERLAYS, KEY_PAUSE, KEY_QUIT, KEY_STYLE, Window
+from realtime.io.display import KEY_OVERLAYS, KEY_PAUSE, KEY_QUIT, KEY_STYLE, Window
 from realtime.metrics import Metrics
 from realtime.overlay import Hud, render
 from realtime.pipeline import Controls, OnPacket, Pipeline, RunResult, run_loop
-from realtime.sinks import JsonlWriter, Mp4Writer, packet_record
+from realtime.io.sinks import JsonlWriter, Mp4Writer, packet_record
 from realtime.types import FramePacket
 
 log = logging.getLogger(__name__)

@@ -84,7 +84,7 @@ def match_threshold(faces: FacesConfig, embedder) -> float:
 
 def load_gallery_snapshot(faces: FacesConfig, embedder) -> tuple[np.ndarray, np.ndarray]:
     """Vectors and labels of the configured gallery; empty (everyone "unknown") when the file does not exist yet."""
-    from realtime.face.gallery import Gallery
+    from realtime.gallery.store import Gallery
 
     path = Path(faces.gallery)
     contract = embedder.model.contract
@@ -100,7 +100,7 @@ def load_gallery_snapshot(faces: FacesConfig, embedder) -> tuple[np.ndarray, np.
 
 
 def build_face_stages(config: Config) -> list:
-    from realtime.face.stage import FaceRecognition
+    from realtime.face.recognition import FaceRecognition
     from realtime.face.track import FaceTracker
 
     faces = config.faces
@@ -127,7 +127,7 @@ def build_detector_stage(config: Config):
     if path is None:
         log.info("no object detector model ships yet; detection is left out (set detector.model to use one)")
         return None
-    from realtime.yolo import ObjectDetection, YoloDetector
+    from realtime.detect.yolo import ObjectDetection, YoloDetector
 
     model = OnnxModel(path, runtime_options(config.runtime), expected_kind="yolo")
     detector = YoloDetector(model, input_size=det.input_size, score_threshold=det.score_threshold,
@@ -148,7 +148,7 @@ def build_pipeline(config: Config) -> Pipeline:
         if config.faces.enabled:
             stages.extend(build_face_stages(config))
         if config.style.enabled:  # last: an effect on the displayed frame, analysis never sees it
-            from realtime.style import build_style_stage
+            from realtime.style.stage import build_style_stage
 
             stages.append(build_style_stage(config.style, runtime_options(config.runtime), ZOO_DIR))
     except BaseException:

@@ -1,4 +1,4 @@
-"""Typed errors. Library code raises these; only ``realtime.cli`` turns them into one line and an exit code."""
+"""Typed errors. Library code raises these; only ``realtime.cli.main`` turns them into one line and an exit code."""
 
 
 class RtvError(Exception):

@@ -40,7 +40,7 @@ def make_frame(index: int, size_wh: tuple[int, int] = (160, 120)) -> np.ndarray:
 
 def write_video(path: Path, n_frames: int, size_wh: tuple[int, int] = (160, 120), fps: float = 25.0) -> Path:
     """An H.264 MP4 of ``n_frames`` synthetic frames, written through the project's own writer."""
-    from realtime.sinks import Mp4Writer
+    from realtime.io.sinks import Mp4Writer
 
     with Mp4Writer(path, fps=fps, crf=18, preset="ultrafast") as writer:
         for i in range(n_frames):

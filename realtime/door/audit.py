@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from realtime.errors import AuditError
-from realtime.sqlite_file import create_schema, identify
+from realtime.io.sqlite_file import create_schema, identify
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x72747661  # b"rtva"

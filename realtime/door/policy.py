@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from realtime.errors import ConfigError, RtvError
-from realtime.face.gallery import schedule_allows
+from realtime.gallery.store import schedule_allows
 from realtime.types import FramePacket
 
 GRANT, DENY, WAIT = "GRANT", "DENY", "WAIT"

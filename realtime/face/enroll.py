@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 import cv2
 import numpy as np
 
-from realtime.capture import IMAGE_SUFFIXES
+from realtime.io.capture import IMAGE_SUFFIXES
 from realtime.errors import EnrollmentError, SourceError
 from realtime.face.matching import match_faces
 from realtime.types import Faces

@@ -1,7 +1,7 @@
 """Open-set face matching: nearest enrolled person by Euclidean distance, with a threshold and a margin.
 
 Pure numpy; no gallery or ONNX Runtime needed. The gallery supplies ``(vectors, labels)``
-(see :meth:`realtime.face.gallery.Gallery.vectors`).
+(see :meth:`realtime.gallery.store.Gallery.vectors`).
 """
 
 from __future__ import annotations

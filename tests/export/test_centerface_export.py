@@ -17,7 +17,7 @@ from realtime.errors import ExportError  # noqa: E402
 
 @pytest.fixture(scope="module")
 def source():
-    from export.sources import CENTERFACE, locate
+    from models.sources import CENTERFACE, locate
 
     try:
         return locate(CENTERFACE, download=False)

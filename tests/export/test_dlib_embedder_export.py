@@ -21,7 +21,7 @@ REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" 
 
 @pytest.fixture(scope="module")
 def dat_path() -> Path:
-    from export.sources import DLIB_RESNET, locate
+    from models.sources import DLIB_RESNET, locate
 
     try:
         return locate(DLIB_RESNET, download=False)

@@ -61,8 +61,8 @@ def test_student_contract_fields():
 
 
 def test_export_teacher_adds_contract_to_the_released_graph(tmp_path):
-    from export.sources import locate
-    from export.style_export import MULTISTYLE26
+    from models.sources import locate
+    from models.sources import MULTISTYLE26
 
     try:
         source = locate(MULTISTYLE26, download=False)

@@ -15,7 +15,7 @@ from models.yolo import YoloConfig, YoloNet, save_checkpoint  # noqa: E402
 from realtime.contract import CONTRACT_KEY, ModelContract  # noqa: E402
 from realtime.errors import ExportError, ModelError  # noqa: E402
 from realtime.runtime import OnnxModel  # noqa: E402
-from realtime.yolo import YoloDetector  # noqa: E402
+from realtime.detect.yolo import YoloDetector  # noqa: E402
 
 
 def _tiny(tmp_path, strides=(16, 32), seed=0, name="tiny.pt"):

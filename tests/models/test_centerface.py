@@ -127,7 +127,7 @@ def test_centerface_shapes_and_readable_names():
 @pytest.fixture(scope="module")
 def centerface_source():
     from realtime.errors import ExportError
-    from export.sources import CENTERFACE, locate
+    from models.sources import CENTERFACE, locate
 
     try:
         return locate(CENTERFACE, download=False)

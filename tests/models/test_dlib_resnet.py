@@ -13,7 +13,7 @@ REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" 
 
 
 def _dat_path() -> Path:
-    from export.sources import DLIB_RESNET, locate
+    from models.sources import DLIB_RESNET, locate
     from realtime.errors import ExportError
 
     try:

@@ -114,7 +114,7 @@ def test_a_dlib_network_file_is_not_a_shape_predictor(tmp_path):
 
 @pytest.mark.slow
 def test_the_released_5_point_model():
-    from export.sources import DLIB_SHAPE5, locate
+    from models.sources import DLIB_SHAPE5, locate
     from realtime.errors import ExportError
 
     try:

@@ -116,8 +116,8 @@ def test_tiny_distillation_run_learns_and_writes_outputs(tmp_path):
 
 
 def predictor_path():
-    from export.sources import locate
-    from export.style_export import ARBITRARY_PREDICT
+    from models.sources import locate
+    from models.sources import ARBITRARY_PREDICT
     from realtime.errors import ExportError
 
     try:

@@ -11,7 +11,7 @@ pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from export.metadata import attach_contract  # noqa: E402
-from realtime.bench_detector import bench_detector, bench_nms, format_bench_table, load_frames  # noqa: E402
+from realtime.bench.detector import bench_detector, bench_nms, format_bench_table, load_frames  # noqa: E402
 from realtime.contract import InputSpec, ModelContract  # noqa: E402
 from realtime.errors import SourceError  # noqa: E402
 

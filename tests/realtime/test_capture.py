@@ -4,7 +4,7 @@ import time
 import numpy as np
 import pytest
 
-from realtime.capture import ImageFolderReader, RawFrame, Source, VideoFileReader, make_reader
+from realtime.io.capture import ImageFolderReader, RawFrame, Source, VideoFileReader, make_reader
 from realtime.config import SourceConfig
 from realtime.errors import SourceError
 

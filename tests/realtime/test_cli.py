@@ -5,7 +5,7 @@ import json
 import av
 import pytest
 
-from realtime.cli import main
+from realtime.cli.main import main
 from realtime.config import ZOO_DIR
 
 HAS_FACE_MODELS = (ZOO_DIR / "centerface.onnx").is_file() and (ZOO_DIR / "dlib_resnet128.onnx").is_file()
@@ -134,7 +134,7 @@ def test_doctor_reports(capsys):
 
 
 def test_help_explains_every_command(capsys):
-    from realtime.cli import build_parser
+    from realtime.cli.main import build_parser
 
     parser = build_parser()
     actions = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"][0]
@@ -147,7 +147,7 @@ def test_serving_never_imports_torch():
     import subprocess
     import sys
 
-    code = ("import sys, realtime.cli, realtime.app, realtime.build, realtime.face.stage, realtime.face.gallery, "
-            "realtime.cli_faces; realtime.cli.build_parser(); print('torch' in sys.modules)")
+    code = ("import sys, realtime.cli.main, realtime.app, realtime.build, realtime.face.recognition, realtime.gallery.store, "
+            "realtime.cli.faces; realtime.cli.main.build_parser(); print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

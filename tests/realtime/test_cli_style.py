@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from realtime.cli import main
+from realtime.cli.main import main
 
 from tests.realtime.test_style import style_onnx
 

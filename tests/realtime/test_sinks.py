@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from realtime.errors import SinkError
-from realtime.sinks import JsonlWriter, Mp4Writer, packet_record
+from realtime.io.sinks import JsonlWriter, Mp4Writer, packet_record
 from realtime.types import Detections, Faces, FramePacket
 
 

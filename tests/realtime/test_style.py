@@ -12,7 +12,7 @@ from realtime.config import ZOO_DIR, StyleConfig, load_config
 from realtime.errors import ConfigError, ModelError
 from realtime.pipeline import Pipeline
 from realtime.runtime import RuntimeOptions
-from realtime.style import (StyleChoice, StyleTransfer, blend_strength, build_style_stage, change_weights,
+from realtime.style.stage import (StyleChoice, StyleTransfer, blend_strength, build_style_stage, change_weights,
                             next_style_width, open_style_model, resolve_styles, stabilise, style_size_wh)
 from realtime.types import FramePacket
 
@@ -139,7 +139,7 @@ def test_cycle_moves_between_styles(tmp_path, frame_factory):
 
 
 def test_stabiliser_reduces_flicker_on_a_noisy_static_scene(tmp_path, frame_factory):
-    from realtime.bench_style import flicker
+    from realtime.bench.style import flicker
 
     rng = np.random.default_rng(0)
     base = frame_factory(0, (320, 240)).astype(np.float32)

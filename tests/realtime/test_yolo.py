@@ -11,7 +11,7 @@ import pytest
 from realtime.contract import InputSpec, ModelContract
 from realtime.errors import ConfigError, ModelError
 from realtime.types import FramePacket
-from realtime.yolo import MAX_LOG_WH, GridCache, ObjectDetection, YoloDetector, YoloHead, decode_yolo
+from realtime.detect.yolo import MAX_LOG_WH, GridCache, ObjectDetection, YoloDetector, YoloHead, decode_yolo
 
 NEG = -30.0  # logit whose sigmoid is ~1e-13: "nothing here"
 

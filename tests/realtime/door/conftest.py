@@ -49,8 +49,8 @@ def scene_frames(script=SCRIPT):
 
 @pytest.fixture(scope="session")
 def scene_video(tmp_path_factory) -> tuple[Path, list[str]]:
-    """The scripted scene as an H.264 MP4 (written through ``realtime.sinks.Mp4Writer``) and what each frame shows."""
-    from realtime.sinks import Mp4Writer
+    """The scripted scene as an H.264 MP4 (written through ``realtime.io.sinks.Mp4Writer``) and what each frame shows."""
+    from realtime.io.sinks import Mp4Writer
 
     path = tmp_path_factory.mktemp("door") / "scene.mp4"
     labels = []
@@ -69,7 +69,7 @@ def astronaut_gallery(tmp_path_factory) -> Path:
     from realtime.build import open_face_detector, open_face_embedder
     from realtime.config import Config
     from realtime.face.enroll import collect_samples
-    from realtime.face.gallery import Gallery
+    from realtime.gallery.store import Gallery
 
     path = tmp_path_factory.mktemp("gallery") / "gallery.sqlite"
     config = Config()

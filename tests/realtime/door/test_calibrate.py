@@ -104,9 +104,9 @@ def test_rtv_calibrate_end_to_end(tmp_path, astronaut_gallery, capsys):
     import cv2
     from skimage import data
 
-    from realtime.cli import main
+    from realtime.cli.main import main
     from realtime.config import load_config
-    from realtime.door.app import resolve_threshold
+    from realtime.door.mode import resolve_threshold
 
     gallery = tmp_path / "g.sqlite"
     shutil.copy(astronaut_gallery, gallery)

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from realtime.capture import RawFrame, Source
-from realtime.cli import main
+from realtime.io.capture import RawFrame, Source
+from realtime.cli.main import main
 from realtime.config import SourceConfig, load_config
-from realtime.door.app import run_door
+from realtime.door.mode import run_door
 from realtime.door.audit import AuditLog
 from realtime.errors import GalleryError, ModelError, SourceError
 
@@ -114,7 +114,7 @@ def test_scripted_scene_decides_once_per_person_and_logs_before_the_hook(tmp_pat
 def test_access_window_and_allowed_flag_turn_a_match_into_deny(tmp_path, scene_video, astronaut_gallery):
     import shutil
 
-    from realtime.face.gallery import Gallery
+    from realtime.gallery.store import Gallery
 
     gallery = tmp_path / "g.sqlite"
     shutil.copy(astronaut_gallery, gallery)

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from realtime.errors import GalleryError
-from realtime.face import gallery as gallery_module
-from realtime.face.gallery import (APPLICATION_ID, SCHEMA_VERSION, Gallery, parse_days, schedule_allows,
+from realtime.gallery import store as gallery_module
+from realtime.gallery.store import (APPLICATION_ID, SCHEMA_VERSION, Gallery, parse_days, schedule_allows,
                                    validate_schedule)
 
 REPO = Path(__file__).resolve().parents[3]
@@ -179,7 +179,7 @@ def test_database_error_halfway_is_rolled_back(filled):
 def test_process_killed_mid_enrolment_loses_nothing(filled):
     script = textwrap.dedent(f"""
         import os, numpy as np
-        from realtime.face import gallery as gm
+        from realtime.gallery import store as gm
         real, n = gm._vector_blob, [0]
         def dying(v):
             n[0] += 1

@@ -1,6 +1,6 @@
 import numpy as np
 
-from realtime.face.stage import FaceRecognition
+from realtime.face.recognition import FaceRecognition
 from realtime.face.track import FaceTracker
 from realtime.types import Faces, FramePacket
 

@@ -17,7 +17,7 @@ import numpy as np
 from realtime.errors import SourceError
 from realtime.preprocess import letterbox, to_input_nchw
 from realtime.runtime import OnnxModel, RuntimeOptions
-from realtime.yolo import GridCache, YoloHead, decode_yolo, select_detections
+from realtime.detect.yolo import GridCache, YoloHead, decode_yolo, select_detections
 
 Runner = Callable[[np.ndarray], Sequence[np.ndarray]]
 

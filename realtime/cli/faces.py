@@ -12,7 +12,7 @@ STILL_DETECT_WIDTH = 640
 
 
 def _config(args: argparse.Namespace):
-    from realtime.cli import load_from_args
+    from realtime.cli.args import load_from_args
 
     return load_from_args(args)
 
@@ -32,7 +32,7 @@ def _models(config, detect_width: int = STILL_DETECT_WIDTH):
 
 
 def _open_gallery(config, embedder, create: bool):
-    from realtime.face.gallery import Gallery
+    from realtime.gallery.store import Gallery
 
     contract = embedder.model.contract
     return Gallery.open(config.faces.gallery, model_sha256=embedder.sha256, model_name=contract.name,
@@ -75,7 +75,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 def _camera_samples(config, args, detector, embedder):
     """Up to ``--shots`` accepted faces from a camera, at least 0.5 s apart, within ``--timeout`` seconds."""
-    from realtime.capture import open_source
+    from realtime.io.capture import open_source
     from realtime.errors import EnrollmentError
     from realtime.face.enroll import FaceSample, sample_for_enrolment
 
@@ -170,7 +170,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_gallery(args: argparse.Namespace) -> int:
-    from realtime.face.gallery import Gallery
+    from realtime.gallery.store import Gallery
 
     config = _config(args)
     path = config.faces.gallery

@@ -35,7 +35,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from realtime.errors import GalleryError
-from realtime.sqlite_file import create_schema, identify
+from realtime.io.sqlite_file import create_schema, identify
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x72747667  # b"rtvg"

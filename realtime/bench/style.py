@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -110,7 +109,7 @@ def bench_style(students: Sequence, teacher, repeats: int = 20, widths: Sequence
                 out_dir: Path | None = None, flicker_frames: int = 30) -> dict[str, Any]:
     """The whole report (see the module docstring). ``students``: :class:`StyleChoice` of student models;
     ``teacher``: an open ``style_teacher26.onnx`` model or None (then no quality figures)."""
-    from realtime.style import StyleChoice, StyleTransfer, style_size_wh
+    from realtime.style.stage import StyleChoice, StyleTransfer, style_size_wh
 
     frames = held_out_frames()
     rows: list[dict[str, Any]] = []
@@ -202,52 +201,3 @@ def format_report(report: dict[str, Any]) -> str:
     if report["previews"]:
         lines.append(f"\npreviews (original | teacher | student): {Path(report['previews'][0]).parent}")
     return "\n".join(lines)
-
-
-def cmd_bench_style(args: argparse.Namespace) -> int:
-    from realtime.build import runtime_options
-    from realtime.cli import load_from_args
-    from realtime.config import ZOO_DIR
-    from realtime.errors import ConfigError, ModelError
-    from realtime.metrics import write_json
-    from realtime.style import open_style_model, resolve_styles, zoo_style_files
-
-    config = load_from_args(args)
-    if args.repeats < 1:
-        raise ConfigError(f"--repeats {args.repeats}: must be >= 1")
-    model_dir = Path(config.style.model_dir) if config.style.model_dir else ZOO_DIR
-    files = zoo_style_files(model_dir)
-    if not files:
-        raise ModelError(f"no style_*.onnx in {model_dir}: 'rtv train style' then 'rtv export style'")
-    models = [open_style_model(p, runtime_options(config.runtime)) for p in files]
-    try:
-        students = resolve_styles(config.style.styles, models, quality=False)
-        teachers = [m for m in models if m.contract.extra.get("role") == "teacher"]
-        report = bench_style(students, teachers[0] if teachers else None, repeats=args.repeats,
-                             out_dir=Path(args.out_dir))
-    finally:
-        for model in models:
-            model.close()
-    report["threads"] = {"intra_op": config.runtime.intra_op_threads}
-    print(format_report(report))
-    if args.json:
-        write_json(args.json, report)
-        print(f"wrote {args.json}")
-    return 0
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``bench style`` to the ``bench`` group."""
-    from realtime.cli import command_group
-
-    bench = command_group(sub, "bench")
-    p = bench.add_parser("style", help="style models: ms per model and size, student vs teacher PSNR/SSIM, flicker",
-                         description="Speed of every shipped style model at several widths (ONNX Runtime, "
-                                     "runtime.intra_op_threads) and of the whole stage on a 640x480 frame; PSNR "
-                                     "and SSIM of each student against its teacher on held-out photos; flicker on "
-                                     "a static noisy scene with and without the stabiliser; preview PNGs "
-                                     "(original | teacher | student).")
-    p.add_argument("--out-dir", default="out/bench_style", help="where previews go (default out/bench_style)")
-    p.add_argument("--repeats", type=int, default=20, help="timed runs per student size (teacher: a fifth)")
-    p.add_argument("--json", metavar="FILE", help="write the report as JSON")
-    p.set_defaults(func=cmd_bench_style)

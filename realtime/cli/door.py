@@ -13,7 +13,7 @@ EXIT_SOURCE_LOST = 3
 
 
 def _config(args: argparse.Namespace):
-    from realtime.cli import load_from_args
+    from realtime.cli.args import load_from_args
 
     config = load_from_args(args)
     if getattr(args, "log", None):
@@ -25,7 +25,7 @@ def _config(args: argparse.Namespace):
 
 
 def cmd_door(args: argparse.Namespace) -> int:
-    from realtime.door.app import run_door
+    from realtime.door.mode import run_door
     from realtime.metrics import format_summary
 
     config = _config(args)
@@ -73,7 +73,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from realtime.build import model_path
     from realtime.door.calibrate import calibrate, calibration_path, plot_histogram, save_calibration
     from realtime.errors import GalleryError
-    from realtime.face.gallery import Gallery
+    from realtime.gallery.store import Gallery
     from realtime.runtime import file_sha256
 
     config = _config(args)

@@ -12,7 +12,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from realtime.sinks import Mp4Writer
+from realtime.io.sinks import Mp4Writer
 
 DEMO_SIZE_WH = (640, 480)
 DEMO_FPS = 30.0
@@ -91,7 +91,7 @@ def enroll_demo_faces(config, gallery_path: Path) -> list[str]:
 
     from realtime.build import open_face_detector, open_face_embedder
     from realtime.face.enroll import collect_samples
-    from realtime.face.gallery import Gallery
+    from realtime.gallery.store import Gallery
 
     gallery_path = Path(gallery_path)
     for suffix in ("", "-wal", "-shm"):

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from models.train import default_detector as recipe
-from models.train.default_detector import LabelledImage, RecipeConfig, SourceImage
+from recipes import default_detector as recipe
+from recipes.default_detector import LabelledImage, RecipeConfig, SourceImage
 
 REPO = Path(__file__).resolve().parents[2]
 ZOO = REPO / "realtime" / "zoo"
@@ -122,7 +122,7 @@ def test_free_spot_avoids_covering_a_placed_patch():
 
 
 def test_shipped_model_is_small_and_in_the_manifest():
-    assert SHIPPED.is_file(), "realtime/zoo/yolo_default.onnx must ship (python -m models.train.default_detector)"
+    assert SHIPPED.is_file(), "realtime/zoo/yolo_default.onnx must ship (python -m recipes.default_detector)"
     assert SHIPPED.stat().st_size < 5 * 1024 * 1024
     from realtime.runtime import file_sha256
 
@@ -135,7 +135,7 @@ def test_shipped_model_is_small_and_in_the_manifest():
 def test_shipped_model_finds_the_astronaut_face_like_the_teacher(teacher):
     from realtime.boxes import box_iou
     from realtime.runtime import OnnxModel, RuntimeOptions
-    from realtime.yolo import YoloDetector
+    from realtime.detect.yolo import YoloDetector
 
     image = astronaut_bgr()
     model = OnnxModel(SHIPPED, RuntimeOptions(providers="cpu"), expected_kind="yolo")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import json
 import platform
 import re
@@ -137,3 +139,21 @@ def format_report(report: dict[str, Any]) -> str:
 
 def to_json(report: dict[str, Any]) -> str:
     return json.dumps(report, indent=2)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    
+    from realtime.cli.args import load_from_args
+
+    config = load_from_args(args)
+    report = collect(config, camera_index=None if args.no_camera else args.camera)
+    print(to_json(report) if args.json else format_report(report))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("doctor", help="versions, video I/O backends, ONNX Runtime providers, models, camera")
+    p.add_argument("--camera", type=int, default=0, help="camera index to try (default 0)")
+    p.add_argument("--no-camera", action="store_true", help="do not try to open a camera")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_doctor)

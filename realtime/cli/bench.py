@@ -1,0 +1,152 @@
+"""``rtv bench pipeline|faces|detector|style``: benchmarks print tables and can write JSON; they never pass or fail."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from realtime.cli.args import command_group, load_from_args, require_torch
+
+
+def cmd_bench_pipeline(args: argparse.Namespace) -> int:
+    from realtime.app import bench_pipeline
+    from realtime.bench.clips import cached_demo_clip
+    from realtime.metrics import format_summary, write_json
+
+    config = load_from_args(args)
+    clip = Path(args.clip) if args.clip else cached_demo_clip()
+    report = bench_pipeline(config, clip)
+    print(f"pipeline: {', '.join(report['stages']) or '(no stages)'}; clip {clip}")
+    print(format_summary(report["throughput"], "throughput (every frame, unpaced)"))
+    print(format_summary(report["live"], "live (clip replayed at its frame rate, newest frame only)"))
+    if args.json:
+        write_json(args.json, report)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_bench_faces(args: argparse.Namespace) -> int:
+    from realtime.build import match_threshold, open_face_detector, open_face_embedder
+    from realtime.bench.faces import bench_faces, format_report
+    from realtime.metrics import write_json
+
+    config = load_from_args(args)
+    detector = open_face_detector(config.faces, config.runtime)
+    embedder = open_face_embedder(config.faces, config.runtime)
+    try:
+        report = bench_faces(detector, embedder, n_faces=args.faces, repeats=args.repeats,
+                             reembed_every=config.faces.reembed_every,
+                             match_threshold=match_threshold(config.faces, embedder),
+                             match_margin=config.faces.match_margin)
+    finally:
+        detector.close()
+        embedder.close()
+    report["detect_width"] = config.faces.detect_width
+    report["threads"] = {"intra_op": config.runtime.intra_op_threads, "opencv": config.runtime.opencv_threads}
+    print(format_report(report))
+    if args.json:
+        write_json(args.json, report)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_bench_detector(args: argparse.Namespace) -> int:
+    from realtime.bench.detector import bench_detector, bench_nms, format_bench_table
+    from realtime.build import model_path
+    from realtime.bench.clips import cached_demo_clip
+    from realtime.metrics import write_json
+
+    config = load_from_args(args)
+    onnx_path = Path(args.model) if args.model else model_path(config.detector.model, "detector")
+    runners = {}
+    if args.checkpoint:
+        require_torch()
+        from export.yolo_export import torch_runner
+
+        runners["pytorch"] = lambda: torch_runner(args.checkpoint, args.threads)
+    result = bench_detector(onnx_path, sizes=args.sizes, source=args.clip or cached_demo_clip(),
+                            frames=args.frames, threads=args.threads, providers=config.runtime.providers,
+                            extra_runners=runners)
+    result["nms_1000"] = bench_nms()
+    print(format_bench_table(result))
+    print("NMS on 1000 candidates (ms): " + json.dumps(result["nms_1000"]))
+    if args.json:
+        write_json(args.json, result)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_bench_style(args: argparse.Namespace) -> int:
+    from realtime.build import runtime_options
+    from realtime.config import ZOO_DIR
+    from realtime.errors import ConfigError, ModelError
+    from realtime.metrics import write_json
+    from realtime.bench.style import bench_style, format_report
+    from realtime.style.stage import open_style_model, resolve_styles, zoo_style_files
+
+    config = load_from_args(args)
+    if args.repeats < 1:
+        raise ConfigError(f"--repeats {args.repeats}: must be >= 1")
+    model_dir = Path(config.style.model_dir) if config.style.model_dir else ZOO_DIR
+    files = zoo_style_files(model_dir)
+    if not files:
+        raise ModelError(f"no style_*.onnx in {model_dir}: 'rtv train style' then 'rtv export style'")
+    models = [open_style_model(p, runtime_options(config.runtime)) for p in files]
+    try:
+        students = resolve_styles(config.style.styles, models, quality=False)
+        teachers = [m for m in models if m.contract.extra.get("role") == "teacher"]
+        report = bench_style(students, teachers[0] if teachers else None, repeats=args.repeats,
+                             out_dir=Path(args.out_dir))
+    finally:
+        for model in models:
+            model.close()
+    report["threads"] = {"intra_op": config.runtime.intra_op_threads}
+    print(format_report(report))
+    if args.json:
+        write_json(args.json, report)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    bench = command_group(sub, "bench")
+    p = bench.add_parser("pipeline", help="the whole configured pipeline on the demo clip, headless",
+                             description="Two runs: every frame unpaced (throughput, per-stage ms p50/p95) and the "
+                                         "clip replayed at 30 FPS with the newest-frame policy (FPS held, dropped "
+                                         "frames, capture-to-output latency).")
+    p.add_argument("--clip", help="video to use instead of the built-in demo clip")
+    p.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    p.set_defaults(func=cmd_bench_pipeline)
+
+    p = bench.add_parser("faces", help="face stage per part: detect, align, embed (batch vs single), search",
+                             description="A 640x480 frame with several real faces (scikit-image photos), a random "
+                                         "gallery of 300 embeddings; per-part p50/p95 ms and the whole face stage "
+                                         "in steady state.")
+    p.add_argument("--faces", type=int, default=3, help="faces in the frame (default 3)")
+    p.add_argument("--repeats", type=int, default=50, help="timed repeats per part (default 50)")
+    p.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    p.set_defaults(func=cmd_bench_faces)
+
+    p = bench.add_parser("detector", help="preprocess / inference / decode+NMS ms at several sizes; ORT vs PyTorch",
+                         description="On the demo clip (or --clip). With --checkpoint, PyTorch eager on the same "
+                                     "model in the same run. Also times NMS on 1000 candidates.")
+    p.add_argument("--model", help="detector .onnx (default: detector.model, else the shipped default)")
+    p.add_argument("--checkpoint", help="the model's checkpoint, to time PyTorch eager too (needs torch)")
+    p.add_argument("--sizes", type=int, nargs="+", default=[320, 416])
+    p.add_argument("--frames", type=int, default=60)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--clip", help="video instead of the demo clip")
+    p.add_argument("--json", metavar="FILE")
+    p.set_defaults(func=cmd_bench_detector)
+
+    p = bench.add_parser("style", help="style models: ms per model and size, student vs teacher PSNR/SSIM, flicker",
+                         description="Speed of every shipped style model at several widths (ONNX Runtime, "
+                                     "runtime.intra_op_threads) and of the whole stage on a 640x480 frame; PSNR "
+                                     "and SSIM of each student against its teacher on held-out photos; flicker on "
+                                     "a static noisy scene with and without the stabiliser; preview PNGs "
+                                     "(original | teacher | student).")
+    p.add_argument("--out-dir", default="out/bench_style", help="where previews go (default out/bench_style)")
+    p.add_argument("--repeats", type=int, default=20, help="timed runs per student size (teacher: a fifth)")
+    p.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    p.set_defaults(func=cmd_bench_style)

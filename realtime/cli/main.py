@@ -1,0 +1,78 @@
+"""``rtv``: the parser that assembles every command, and ``main``, the only place errors become exit codes.
+
+Command modules register themselves through :mod:`realtime.cli.args`; those of ``export/`` and ``models/`` are
+imported here only to add their parsers (their handlers import torch when they run), so ``rtv --help`` is instant and
+the serving commands never import torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Callable
+
+from realtime.cli.args import EXIT_INTERNAL, EXIT_INTERRUPTED, SubParser, add_global_options
+
+
+def _registrars() -> list[Callable[[argparse._SubParsersAction], None]]:
+    """Every command module's ``register`` (serving commands first; then export, train and eval)."""
+    from export import cli as export_cli
+    from models.train import cli as train_cli
+    from realtime.cli import bench, doctor, door, faces, run
+
+    return [run.register, faces.register, door.register, bench.register, doctor.register, export_cli.register,
+            train_cli.register]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rtv",
+        description="Real-time vision on ONNX Runtime: object detection, faces with identities, door access, "
+                    "style transfer. Config comes from --config (default ./config.yaml if present, else built-in "
+                    "defaults), overridden by --set section.key=value.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_global_options(parser, argparse.SUPPRESS)
+    parser.set_defaults(config=None, set=None, debug=False, verbose=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=SubParser)
+    sub.required = True
+    for register in _registrars():
+        register(sub)
+    return parser
+
+
+def _configure_environment() -> None:
+    """Before numpy/OpenCV load: keep BLAS/OpenMP pools from fighting ONNX Runtime on small machines, and keep
+    OpenCV's and FFmpeg's own log lines off stderr (our errors say what failed in one line)."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    _configure_environment()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else (logging.INFO if args.verbose else logging.WARNING),
+                        format="%(levelname)s %(name)s: %(message)s")
+    from realtime.errors import RtvError
+
+    try:
+        return int(args.func(args) or 0)
+    except RtvError as exc:
+        if args.debug:
+            raise
+        print(f"rtv: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("rtv: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug, not bad input: still one line, with the way to see more
+        if args.debug:
+            raise
+        print(f"rtv: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+              file=sys.stderr)
+        return EXIT_INTERNAL

@@ -14,6 +14,7 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
+from realtime.face.align import align_faces
 from realtime.face.matching import match_faces
 from realtime.face.recognition import FaceRecognition
 from realtime.face.track import FaceTracker
@@ -76,7 +77,12 @@ def bench_faces(detector, embedder, n_faces: int = 3, gallery_persons: int = 100
     parts = {"detect": _time(lambda: detector.detect(frame), repeats)}
     aligner = getattr(embedder, "aligner", None)
     if aligner is not None:
+        points = aligner.landmarks(frame, faces.boxes_xyxy)
         parts["landmarks_dlib5"] = _time(lambda: aligner.landmarks(frame, faces.boxes_xyxy), repeats)
+        parts["chips_dlib5"] = _time(lambda: aligner.chips(frame, points), repeats)
+        # The CenterFace-template warp, for comparison (what the dlib geometry costs on top).
+        parts["align_template5"] = _time(lambda: align_faces(frame, faces.landmarks5, embedder.template5,
+                                                             embedder.size_wh[0]), repeats)
     parts.update({
         "align": _time(lambda: embedder.align(frame, faces.boxes_xyxy, faces.landmarks5), repeats),
         f"embed_batch{n}": _time(lambda: embedder.embed(chips), repeats),

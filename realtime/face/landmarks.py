@@ -130,8 +130,7 @@ class ShapePredictor:
         left, top = boxes[:, 0:1].astype(np.float64), boxes[:, 1:2].astype(np.float64)
         width = (boxes[:, 2:3] - boxes[:, 0:1]).astype(np.float64)
         height = (boxes[:, 3:4] - boxes[:, 1:2]).astype(np.float64)
-        n_pixels = self.deltas.shape[1]
-        row_offset = (np.arange(n, dtype=np.int64) * n_pixels)[:, None]
+        split_base = (np.arange(n, dtype=np.int64) * self.num_trees * self.num_splits)[:, None] + self._split_base
         for c in range(self.num_cascades):
             m = self._tforms(current)  # (N, 2, 2) float32
             dx, dy = self.deltas[c, :, 0], self.deltas[c, :, 1]  # (P,)
@@ -146,13 +145,14 @@ class ShapePredictor:
             rgb = np.take(pixels, np.where(inside, iy * w + ix, 0), axis=0).astype(np.int16)  # (N, P, 3)
             grey = (rgb[..., 0] + rgb[..., 1] + rgb[..., 2]) // 3
             grey[~inside] = 0
-            grey_flat = grey.astype(np.float32).reshape(-1)
+            grey = grey.astype(np.float32)
+            # Every split's test at once (N, T * S), then each tree's path through them: left child 2i + 1 when
+            # pixel[idx1] - pixel[idx2] > thresh, else 2i + 2.
+            go_left = (np.take(grey, self._idx1_flat[c], axis=1) - np.take(grey, self._idx2_flat[c], axis=1)
+                       > self._thresh_flat[c]).reshape(-1)
             node = np.zeros((n, self.num_trees), dtype=np.int64)
             for _ in range(self.depth):
-                split = self._split_base + node
-                a = np.take(grey_flat, np.take(self._idx1_flat[c], split) + row_offset)
-                b = np.take(grey_flat, np.take(self._idx2_flat[c], split) + row_offset)
-                node = 2 * node + 2 - ((a - b) > np.take(self._thresh_flat[c], split))  # left child: 2i + 1
+                node = 2 * node + 2 - np.take(go_left, split_base + node)
             leaves = np.take(self._leaves_flat[c], node.T + self._leaf_base, axis=0)  # (T, N, K*2)
             stacked = np.concatenate([current.reshape(1, n * k * 2), leaves.reshape(self.num_trees, -1)])
             # A reduction over the outer axis adds row after row: the same float32 sums as dlib's

@@ -70,7 +70,8 @@ def open_face_embedder(faces: FacesConfig, runtime: RuntimeConfig):
         aligner = None
         if alignment == "dlib5":
             predictor = load_shape_predictor(model_path(faces.landmarks_model, "face_landmarks"))
-            aligner = DlibAligner(predictor, size=model.contract.input.working_size_wh()[0])
+            aligner = DlibAligner(predictor, size=model.contract.input.working_size_wh()[0],
+                                  refine=faces.landmarks_refine)
         return FaceEmbedder(model, aligner)
     except BaseException:
         model.close()

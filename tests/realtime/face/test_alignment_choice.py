@@ -36,3 +36,10 @@ def test_missing_landmarks_model_is_a_model_error(tmp_path):
     config = load_config(None, ["faces.alignment=dlib5", f"faces.landmarks_model={tmp_path / 'absent.npz'}"])
     with pytest.raises(ModelError, match="face_landmarks model not found"):
         open_face_embedder(config.faces, RuntimeConfig())
+
+
+@needs_models
+def test_refinement_can_be_turned_off():
+    config = load_config(None, ["faces.landmarks_refine=false"])
+    with open_face_embedder(config.faces, RuntimeConfig()) as embedder:
+        assert embedder.aligner is not None and embedder.aligner.refine is False

@@ -1,6 +1,6 @@
 """Convert dlib's 5-point shape predictor to ``realtime/zoo/dlib_shape5.npz`` and prove it returns dlib's points.
 
-``python -m export.dlib_shape_predictor [--out realtime/zoo/dlib_shape5.npz] [--reference PATH]`` finds
+``rtv export faces --only landmarks [--out-dir realtime/zoo]`` finds
 ``shape_predictor_5_face_landmarks.dat`` in PyPI ``face-recognition-models`` 0.3.0 (CC0-1.0, like the rest of
 that package; dlib released the 5-point model for any use) through :func:`models.sources.locate`, reads it with
 :mod:`models.importers.dlib_shape_predictor`, writes plain arrays (no pickle; byte-for-byte reproducible) and,
@@ -11,7 +11,6 @@ PyTorch twin.
 
 from __future__ import annotations
 
-import argparse
 import io
 import logging
 import os
@@ -24,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from export.manifest import update_manifest
-from models.sources import DLIB_SHAPE5, locate
+from models.sources import DLIB_SHAPE5
 from realtime.errors import ExportError
 
 log = logging.getLogger(__name__)
@@ -119,20 +118,3 @@ def convert_shape_predictor(dat_path: Path, out_path: Path, reference_npz: Path 
 def default_reference() -> Path | None:
     candidate = Path.cwd().parent / "shared" / "reference" / "dlib_shape5_reference.npz"
     return candidate if candidate.is_file() else None
-
-
-def main(argv: list[str] | None = None) -> int:
-    from realtime.config import ZOO_DIR
-
-    parser = argparse.ArgumentParser(prog="python -m export.dlib_shape_predictor", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default=str(ZOO_DIR / OUT_NAME))
-    parser.add_argument("--reference", help="dlib_shape5_reference.npz (default ../shared/reference/ if present)")
-    args = parser.parse_args(argv)
-    reference = Path(args.reference) if args.reference else default_reference()
-    entry = convert_shape_predictor(locate(DLIB_SHAPE5), Path(args.out), reference)
-    print(f"wrote {args.out}: {entry['parity']}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -227,47 +227,20 @@ def cmd_eval_faces(args: argparse.Namespace) -> int:
 
 def _eval_against_dlib(args: argparse.Namespace) -> int:
     """``rtv eval faces --dlib-reference [NPZ]`` / ``--against-dlib --data DIR``: the side-by-side table."""
-    from realtime.build import model_path, open_face_embedder
-    from realtime.face import dlib_eval
-    from realtime.face.align import TEMPLATE5_150
-    from realtime.face.landmarks import load_shape_predictor
+    from realtime.face.dlib_eval import compare_with_dlib, format_table
 
     config = load_from_args(args)
-    faces_config = config.faces if args.model is None else dataclasses.replace(config.faces,
-                                                                                 embedder_model=args.model)
-    embedder = open_face_embedder(dataclasses.replace(faces_config, alignment="template5"), config.runtime)
-    try:
-        detector = open_detector(config, args.detect_width)
-        try:
-            if args.against_dlib:
-                if args.data is None:
-                    raise ConfigError("--against-dlib needs --data DIR (one sub-folder of images per person)")
-                pipeline = dlib_eval.DlibPipeline(args.dlib_models)
-                rows, dlib_seconds = dlib_eval.dlib_rows(args.data, pipeline)
-                source = f"dlib {pipeline.dlib.__version__} run here on {args.data}"
-            else:
-                reference = Path(args.dlib_reference) if args.dlib_reference else _default_shape5_reference()
-                rows, dlib_seconds = dlib_eval.reference_rows(reference), None
-                source = f"dlib 20.0.1's answers in {reference}"
-            matched = dlib_eval.real_face_rows(rows, detector)
-            if not matched:
-                raise DataError("no face that dlib found was also found by CenterFace")
-            predictor = load_shape_predictor(model_path(faces_config.landmarks_model, "face_landmarks"))
-            templates = {"rtv template5 (shipped)": TEMPLATE5_150}
-            report = dlib_eval.compare(matched, dlib_eval.pipelines_for(embedder, predictor, templates))
-            if args.fit:
-                report["fit"] = dlib_eval.fit_box(matched)
-                report["fit"]["template5_150"] = dlib_eval.centerface_template(matched, symmetric=True).round(
-                    2).tolist()
-        finally:
-            detector.close()
-    finally:
-        embedder.close()
-    report["source"] = source
-    if dlib_seconds is not None:
-        report["dlib_seconds_per_image"] = dlib_seconds
-    print(f"{len(matched)} faces found by both dlib and CenterFace; dlib: {source}")
-    for line in dlib_eval.format_table(report):
+    if args.model is not None:
+        config = dataclasses.replace(config, faces=dataclasses.replace(config.faces, embedder_model=args.model))
+    if args.against_dlib and args.data is None:
+        raise ConfigError("--against-dlib needs --data DIR (one sub-folder of images per person)")
+    reference = None
+    if not args.against_dlib:
+        reference = Path(args.dlib_reference) if args.dlib_reference else _default_shape5_reference()
+    report = compare_with_dlib(config, reference_npz=reference, data_dir=args.data if args.against_dlib else None,
+                               dlib_models=args.dlib_models, detect_width=args.detect_width, fit=args.fit)
+    print(f"{report['faces_compared']} faces found by both dlib and CenterFace; dlib: {report['source']}")
+    for line in format_table(report):
         print(line)
     if args.fit:
         print(f"fit: {json.dumps(report['fit'])}")

@@ -343,6 +343,51 @@ class _Copy:
         return type(self._embedder).align(self, frame_bgr, boxes_xyxy, landmarks5)
 
 
+def compare_with_dlib(config, reference_npz: Path | str | None = None, data_dir: Path | str | None = None,
+                      dlib_models: Path | str | None = None, detect_width: int = 640, fit: bool = False) -> dict:
+    """The whole comparison with the configured models: dlib's recorded answers (``reference_npz``) or dlib run
+    here on ``data_dir`` (a folder of person folders; imports dlib). Returns the report of :func:`compare` plus
+    ``source``, ``faces_compared``, ``dlib_seconds_per_image`` (dlib runs only) and, with ``fit``, the fitted box
+    constants and CenterFace template. Raises :class:`DataError` / :class:`ModelError` when data or dlib is
+    missing."""
+    from realtime.build import model_path, open_face_detector, open_face_embedder
+    from realtime.face.align import TEMPLATE5_150
+    from realtime.face.landmarks import load_shape_predictor
+
+    if (reference_npz is None) == (data_dir is None):
+        raise DataError("compare_with_dlib needs either reference_npz or data_dir")
+    faces = config.faces
+    embedder = open_face_embedder(dataclasses.replace(faces, alignment="template5"), config.runtime)
+    try:
+        detector = open_face_detector(dataclasses.replace(faces, detect_width=detect_width), config.runtime)
+        try:
+            if data_dir is not None:
+                pipeline = DlibPipeline(dlib_models)
+                rows, dlib_seconds = dlib_rows(data_dir, pipeline)
+                source = f"dlib {getattr(pipeline.dlib, '__version__', '?')} run here on {data_dir}"
+            else:
+                rows, dlib_seconds = reference_rows(reference_npz), None
+                source = f"dlib 20.0.1's answers in {reference_npz}"
+            matched = real_face_rows(rows, detector)
+            if not matched:
+                raise DataError("no face that dlib found was also found by CenterFace")
+            predictor = load_shape_predictor(model_path(faces.landmarks_model, "face_landmarks"))
+            report = compare(matched, pipelines_for(embedder, predictor,
+                                                    {"rtv template5 (shipped)": TEMPLATE5_150}))
+            if fit:
+                report["fit"] = fit_box(matched)
+                report["fit"]["template5_150"] = centerface_template(matched, symmetric=True).round(2).tolist()
+        finally:
+            detector.close()
+    finally:
+        embedder.close()
+    report["source"] = source
+    report["faces_compared"] = len(matched)
+    if dlib_seconds is not None:
+        report["dlib_seconds_per_image"] = dlib_seconds
+    return report
+
+
 def pipelines_for(embedder, predictor, extra_templates: dict[str, np.ndarray] | None = None) -> dict[str, object]:
     """The rtv variants compared: dlib points + dlib chips (with and without the refinement pass), and the
     CenterFace-landmark template path with each template given."""

@@ -1,7 +1,7 @@
 """dlib's 5-point face landmarks: its shape predictor (an ensemble of regression trees) run in vectorised numpy.
 
 The trees come from ``realtime/zoo/dlib_shape5.npz``, converted from dlib's released
-``shape_predictor_5_face_landmarks.dat`` by ``export/dlib_shape_predictor.py`` (it is not a network: no ONNX, no
+``shape_predictor_5_face_landmarks.dat`` by ``rtv export faces --only landmarks`` (``export/dlib_shape_predictor.py``) (it is not a network: no ONNX, no
 PyTorch twin). Written from dlib's ``shape_predictor::operator()`` as its header describes it, reproducing its
 arithmetic so that the same image and box give the same integer points:
 
@@ -183,7 +183,7 @@ def load_shape_predictor(path: Path | str) -> ShapePredictor:
             missing = [k for k in _KEYS if k not in data.files]
             if missing:
                 raise ModelError(f"{path}: not a converted shape predictor (missing {', '.join(missing)}); "
-                                 "re-create it with 'python -m export.dlib_shape_predictor'")
+                                 "re-create it with 'rtv export faces --only landmarks'")
             arrays = {k: data[k] for k in _KEYS}
     except ModelError:
         raise
@@ -192,7 +192,7 @@ def load_shape_predictor(path: Path | str) -> ShapePredictor:
     version = arrays["format"]
     if version.size != 1 or not np.issubdtype(version.dtype, np.integer) or int(version.reshape(-1)[0]) != NPZ_FORMAT:
         raise ModelError(f"{path}: shape predictor format {version.reshape(-1)[:1].tolist()}, this rtv reads "
-                         f"{NPZ_FORMAT}; re-create it with 'python -m export.dlib_shape_predictor'")
+                         f"{NPZ_FORMAT}; re-create it with 'rtv export faces --only landmarks'")
     _check(arrays, str(path))
     return ShapePredictor(arrays, str(path))
 

@@ -128,3 +128,34 @@ def test_bad_points_are_refused():
         dlib_face_chips(np.zeros((10, 10, 3), np.uint8), np.zeros((5, 2)))
     with pytest.raises(ValueError, match=r"\(5, 2\)"):
         face_chip_details(np.zeros((68, 2)))
+
+
+# dlib 20.0.1 (PyPI dlib-bin 20.0.1.post1, which reproduces all 68 reference points and chips) on scikit-image's
+# astronaut and camera photos enlarged by pixel repetition, so that its chips go through the pyramid: the box
+# given to dlib's shape predictor, the points it returned, and the sha256 of dlib.get_face_chip(size=150,
+# padding=0.25). Recorded numbers only; dlib is not needed to run this test.
+DLIB_LARGE_FACES = [
+    ("astronaut", 3, (525, 228, 795, 498), [[767, 312], [714, 315], [586, 303], [637, 310], [674, 404]],
+     "bd3f37b4c9d4fadfcb78a8e3e2a8f80a364a300b9f5e62cff44d5fa408584586"),
+    ("astronaut", 5, (875, 380, 1325, 830), [[1278, 522], [1190, 525], [977, 506], [1061, 518], [1123, 675]],
+     "88d27000ab7e8b7e6bb7103a832d1bb3e5b6424d5b1f3e4f66774a86fe37a888"),
+    ("camera", 3, (570, 387, 756, 573), [[760, 441], [736, 447], [668, 446], [696, 449], [728, 512]],
+     "b45e69d65245d5f6e747af00e532092f002d543f84e5ce793237089bb9130494"),
+    ("camera", 5, (950, 645, 1260, 955), [[1251, 739], [1218, 748], [1115, 746], [1159, 751], [1212, 853]],
+     "060a0f08a0a868f963f0dae61532fd653b127e62a171f7401302253a42f36ef6"),
+]
+
+
+@pytest.mark.parametrize("photo, factor, box, points, sha", DLIB_LARGE_FACES)
+def test_large_faces_match_dlib_through_the_pyramid(photo, factor, box, points, sha):
+    import hashlib
+
+    skdata = pytest.importorskip("skimage.data")
+    from realtime.face.landmarks import load_shape_predictor
+
+    image = skdata.astronaut() if photo == "astronaut" else np.stack([skdata.camera()] * 3, axis=-1)
+    image = np.ascontiguousarray(np.repeat(np.repeat(image, factor, axis=0), factor, axis=1))
+    predictor = load_shape_predictor(ZOO_DIR / "dlib_shape5.npz")
+    np.testing.assert_array_equal(predictor.predict(image, np.array([box])), [points])
+    chip = dlib_face_chips(image, np.array([points]))[0]
+    assert hashlib.sha256(chip.tobytes()).hexdigest() == sha

@@ -147,7 +147,9 @@ def test_against_dlib_end_to_end_with_a_stand_in_dlib(tmp_path, monkeypatch, cap
     assert report["dlib"]["impostor_pairs"] == 9 and report["dlib"]["rescale"]["x0.5"]["n"] == 2
     ours = report["rtv dlib5 (box + refine)"]
     assert ours["to_dlib"]["mean"] < 0.15 and "x0.5" in ours["rescale"]
-    assert "rtv dlib5 (box + refine)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "rtv dlib5 (box + refine)" in printed and "time per image" in printed
+    assert report["rtv_seconds_per_image"] > 0 and report["dlib_seconds_per_image"] > 0
 
 
 @pytest.mark.slow

@@ -102,7 +102,7 @@ class Faces:
     untracked. With recognition, ``track_identities`` holds each face track's identity, voted over its recent
     embeddings with hysteresis (what the overlay shows), and ``votes``/``voters`` (int64 (N,)) say that ``votes`` of
     the track's last ``voters`` results agree with it. ``landmarks_dlib5``: float32 (N, 5, 2), dlib's 5 points
-    (right eye outer and inner corner, left eye outer and inner corner, nose base; "right" = image left) the
+    (eye on image right: outer, inner corner; eye on image left: outer, inner corner; base of the nose) the
     recognition chip was cut from, NaN for faces not embedded on this frame. Arrays after ``scores`` may be empty
     (not computed yet: detection only) or have one row per face.
     """

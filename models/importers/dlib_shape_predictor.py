@@ -1,4 +1,4 @@
-"""Read dlib's serialised ``shape_predictor`` (``dlib::serialize(sp, file)``, e.g. ``shape_predictor_5_face_landmarks.dat``).
+"""Read dlib's serialised ``shape_predictor`` (``dlib::serialize(sp, file)``; e.g. the 5-point model's .dat).
 
 Written from the format as dlib's ``image_processing/shape_predictor.h`` and ``serialize.h`` define it (no dlib
 code is used). After a version integer (1), the file holds:

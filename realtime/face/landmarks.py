@@ -1,8 +1,8 @@
 """dlib's 5-point face landmarks: its shape predictor (an ensemble of regression trees) run in vectorised numpy.
 
 The trees come from ``realtime/zoo/dlib_shape5.npz``, converted from dlib's released
-``shape_predictor_5_face_landmarks.dat`` by ``rtv export faces --only landmarks`` (``export/dlib_shape_predictor.py``) (it is not a network: no ONNX, no
-PyTorch twin). Written from dlib's ``shape_predictor::operator()`` as its header describes it, reproducing its
+``shape_predictor_5_face_landmarks.dat`` by ``rtv export faces --only landmarks`` (``export/dlib_shape_predictor.py``;
+it is not a network: no ONNX, no PyTorch twin). Written from dlib's ``shape_predictor::operator()`` as its header describes it, reproducing its
 arithmetic so that the same image and box give the same integer points:
 
 * the box is dlib's inclusive rectangle (left, top, right, bottom); the shape lives in the box-normalised frame
@@ -15,7 +15,7 @@ arithmetic so that the same image and box give the same integer points:
   its leaf's shape increment is added to the current shape in tree order (float32, sequential);
 * the final shape is mapped into the image and rounded like the feature pixels.
 
-Landmark order (dlib's 5-point model): outer corner of the eye on image left... see :data:`DLIB5_ORDER`.
+Landmark order (dlib's 5-point model): see :data:`DLIB5_ORDER`.
 """
 
 from __future__ import annotations

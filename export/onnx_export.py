@@ -18,6 +18,28 @@ from realtime.errors import ExportError
 OPSET = 17
 
 
+def trace_to_onnx(module: torch.nn.Module, example_input: torch.Tensor, input_name: str, output_names: Sequence[str],
+                  dynamic_axes: dict[str, dict[int, str]], opset: int = OPSET) -> onnx.ModelProto:
+    """The one tracing export: ``module`` (eval mode) on ``example_input`` with the TorchScript exporter, constant
+    folding on, then ``onnx.checker`` (full check). Raises :class:`ExportError` for either failure."""
+    buffer = io.BytesIO()
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter: onnxscript not needed
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # fixed shapes are intended
+            torch.onnx.export(module.eval(), (example_input,), buffer, dynamo=False, opset_version=opset,
+                              input_names=[input_name], output_names=list(output_names), dynamic_axes=dynamic_axes,
+                              do_constant_folding=True)
+    except Exception as exc:  # the exporter raises many untyped errors; report them as one typed error
+        raise ExportError(f"torch.onnx.export failed for {type(module).__name__}: {type(exc).__name__}: {exc}") from exc
+    model = onnx.load_from_string(buffer.getvalue())
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f"onnx.checker refused the exported {type(module).__name__}: {exc}") from exc
+    return model
+
+
 def export_onnx(module: torch.nn.Module, example_input: torch.Tensor, out_path: Path | str,
                 contract: ModelContract, output_names: Sequence[str] | None = None,
                 dynamic_batch: bool = True, dynamic_spatial: bool = False, opset: int = OPSET) -> Path:
@@ -47,16 +69,7 @@ def export_onnx(module: torch.nn.Module, example_input: torch.Tensor, out_path: 
         for i, (n, t) in enumerate(zip(names, sample)):
             if t.ndim >= 4:
                 axes[n].update({2: f"h{i}", 3: f"w{i}"})
-    buffer = io.BytesIO()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(module, (example_input,), buffer, dynamo=False, opset_version=opset,
-                              input_names=[input_name], output_names=names, dynamic_axes=axes,
-                              do_constant_folding=True)
-    except Exception as exc:  # the exporter raises many untyped errors; report them as one typed error
-        raise ExportError(f"torch.onnx.export failed for {type(module).__name__}: {type(exc).__name__}: {exc}") from exc
-    model = onnx.load_from_string(buffer.getvalue())
+    model = trace_to_onnx(module, example_input, input_name, names, axes, opset)
     attach_contract(model, contract)
     try:
         onnx.checker.check_model(model, full_check=True)

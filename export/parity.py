@@ -20,7 +20,7 @@ import numpy as np
 
 from realtime.boxes import box_iou
 from realtime.errors import ExportError
-from realtime.runtime import OnnxModel, RuntimeOptions, requested_providers
+from realtime.runtime import OnnxModel, RuntimeOptions, open_session, requested_providers
 
 Decoded = tuple[np.ndarray, np.ndarray, np.ndarray]  # boxes_xyxy (K, 4), scores (K,), class_ids (K,)
 
@@ -68,19 +68,27 @@ class ParityReport:
         return "\n".join(lines)
 
 
+def output_errors(reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray], names: Sequence[str]
+                  ) -> dict[str, dict[str, float]]:
+    """Per named output: ``max_abs`` error and ``max_rel`` (that error over the reference's max magnitude).
+    Raises :class:`ExportError` when a shape differs."""
+    out = {}
+    for name, ref, new in zip(names, reference, candidate):
+        if ref.shape != new.shape:
+            raise ExportError(f"parity: {name!r} shape differs: {new.shape} (candidate) vs {ref.shape} (reference)")
+        err = float(np.max(np.abs(ref.astype(np.float64) - new.astype(np.float64)))) if ref.size else 0.0
+        scale = float(np.max(np.abs(ref))) if ref.size else 0.0
+        out[name] = {"max_abs": err, "max_rel": err / max(scale, 1e-12)}
+    return out
+
+
 def raw_errors(reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray]) -> dict[str, float]:
-    """Max absolute and relative error over outputs of equal shapes (relative = abs error / max |reference|)."""
+    """Max absolute and relative error over all outputs (see :func:`output_errors`)."""
     if len(reference) != len(candidate):
         raise ExportError(f"output count differs: {len(reference)} (PyTorch) vs {len(candidate)} (ONNX Runtime)")
-    max_abs, max_rel = 0.0, 0.0
-    for i, (r, c) in enumerate(zip(reference, candidate)):
-        if r.shape != c.shape:
-            raise ExportError(f"output {i} shape differs: {r.shape} (PyTorch) vs {c.shape} (ONNX Runtime)")
-        err = float(np.max(np.abs(r.astype(np.float64) - c.astype(np.float64)))) if r.size else 0.0
-        scale = float(np.max(np.abs(r))) if r.size else 0.0
-        max_abs = max(max_abs, err)
-        max_rel = max(max_rel, err / scale if scale > 0 else err)
-    return {"max_abs": max_abs, "max_rel": max_rel}
+    per = output_errors(reference, candidate, [f"output {i}" for i in range(len(reference))]).values()
+    return {"max_abs": max((p["max_abs"] for p in per), default=0.0),
+            "max_rel": max((p["max_rel"] for p in per), default=0.0)}
 
 
 def match_detections(reference: Decoded, candidate: Decoded) -> dict[str, Any]:
@@ -120,12 +128,8 @@ def provider_report(onnx_path: Path | str, input_nchw: np.ndarray, providers: st
 
     wanted = requested_providers(providers, ort.get_available_providers())
     with tempfile.TemporaryDirectory() as tmp:
-        so = ort.SessionOptions()
-        so.enable_profiling = True
-        so.profile_file_prefix = os.path.join(tmp, "profile")
-        so.intra_op_num_threads = threads
-        so.log_severity_level = 3
-        session = ort.InferenceSession(str(onnx_path), sess_options=so, providers=wanted)
+        session = open_session(onnx_path, RuntimeOptions(providers=providers, intra_op_threads=threads),
+                               profile_prefix=os.path.join(tmp, "profile"))
         session.run(None, {session.get_inputs()[0].name: input_nchw})
         profile = session.end_profiling()
         events = json.loads(Path(profile).read_text())

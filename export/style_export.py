@@ -25,6 +25,7 @@ from export.onnx_export import OPSET, export_onnx
 from export.parity import Tolerance, require_parity, run_parity
 from models.sources import MULTISTYLE26, STYLE_LICENCE
 from realtime.contract import InputSpec, ModelContract
+from realtime.runtime import RuntimeOptions, open_session
 from realtime.errors import ExportError, ModelError
 
 TEACHER_STYLES = tuple(f"teacher26_{i:02d}" for i in range(26))
@@ -117,7 +118,6 @@ def export_teacher(source: Path, out_path: Path, write_manifest: bool = True) ->
 
     Parity: the new file and the original give identical outputs on a 320x240 and a 224x160 photo (style 19).
     """
-    import onnxruntime as ort
 
     proto = onnx.load(str(source))
     names = [i.name for i in proto.graph.input]
@@ -133,8 +133,8 @@ def export_teacher(source: Path, out_path: Path, write_manifest: bool = True) ->
     for size in PARITY_SIZES_WH:
         x = _photo_input(size)
         feeds = {"image": x, "style_weights": weights}
-        a = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
-        b = ort.InferenceSession(str(out_path), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+        a = open_session(source, RuntimeOptions(providers="cpu")).run(None, feeds)[0]
+        b = open_session(out_path, RuntimeOptions(providers="cpu")).run(None, feeds)[0]
         err = float(np.max(np.abs(a - b)))
         if err != 0.0:
             out_path.unlink()

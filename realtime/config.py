@@ -8,6 +8,7 @@ against the config file's folder. Defaults live here, in code.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -29,21 +30,26 @@ def _path() -> dict[str, Any]:
     return {"path": True}
 
 
+def _range(lo: float, hi: float, lo_open: bool = False, hi_open: bool = False) -> dict[str, Any]:
+    """The field's allowed interval, checked once when the section is built (``lo_open``: ``lo`` excluded)."""
+    return {"range": (lo, hi, lo_open, hi_open)}
+
+
 @dataclass(frozen=True)
 class SourceConfig:
     """Where frames come from. ``uri``: camera index ("0"), video file, rtsp/http URL, image folder or glob."""
 
     uri: str = "0"
     policy: str = field(default="auto", metadata=_choices("auto", "latest", "every"))
-    queue_size: int = 8
+    queue_size: int = field(default=8, metadata=_range(1, 1024))
     pace: bool = False
-    width: int = 0
-    height: int = 0
-    fps: float = 30.0
-    reconnect_attempts: int = 5
-    reconnect_backoff_s: float = 0.5
-    reconnect_backoff_max_s: float = 8.0
-    read_timeout_s: float = 10.0
+    width: int = field(default=0, metadata=_range(0, 16384))
+    height: int = field(default=0, metadata=_range(0, 16384))
+    fps: float = field(default=30.0, metadata=_range(0, 1000, lo_open=True))
+    reconnect_attempts: int = field(default=5, metadata=_range(0, 1000000))
+    reconnect_backoff_s: float = field(default=0.5, metadata=_range(0, 3600))
+    reconnect_backoff_max_s: float = field(default=8.0, metadata=_range(0, 86400))
+    read_timeout_s: float = field(default=10.0, metadata=_range(0, 3600, lo_open=True))
 
 
 @dataclass(frozen=True)
@@ -51,9 +57,9 @@ class RuntimeConfig:
     """ONNX Runtime and thread settings. Defaults keep ORT, OpenCV and numpy from fighting over 2 cores."""
 
     providers: str = field(default="auto", metadata=_choices("auto", "cpu", "cuda", "require-gpu"))
-    intra_op_threads: int = 1
-    inter_op_threads: int = 1
-    opencv_threads: int = 1
+    intra_op_threads: int = field(default=1, metadata=_range(0, 64))
+    inter_op_threads: int = field(default=1, metadata=_range(0, 64))
+    opencv_threads: int = field(default=1, metadata=_range(0, 64))
     graph_optimization: str = field(default="all", metadata=_choices("all", "extended", "basic", "none"))
 
 
@@ -64,11 +70,11 @@ class DetectorConfig:
     enabled: bool = True
     model: str = field(default="", metadata=_path())
     input_size: tuple[int, int] | None = None
-    score_threshold: float = 0.5
-    iou_threshold: float = 0.45
+    score_threshold: float = field(default=0.5, metadata=_range(0, 1))
+    iou_threshold: float = field(default=0.45, metadata=_range(0, 1))
     class_aware: bool = True
-    max_candidates: int = 1000
-    max_detections: int = 100
+    max_candidates: int = field(default=1000, metadata=_range(1, 100000))
+    max_detections: int = field(default=100, metadata=_range(1, 10000))
 
 
 @dataclass(frozen=True)
@@ -79,17 +85,17 @@ class FacesConfig:
     detector_model: str = field(default="", metadata=_path())
     embedder_model: str = field(default="", metadata=_path())
     gallery: str = field(default="gallery.sqlite", metadata=_path())
-    detect_width: int = 320
-    score_threshold: float = 0.5
-    iou_threshold: float = 0.4
-    max_faces: int = 16
+    detect_width: int = field(default=320, metadata=_range(32, 4096))
+    score_threshold: float = field(default=0.5, metadata=_range(0, 1))
+    iou_threshold: float = field(default=0.4, metadata=_range(0, 1))
+    max_faces: int = field(default=16, metadata=_range(1, 256))
     recognize: bool = True
-    match_threshold: float | None = None
-    match_margin: float = 0.04
-    reembed_every: int = 10
-    reembed_iou: float = 0.6
-    min_face_px: int = 40
-    min_sharpness: float = 25.0
+    match_threshold: float | None = field(default=None, metadata=_range(0, 4, lo_open=True))
+    match_margin: float = field(default=0.04, metadata=_range(0, 4))
+    reembed_every: int = field(default=10, metadata=_range(1, 10000))
+    reembed_iou: float = field(default=0.6, metadata=_range(0, 1))
+    min_face_px: int = field(default=40, metadata=_range(0, 4096))
+    min_sharpness: float = field(default=25.0, metadata=_range(0, 1000000.0))
 
 
 @dataclass(frozen=True)
@@ -103,27 +109,27 @@ class DoorConfig:
     """
 
     door_id: str = "door-1"
-    min_frames: int = 5
-    window_frames: int = 10
-    majority: float = 0.6
-    min_face_px: int = 60
-    min_sharpness: float = 20.0
-    max_yaw: float = 0.35
-    max_roll_deg: float = 20.0
+    min_frames: int = field(default=5, metadata=_range(1, 1000))
+    window_frames: int = field(default=10, metadata=_range(1, 10000))
+    majority: float = field(default=0.6, metadata=_range(0.5, 1, lo_open=True))
+    min_face_px: int = field(default=60, metadata=_range(0, 4096))
+    min_sharpness: float = field(default=20.0, metadata=_range(0, 1000000.0))
+    max_yaw: float = field(default=0.35, metadata=_range(0, 10))
+    max_roll_deg: float = field(default=20.0, metadata=_range(0, 180))
     use_calibration: bool = True
-    match_threshold: float = 0.6
-    match_margin: float = 0.04
-    deny_threshold: float = 0.7
-    reembed_every: int = 1
-    cooldown_s: float = 10.0
-    track_cooldown_s: float = 5.0
-    target_far: float = 0.001
+    match_threshold: float = field(default=0.6, metadata=_range(0, 4, lo_open=True))
+    match_margin: float = field(default=0.04, metadata=_range(0, 4))
+    deny_threshold: float = field(default=0.7, metadata=_range(0, 4, lo_open=True))
+    reembed_every: int = field(default=1, metadata=_range(1, 1000))
+    cooldown_s: float = field(default=10.0, metadata=_range(0, 86400))
+    track_cooldown_s: float = field(default=5.0, metadata=_range(0, 86400))
+    target_far: float = field(default=0.001, metadata=_range(0, 1, lo_open=True, hi_open=True))
     audit: str = field(default="door_audit.sqlite", metadata=_path())
     store_faces: bool = False
     hook_command: tuple[str, ...] = ()
     hook_url: str = ""
-    hook_timeout_s: float = 3.0
-    alarm_display_s: float = 3.0
+    hook_timeout_s: float = field(default=3.0, metadata=_range(0, 300, lo_open=True))
+    alarm_display_s: float = field(default=3.0, metadata=_range(0, 60))
 
 
 @dataclass(frozen=True)
@@ -133,18 +139,18 @@ class OverlayConfig:
     enabled: bool = True
     landmarks: bool = True
     stage_ms: bool = True
-    thickness: int = 2
-    font_scale: float = 0.5
+    thickness: int = field(default=2, metadata=_range(1, 20))
+    font_scale: float = field(default=0.5, metadata=_range(0.1, 10))
 
 
 @dataclass(frozen=True)
 class OutputConfig:
     """Video and sidecar outputs."""
 
-    crf: int = 23
+    crf: int = field(default=23, metadata=_range(0, 51))
     preset: str = field(default="veryfast", metadata=_choices(
         "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"))
-    jsonl_decimals: int = 2
+    jsonl_decimals: int = field(default=2, metadata=_range(0, 10))
 
 
 @dataclass(frozen=True)
@@ -161,15 +167,15 @@ class StyleConfig:
     enabled: bool = False
     styles: tuple[str, ...] = ()
     model_dir: str = field(default="", metadata=_path())
-    strength: float = 1.0
-    target_fps: float = 15.0
-    width: int = 320
-    min_width: int = 128
-    max_width: int = 640
+    strength: float = field(default=1.0, metadata=_range(0, 1))
+    target_fps: float = field(default=15.0, metadata=_range(0, 1000, lo_open=True))
+    width: int = field(default=320, metadata=_range(16, 4096))
+    min_width: int = field(default=128, metadata=_range(16, 4096))
+    max_width: int = field(default=640, metadata=_range(16, 4096))
     adaptive: bool = True
     stabilise: bool = True
-    stabilise_strength: float = 0.6
-    change_limit: float = 12.0
+    stabilise_strength: float = field(default=0.6, metadata=_range(0, 1))
+    change_limit: float = field(default=12.0, metadata=_range(0, 255))
     quality: bool = False
 
 
@@ -319,24 +325,27 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
 
 
 def _check_ranges(section: Any, prefix: str) -> None:
-    """Field-level sanity checks that types cannot express."""
+    """Every number is finite and inside the interval its field declares (``_range``); a few rules span fields."""
     for fld in dataclasses.fields(section):
         value = getattr(section, fld.name)
         key = f"{prefix}{fld.name}"
-        if value is None:
+        numbers = value if isinstance(value, tuple) else (value,)
+        for number in numbers:
+            if isinstance(number, float) and not math.isfinite(number):
+                raise ConfigError(f"{key}={value!r}: must be a finite number")
+        bounds = fld.metadata.get("range")
+        if bounds is None or value is None:
             continue
-        if fld.name.endswith("_threshold") or fld.name in ("match_margin", "reembed_iou"):
-            if not 0.0 <= value <= (4.0 if fld.name == "match_threshold" else 1.0):
-                raise ConfigError(f"{key}={value!r}: out of range")
-        if fld.name.endswith(("_threads", "_attempts")) and value < 0:
-            raise ConfigError(f"{key}={value!r}: must be >= 0")
-        if fld.name in ("queue_size", "detect_width", "max_faces", "max_candidates", "max_detections",
-                        "reembed_every", "thickness") and value < 1:
-            raise ConfigError(f"{key}={value!r}: must be >= 1")
-        if fld.name == "fps" and value <= 0:
-            raise ConfigError(f"{key}={value!r}: must be > 0")
-        if fld.name == "input_size" and value is not None and (value[0] < 32 or value[1] < 32):
-            raise ConfigError(f"{key}={value!r}: must be at least 32x32")
+        lo, hi, lo_open, hi_open = bounds
+        if value < lo or value > hi or (lo_open and value == lo) or (hi_open and value == hi):
+            raise ConfigError(f"{key}={value!r}: must be in {'(' if lo_open else '['}{lo:g}, {hi:g}"
+                              f"{')' if hi_open else ']'}")
+    if isinstance(section, DetectorConfig) and section.input_size is not None:
+        w, h = section.input_size
+        if not (32 <= w <= 4096 and 32 <= h <= 4096):
+            raise ConfigError(f"{prefix}input_size={section.input_size!r}: each side must be in [32, 4096]")
+    if isinstance(section, StyleConfig) and not section.min_width <= section.max_width:
+        raise ConfigError(f"{prefix}min_width={section.min_width} must be <= {prefix}max_width={section.max_width}")
 
 
 def dump_config(config: Config) -> str:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections import defaultdict, deque
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -21,19 +21,31 @@ def percentile(values_ms: list[float] | np.ndarray, q: float) -> float:
 
 @dataclass
 class Metrics:
-    """Collects timings on the main thread; ``summary()`` gives the report. ``window`` frames feed the live FPS."""
+    """Collects timings on the main thread; ``summary()`` gives the report.
 
-    window: int = 30
-    stage_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
-    latency_ms: list[float] = field(default_factory=list)
+    Memory stays flat however long a run lasts: percentiles are over the last ``sample_window`` frames (a live
+    door runs for weeks), counts and wall time over the whole run, and the live FPS over the last ``fps_window``.
+    """
+
+    fps_window: int = 30
+    sample_window: int = 2048
+    stage_ms: dict[str, deque] = field(default_factory=dict)
+    latency_ms: deque = field(default_factory=deque)
     frames: int = 0
     dropped: int = 0
     reconnects: int = 0
     t_first: float | None = None
     t_last: float | None = None
-    _recent: deque = field(default_factory=lambda: deque(maxlen=30))
+    _recent: deque = field(default_factory=deque)
 
-    def record(self, timings_ms: dict[str, float], t_capture: float, t_output: float | None = None) -> None:
+    def __post_init__(self) -> None:
+        if self.fps_window < 2 or self.sample_window < 1:
+            raise ValueError(f"Metrics windows must be fps_window >= 2 and sample_window >= 1, got "
+                             f"{self.fps_window}, {self.sample_window}")
+        self.latency_ms = deque(self.latency_ms, maxlen=self.sample_window)
+        self._recent = deque(self._recent, maxlen=self.fps_window)
+
+    def record(self, timings_ms: Mapping[str, float], t_capture: float, t_output: float | None = None) -> None:
         """One frame done: its per-stage times and its capture time (``time.perf_counter`` clock)."""
         now = time.perf_counter() if t_output is None else t_output
         if self.t_first is None:
@@ -41,7 +53,10 @@ class Metrics:
         self.t_last = now
         self.frames += 1
         for name, ms in timings_ms.items():
-            self.stage_ms[name].append(ms)
+            samples = self.stage_ms.get(name)
+            if samples is None:
+                samples = self.stage_ms[name] = deque(maxlen=self.sample_window)
+            samples.append(ms)
         self.latency_ms.append((now - t_capture) * 1000.0)
         self._recent.append(now)
 
@@ -53,6 +68,8 @@ class Metrics:
         return (len(self._recent) - 1) / span if span > 0 else 0.0
 
     def summary(self) -> dict[str, Any]:
+        """Counts and FPS over the whole run; per-stage and capture-to-output percentiles over the last
+        ``sample_window`` frames."""
         wall = (self.t_last - self.t_first) if (self.t_first is not None and self.t_last is not None) else 0.0
         fps = (self.frames - 1) / wall if wall > 0 and self.frames > 1 else 0.0
         stages = {
@@ -69,6 +86,7 @@ class Metrics:
             "stages": stages,
             "latency": {"p50_ms": round(percentile(self.latency_ms, 50), 3),
                         "p95_ms": round(percentile(self.latency_ms, 95), 3)},
+            "window_frames": min(self.frames, self.sample_window),
         }
 
 

@@ -1,16 +1,19 @@
-"""The pipeline: stages in order, each timed, and the loop that feeds it from a source into the outputs."""
+"""The pipeline (stages in order, each timed) and the one run loop that feeds it from a source into sinks."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
 import time
-from dataclasses import dataclass
+
 from typing import Callable, Sequence
 
+import numpy as np
+
+from realtime.controls import Controls, KeyController
 from realtime.errors import SourceError
-from realtime.metrics import Metrics
-from realtime.types import FramePacket, Stage
+from realtime.io.sinks import Sink
+from realtime.types import EndReason, FramePacket, RunResult, Stage
 
 log = logging.getLogger(__name__)
 
@@ -69,67 +72,55 @@ class Pipeline:
         self.close()
 
 
-@dataclass
-class Controls:
-    """Live toggles changed by keys between frames."""
-
-    overlays: bool = True
-    paused: bool = False
-    quit: bool = False
+Render = Callable[[FramePacket, bool], np.ndarray]
 
 
-@dataclass(frozen=True)
-class RunResult:
-    """How a run ended: ``reason`` is "end", "limit", "quit", "interrupted" or "error" (a source error, or a file
-    that ended before the frame count its header announces); ``error`` says what happened."""
+def run_loop(source, pipeline: Pipeline, sinks: Sequence[Sink], render: Render | None = None,
+             controller: KeyController | None = None, max_frames: int | None = None) -> RunResult:
+    """The one run loop: every packet from ``source`` through ``pipeline``, rendered once (``render(packet,
+    show_overlays)``, only when a sink ``needs_display``), then to every sink in order; keys from window sinks go
+    to ``controller``. Then each sink's ``finish(result)``.
 
-    frames: int
-    reason: str
-    error: str | None = None
-    expected_frames: int = 0
-
-
-OnPacket = Callable[[FramePacket, Metrics], None]
-
-
-def run_loop(source, pipeline: Pipeline, metrics: Metrics, on_packet: Sequence[OnPacket] = (),
-             max_frames: int | None = None, controls: Controls | None = None) -> RunResult:
-    """Feed every packet from ``source`` through ``pipeline`` and then each ``on_packet`` callback (outputs).
-
-    A source error ends the run with reason "error" (outputs stay valid up to the damage); Ctrl-C ends it with
-    "interrupted". The caller closes the outputs (in ``finally``), so both still get finalised.
+    A source error ends the run with reason ERROR (outputs stay valid up to the damage); Ctrl-C with
+    INTERRUPTED. The caller closes the sinks and the source (``finally``/``ExitStack``), so they still finalise.
     """
-    controls = controls or Controls()
+    controller = controller or KeyController(Controls())
+    controls = controller.controls
+    windows = [s for s in sinks if hasattr(s, "take_key")]
+    wants_display = render is not None and any(s.needs_display for s in sinks)
     frames = 0
-    reason, error = "end", None
+    reason, error = EndReason.END, None
     try:
         while True:
             if controls.quit:
-                reason = "quit"
+                reason = EndReason.QUIT
                 break
             if max_frames is not None and frames >= max_frames:
-                reason = "limit"
+                reason = EndReason.LIMIT
                 break
             packet = source.next_packet()
             if packet is None:
                 break
             packet = pipeline(packet)
-            for callback in on_packet:
-                callback(packet, metrics)
-            metrics.dropped = source.stats.dropped
-            metrics.reconnects = source.stats.reconnects
-            metrics.record(dict(packet.timings_ms), packet.t_capture)
+            display = render(packet, controls.overlays) if wants_display else None
+            for sink in sinks:
+                sink.write(packet, display)
             frames += 1
+            for window in windows:
+                controller.handle(window.take_key())
+                while controls.paused and not controls.quit:
+                    controller.handle(window.wait_key(50))
     except SourceError as exc:
-        reason, error = "error", str(exc)
+        reason, error = EndReason.ERROR, str(exc)
         log.debug("%s", exc)
     except KeyboardInterrupt:
-        reason = "interrupted"
-    metrics.dropped = source.stats.dropped
-    metrics.reconnects = source.stats.reconnects
+        reason = EndReason.INTERRUPTED
     expected = int(getattr(source.reader, "expected_frames", 0) or 0)
-    if reason == "end" and 0 < frames < expected or (reason == "end" and frames == 0 and expected):
-        reason, error = "error", (f"{source.reader.description}: ended at frame {frames} of the {expected} its "
-                                  "header announces (truncated or damaged file)")
+    if reason == EndReason.END and 0 < frames < expected or (reason == EndReason.END and frames == 0 and expected):
+        reason, error = EndReason.ERROR, (f"{source.reader.description}: ended at frame {frames} of the {expected} "
+                                          "its header announces (truncated or damaged file)")
         log.debug("%s", error)
-    return RunResult(frames=frames, reason=reason, error=error, expected_frames=expected)
+    result = RunResult(frames=frames, reason=reason, error=error, expected_frames=expected)
+    for sink in sinks:
+        sink.finish(result)
+    return result

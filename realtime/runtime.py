@@ -64,35 +64,49 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def open_session(model: Path | str | bytes, options: RuntimeOptions = RuntimeOptions(),
+                 profile_prefix: str | None = None):
+    """The one place an ONNX Runtime session is opened: graph optimisation, intra/inter-op threads, sequential
+    execution, quiet logs and the provider policy from ``options``. ``model``: a file or serialised bytes.
+    ``profile_prefix``: turn ORT's profiler on (``session.end_profiling()`` returns the trace file).
+    Raises :class:`ModelError` for a graph ONNX Runtime cannot load."""
+    ort = import_onnxruntime()
+    so = ort.SessionOptions()
+    so.graph_optimization_level = {
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    }[options.graph_optimization]
+    so.intra_op_num_threads = int(options.intra_op_threads)
+    so.inter_op_num_threads = int(options.inter_op_threads)
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.log_severity_level = 3
+    if profile_prefix is not None:
+        so.enable_profiling = True
+        so.profile_file_prefix = profile_prefix
+    wanted = requested_providers(options.providers, ort.get_available_providers())
+    source = model if isinstance(model, bytes) else str(model)
+    name = "model bytes" if isinstance(model, bytes) else str(model)
+    try:
+        return ort.InferenceSession(source, sess_options=so, providers=wanted)
+    except Exception as exc:  # onnxruntime raises its own untyped errors for unreadable graphs
+        raise ModelError(f"{name}: not a loadable ONNX model ({type(exc).__name__}: {exc})") from exc
+
+
 class OnnxModel:
     """An ONNX Runtime session, its contract and its file hash. A context manager; ``close()`` is idempotent."""
 
     def __init__(self, path: Path | str, options: RuntimeOptions = RuntimeOptions(), expected_kind: str | None = None):
-        ort = import_onnxruntime()
-
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelError(f"model file not found: {self.path}")
         self.sha256 = file_sha256(self.path)
-        so = ort.SessionOptions()
-        so.graph_optimization_level = {
-            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-            "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-        }[options.graph_optimization]
-        so.intra_op_num_threads = int(options.intra_op_threads)
-        so.inter_op_num_threads = int(options.inter_op_threads)
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.log_severity_level = 3
-        wanted = requested_providers(options.providers, ort.get_available_providers())
-        try:
-            self.session = ort.InferenceSession(str(self.path), sess_options=so, providers=wanted)
-        except Exception as exc:  # onnxruntime raises its own untyped errors for unreadable graphs
-            raise ModelError(f"{self.path}: not a loadable ONNX model ({type(exc).__name__}: {exc})") from exc
+        self.session = open_session(self.path, options)
         used = self.session.get_providers()
         if options.providers in ("cuda", "require-gpu") and _CUDA not in used:
             raise ProviderError(f"{self.path}: CUDAExecutionProvider was required but the session uses {used}")
+        wanted = requested_providers(options.providers, import_onnxruntime().get_available_providers())
         if wanted[0] != used[0]:
             log.warning("%s: asked for %s, ONNX Runtime uses %s", self.path.name, wanted, used)
         self.providers = tuple(used)

@@ -6,13 +6,47 @@ Stages never mutate a packet; they return ``dataclasses.replace(packet, ...)``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from realtime.door.events import DoorAlarm, DoorDecision
 
 
 def _empty(shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
     return np.zeros(shape, dtype=dtype)
+
+
+def _check_lengths(owner: str, n: int, **arrays: Any) -> None:
+    """Every named array/tuple has ``n`` rows; a :class:`ValueError` names the first that does not (a bug in a
+    stage, not bad input)."""
+    for name, value in arrays.items():
+        if len(value) != n:
+            raise ValueError(f"{owner}.{name} has {len(value)} rows, expected {n} (one per {owner.lower()[:-1]})")
+
+
+class EndReason(StrEnum):
+    """How a run ended."""
+
+    END = "end"                  # the source ended
+    LIMIT = "limit"              # --max-frames reached
+    QUIT = "quit"                # a key (q/Esc) or the window closed
+    INTERRUPTED = "interrupted"  # Ctrl-C
+    TERMINATED = "terminated"    # SIGTERM/SIGHUP
+    ERROR = "error"              # a source error or a file shorter than its header says
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended (``reason``) and what happened (``error``, for reason ERROR); ``expected_frames``: what the
+    source's header announced (0: unknown)."""
+
+    frames: int
+    reason: EndReason
+    error: str | None = None
+    expected_frames: int = 0
 
 
 @dataclass(frozen=True)
@@ -27,6 +61,9 @@ class Detections:
     scores: np.ndarray = field(default_factory=lambda: _empty((0,)))
     class_ids: np.ndarray = field(default_factory=lambda: _empty((0,), np.int64))
     class_names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_lengths("Detections", len(self.scores), boxes_xyxy=self.boxes_xyxy, class_ids=self.class_ids)
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -45,8 +82,11 @@ class Faces:
 
     ``boxes_xyxy``: float32 (N, 4); ``scores``: float32 (N,); ``landmarks5``: float32 (N, 5, 2) as
     (eye on image left, eye on image right, nose tip, mouth corner image left, mouth corner image right);
-    ``identities``: name or None per face; ``distances``: float32 (N,), NaN where not matched;
-    ``track_ids``: int64 (N,), -1 where untracked.
+    ``identities``: name or None per face (the open-set match of the face's latest embedding); ``distances``:
+    float32 (N,), best distance, NaN where not matched; ``second_distances``: float32 (N,), the second-best
+    person's distance (inf with one person enrolled, NaN where not matched); ``embedded``: bool (N,), True where
+    the face was embedded on this frame (the door votes on those only); ``track_ids``: int64 (N,), -1 where
+    untracked. Arrays after ``scores`` may be empty (not computed yet: detection only) or have one row per face.
     """
 
     boxes_xyxy: np.ndarray = field(default_factory=lambda: _empty((0, 4)))
@@ -55,6 +95,15 @@ class Faces:
     identities: tuple[str | None, ...] = ()
     distances: np.ndarray = field(default_factory=lambda: _empty((0,)))
     track_ids: np.ndarray = field(default_factory=lambda: _empty((0,), np.int64))
+    second_distances: np.ndarray = field(default_factory=lambda: _empty((0,)))
+    embedded: np.ndarray = field(default_factory=lambda: _empty((0,), bool))
+
+    def __post_init__(self) -> None:
+        n = len(self.scores)
+        _check_lengths("Faces", n, boxes_xyxy=self.boxes_xyxy, landmarks5=self.landmarks5)
+        optional = {"identities": self.identities, "distances": self.distances, "track_ids": self.track_ids,
+                    "second_distances": self.second_distances, "embedded": self.embedded}
+        _check_lengths("Faces", n, **{k: v for k, v in optional.items() if len(v)})
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -83,7 +132,8 @@ class FramePacket:
 
     ``frame_bgr``: uint8 (H, W, 3), never mutated. ``t_capture``: ``time.perf_counter()`` when the frame was read;
     ``t_source``: seconds from the source's start (video timestamp for files). ``timings_ms``: per-stage wall time.
-    ``decisions``: door decisions (see ``realtime.door``); ``styled_bgr``: the painted frame, when style is on.
+    ``decisions``: door decisions and alarms (``realtime.door.events``); ``styled_bgr``: the painted frame, when
+    style is on; ``style``: which style painted it (name, width, height), for the JSONL.
     """
 
     index: int
@@ -92,10 +142,10 @@ class FramePacket:
     frame_bgr: np.ndarray
     detections: Detections = field(default_factory=Detections)
     faces: Faces = field(default_factory=Faces)
-    decisions: tuple[Any, ...] = ()
+    decisions: tuple["DoorDecision | DoorAlarm", ...] = ()
     styled_bgr: np.ndarray | None = None
+    style: Mapping[str, Any] | None = None
     timings_ms: Mapping[str, float] = field(default_factory=dict)
-    extras: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Stage(Protocol):

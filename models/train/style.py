@@ -150,16 +150,13 @@ def fit_frame(image_rgb: np.ndarray, size_wh: tuple[int, int] = (320, 240)) -> n
 
 
 def _session(path: Path, threads: int):
-    import onnxruntime as ort
 
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"teacher model not found: {path}")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = int(threads)
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    from realtime.runtime import RuntimeOptions, open_session
+
+    return open_session(path, RuntimeOptions(providers="cpu", intra_op_threads=int(threads)))
 
 
 def to_nchw(images_rgb: np.ndarray) -> np.ndarray:

@@ -18,6 +18,20 @@ EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70
 DEFAULT_CONFIG_NAME = "config.yaml"
 
+
+def exit_code_for(exc: BaseException) -> int:
+    """The documented exit code of a typed error (its nearest class in :data:`EXIT_CODES`; 1 for other
+    :class:`realtime.errors.RtvError`)."""
+    from realtime import errors
+
+    codes = {errors.ConfigError: 2, errors.SourceError: 3, errors.ModelError: 4, errors.GalleryError: 5,
+             errors.SinkError: 6, errors.EnrollmentError: 7, errors.DataError: 8, errors.ExportError: 9,
+             errors.AuditError: 10}
+    for cls in type(exc).__mro__:
+        if cls in codes:
+            return codes[cls]
+    return 1
+
 log = logging.getLogger("rtv")
 
 

@@ -10,7 +10,7 @@ from realtime.cli.args import command_group, load_from_args, require_torch
 
 
 def cmd_bench_pipeline(args: argparse.Namespace) -> int:
-    from realtime.app import bench_pipeline
+    from realtime.bench.pipeline import bench_pipeline
     from realtime.bench.clips import cached_demo_clip
     from realtime.metrics import format_summary, write_json
 

@@ -85,14 +85,21 @@ def collect(config: Config, camera_index: int | None = 0) -> dict[str, Any]:
     }
 
 
+# Providers that run no local compute (Azure sends requests to a remote endpoint): not reported as usable.
+REMOTE_PROVIDERS = frozenset({"AzureExecutionProvider"})
+
+
 def usable_providers(available: list[str], probe_model: Path | None) -> list[str] | None:
-    """Providers a real session on ``probe_model`` actually uses when each is asked for (None: nothing to probe)."""
+    """Local providers a real session on ``probe_model`` actually uses when each is asked for (None: nothing to
+    probe). Deliberately not :func:`realtime.runtime.open_session`: this asks for one provider at a time."""
     import onnxruntime as ort
 
     if probe_model is None:
         return None
     usable = []
     for provider in available:
+        if provider in REMOTE_PROVIDERS:
+            continue
         try:
             session = ort.InferenceSession(str(probe_model), providers=[provider])
         except Exception:  # noqa: BLE001 - a provider that cannot start is exactly what we report

@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Callable
 
-from realtime.cli.args import EXIT_INTERNAL, EXIT_INTERRUPTED, SubParser, add_global_options
+from realtime.cli.args import EXIT_INTERNAL, EXIT_INTERRUPTED, SubParser, add_global_options, exit_code_for
 
 
 def _registrars() -> list[Callable[[argparse._SubParsersAction], None]]:
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"rtv: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return exit_code_for(exc)
     except KeyboardInterrupt:
         print("rtv: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

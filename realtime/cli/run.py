@@ -27,7 +27,7 @@ def _finish(outcome, metrics_json: str | None, title: str) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from realtime.app import run_live
+    from realtime.session import run_live
 
     config = load_from_args(args)
     outcome = run_live(config, args.source, show_window=not args.no_window,
@@ -37,7 +37,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_annotate(args: argparse.Namespace) -> int:
-    from realtime.app import annotate
+    from realtime.session import annotate
     from realtime.errors import ConfigError
 
     if not args.out and not args.jsonl:
@@ -55,7 +55,7 @@ def cmd_annotate(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from realtime.app import annotate
+    from realtime.session import annotate
     from realtime.bench.clips import enroll_demo_faces, write_demo_clip
 
     config = load_from_args(args)

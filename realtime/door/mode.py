@@ -26,10 +26,12 @@ from realtime.config import Config
 from realtime.door.audit import AuditLog
 from realtime.door.calibrate import calibration_path, choose_threshold, gallery_fingerprint, load_calibration
 from realtime.door.hook import HookJob, HookResult, UnlockHook, check_hook
-from realtime.door.policy import DENY, GRANT, Access, DoorAlarm, DoorDecision, DoorPolicy, DoorRules
+from realtime.door.events import DENY, GRANT, DoorAlarm, DoorDecision
+from realtime.door.policy import Access, DoorPolicy, DoorRules
 from realtime.errors import GalleryError, ModelError, RtvError
-from realtime.metrics import Metrics
-from realtime.pipeline import Controls, Pipeline, RunResult, run_loop
+from realtime.pipeline import Pipeline
+from realtime.types import RunResult
+from realtime.types import EndReason
 from realtime.types import FramePacket
 
 log = logging.getLogger(__name__)
@@ -106,8 +108,11 @@ class _GalleryAccess:
         self._gallery.close()
 
 
-class _DoorOutputs:
-    """The per-packet callback: audit records, hook jobs, hook outcomes, the window; counts what happened."""
+class AuditSink:
+    """The door's sink: each new decision or alarm in the packet is committed to the audit log (then, for a GRANT,
+    handed to the hook); hook outcomes are logged as they come back. Counts what happened in the outcome."""
+
+    needs_display = False
 
     def __init__(self, config: Config, audit: AuditLog, hook: UnlockHook, outcome: DoorOutcome, sha: str,
                  echo: Callable[[str], None]) -> None:
@@ -119,7 +124,7 @@ class _DoorOutputs:
         self.echo = echo
         self.last_packet: FramePacket | None = None
 
-    def __call__(self, packet: FramePacket, _metrics: Metrics) -> None:
+    def write(self, packet: FramePacket, display_bgr: np.ndarray | None) -> None:
         self.last_packet = packet
         for item in packet.decisions:
             if isinstance(item, DoorAlarm) and item.new:
@@ -127,6 +132,12 @@ class _DoorOutputs:
             elif isinstance(item, DoorDecision) and item.new and item.verdict in (GRANT, DENY):
                 self.decision(packet, item)
         self.log_hook_results(self.hook.poll())
+
+    def finish(self, result: RunResult) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
     def decision(self, packet: FramePacket, d: DoorDecision) -> None:
         door = self.config.door
@@ -174,15 +185,14 @@ def run_door(config: Config, source_uri: str | None = None, show_window: bool = 
     """
     from realtime.build import build_pipeline
     from realtime.io.capture import open_source
-    from realtime.io.sinks import JsonlWriter, packet_record
 
     echo = echo or (lambda text: print(f"door: {text}", file=sys.stderr))
     door = config.door
     check_hook(door.hook_command, door.hook_url, door.hook_timeout_s)
     with AuditLog.open(door.audit) as audit:
-        outcome = DoorOutcome(RunResult(0, "error"), {}, float("nan"), "")
+        outcome = DoorOutcome(RunResult(0, EndReason.ERROR), {}, float("nan"), "")
         hook = UnlockHook(door.hook_command, door.hook_url, door.hook_timeout_s)
-        outputs = _DoorOutputs(config, audit, hook, outcome, "", echo)
+        outputs = AuditSink(config, audit, hook, outcome, "", echo)
         try:
             try:
                 threshold, text, sha = resolve_threshold(config)
@@ -204,10 +214,10 @@ def run_door(config: Config, source_uri: str | None = None, show_window: bool = 
                          model_sha256=sha, detail={"hook": hook.action or None, "rules": dataclasses.asdict(rules)})
             with pipeline:
                 outcome.result = _run(config, pipeline, rules, source, source_uri, open_source, show_window,
-                                      max_frames, out_jsonl, JsonlWriter, packet_record, outputs, now)
+                                      max_frames, out_jsonl, outputs, now)
         finally:
             outputs.log_hook_results(hook.close())
-        if outcome.result.reason == "error":
+        if outcome.result.reason == EndReason.ERROR:
             outputs.alarm("camera", f"camera/source lost: {outcome.result.error}")
             _show_alarm(config, outputs.last_packet, f"ALARM camera lost: {outcome.result.error}", show_window)
         audit.append("stop", door.door_id, f"door mode stopped ({outcome.result.reason})",
@@ -216,63 +226,50 @@ def run_door(config: Config, source_uri: str | None = None, show_window: bool = 
 
 
 def _run(config, pipeline: Pipeline, rules: DoorRules, source, source_uri, open_source, show_window, max_frames,
-         out_jsonl, JsonlWriter, packet_record, outputs: _DoorOutputs, now) -> RunResult:
-    from realtime.io.display import KEY_QUIT, Window
+         out_jsonl, outputs: AuditSink, now) -> RunResult:
+    from contextlib import ExitStack
+
+    from realtime.io.display import Window
+    from realtime.io.sinks import JsonlSink, WindowSink
     from realtime.overlay import NO_LIVENESS_NOTICE, Hud, draw_label, render
+    from realtime.session import run_session
 
-    recognizer = pipeline.find("recognize")
-    if recognizer is None:
+    if pipeline.find("recognize") is None:
         raise ModelError("door mode needs the face recognition stage; check faces.enabled and faces.recognize")
-    access = _GalleryAccess(config.faces.gallery)
-    policy = DoorPolicy(rules, recognizer.tracker.history, access, now=now)
-    door_pipeline = Pipeline([*pipeline.stages, policy])
-    source = source if source is not None else open_source(config.source, source_uri)
-    metrics = Metrics()
-    controls = Controls()
-    callbacks: list = [outputs]
-    writers: list = []
-    try:
+    with ExitStack() as stack:
+        access = _GalleryAccess(config.faces.gallery)
+        stack.callback(access.close)
+        door_pipeline = Pipeline([*pipeline.stages, DoorPolicy(rules, access, now=now)])
+        source = stack.enter_context(source if source is not None else open_source(config.source, source_uri))
+        sinks: list = [outputs]
         if out_jsonl is not None:
-            jsonl = JsonlWriter(out_jsonl)
-            writers.append(jsonl)
-            callbacks.append(lambda packet, _m: jsonl.write(packet_record(packet)))
+            sinks.append(stack.enter_context(JsonlSink(out_jsonl)))
         if show_window:
-            window = Window(f"rtv door {config.door.door_id}")
-            writers.append(window)
+            sinks.append(stack.enter_context(WindowSink(Window(f"rtv door {config.door.door_id}"))))
 
-            def show(packet: FramePacket, m: Metrics) -> None:
-                image = render(packet, Hud(fps=m.live_fps(), dropped=m.dropped), config.overlay, True)
-                if not packet.decisions:  # the notice stands even with nobody in view
-                    draw_label(image, NO_LIVENESS_NOTICE, 0, image.shape[0] - 2, (0, 190, 255),
-                               config.overlay.font_scale)
-                key = window.show(image)
-                if key in KEY_QUIT or window.closed_by_user():
-                    controls.quit = True
-            callbacks.append(show)
-        with source:
-            try:
-                result = run_loop(source, door_pipeline, metrics, callbacks, max_frames=max_frames,
-                                  controls=controls)
-            except RtvError as exc:
-                if isinstance(exc, GalleryError):
-                    outputs.alarm("gallery", str(exc))
-                else:
-                    outputs.alarm("model" if isinstance(exc, ModelError) else "error", str(exc))
-                _show_alarm(config, outputs.last_packet, f"ALARM {exc}", show_window)
-                raise
-            except Exception as exc:  # noqa: BLE001 - an inference failure is an alarm, then a ModelError
-                outputs.alarm("model", f"{type(exc).__name__}: {exc}")
-                _show_alarm(config, outputs.last_packet, f"ALARM model error: {exc}", show_window)
-                raise ModelError(f"door mode stopped: model error during a frame ({type(exc).__name__}: {exc}); "
-                                 "no GRANT was given") from exc
-        if out_jsonl is not None:
-            jsonl.write({"end": {"frames": result.frames, "reason": result.reason, "error": result.error}})
-        outputs.outcome.summary = metrics.summary()
-        return result
-    finally:
-        for writer in writers:
-            writer.close()
-        access.close()
+        def render_door(packet: FramePacket, show_overlays: bool) -> np.ndarray:
+            image = render(packet, Hud(), config.overlay, True)
+            if not packet.decisions:  # the notice stands even with nobody in view
+                draw_label(image, NO_LIVENESS_NOTICE, 0, image.shape[0] - 2, (0, 190, 255),
+                           config.overlay.font_scale)
+            return image
+
+        try:
+            run = run_session(source, door_pipeline, sinks, config.overlay, max_frames, render=render_door)
+        except RtvError as exc:
+            if isinstance(exc, GalleryError):
+                outputs.alarm("gallery", str(exc))
+            else:
+                outputs.alarm("model" if isinstance(exc, ModelError) else "error", str(exc))
+            _show_alarm(config, outputs.last_packet, f"ALARM {exc}", show_window)
+            raise
+        except Exception as exc:  # noqa: BLE001 - an inference failure is an alarm, then a ModelError
+            outputs.alarm("model", f"{type(exc).__name__}: {exc}")
+            _show_alarm(config, outputs.last_packet, f"ALARM model error: {exc}", show_window)
+            raise ModelError(f"door mode stopped: model error during a frame ({type(exc).__name__}: {exc}); "
+                             "no GRANT was given") from exc
+        outputs.outcome.summary = run.summary
+        return run.result
 
 
 def _show_alarm(config: Config, packet: FramePacket | None, text: str, show_window: bool) -> None:

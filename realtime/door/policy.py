@@ -1,10 +1,11 @@
 """Door decisions over a face track: quality gates per frame, votes, majority, cooldowns, access windows.
 
-Never from one frame. The recognition stage ("recognize") embeds a tracked face and records each result in the
-tracker's history ``(frame_index, identity, distance, second_distance)``; ``identity`` is already subject to the
-door's match threshold and margin (door mode builds the recogniser with them). :class:`DoorPolicy` keeps, per
-track, which frames passed the quality gates (size, sharpness, roughly frontal from the 5 landmarks), and counts
-as *votes* only the history entries of good frames since the track's last decision. Then :func:`decide_votes`:
+Never from one frame. The recognition stage ("recognize") embeds tracked faces and says so in the packet
+(``faces.embedded``, with ``identities``, ``distances`` and ``second_distances`` of that embedding); ``identity`` is
+already subject to the door's match threshold and margin (door mode builds the recogniser with them).
+:class:`DoorPolicy` reads only the packet: per track, an embedding on a frame that passed the quality gates (size,
+sharpness, roughly frontal from the 5 landmarks) is a *vote*; votes since the track's last decision count. Then
+:func:`decide_votes`:
 
 - fewer than ``min_frames`` votes: wait ("hold still");
 - one enrolled person named in at least ``majority`` of the last ``window_frames`` votes: that person is
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Mapping, Sequence
@@ -30,12 +31,11 @@ from typing import Any, Callable, Mapping, Sequence
 import cv2
 import numpy as np
 
+from realtime.door.events import DENY, GRANT, WAIT, DoorAlarm, DoorDecision
 from realtime.errors import ConfigError, RtvError
-from realtime.gallery.store import schedule_allows
+from realtime.gallery.schedule import schedule_allows
 from realtime.types import FramePacket
 
-GRANT, DENY, WAIT = "GRANT", "DENY", "WAIT"
-LIVENESS = "none"
 SHARPNESS_SIZE = 96
 
 
@@ -200,56 +200,11 @@ class Access:
     schedule: Sequence[Mapping[str, str]] | None = None
 
 
-@dataclass(frozen=True)
-class DoorDecision:
-    """A decision drawn on a face (and, when ``new``, written to the audit log and given to the hook).
-
-    ``verdict``: GRANT, DENY or WAIT. ``box_xyxy``: the face box in source pixels. ``new``: decided on this frame
-    (False: a decision still shown during its cooldown, or a WAIT).
-    """
-
-    verdict: str
-    track_id: int
-    person: str | None
-    reason: str
-    box_xyxy: tuple[float, float, float, float]
-    distance: float = math.nan
-    margin: float = math.nan
-    frames_used: int = 0
-    frames_agreeing: int = 0
-    threshold: float = math.nan
-    frame_index: int = -1
-    new: bool = False
-    liveness: str = LIVENESS
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": "decision", "verdict": self.verdict, "track": self.track_id, "person": self.person,
-                "reason": self.reason, "box": [round(float(v), 2) for v in self.box_xyxy],
-                "distance": _num(self.distance), "margin": _num(self.margin), "frames_used": self.frames_used,
-                "frames_agreeing": self.frames_agreeing, "threshold": _num(self.threshold), "new": self.new,
-                "liveness": self.liveness}
-
-
-@dataclass(frozen=True)
-class DoorAlarm:
-    """A fail-secure event (camera lost, model error, gallery unreadable): never a GRANT while it stands."""
-
-    kind: str
-    reason: str
-    frame_index: int = -1
-    new: bool = True
-    verdict: str = "ALARM"
-    liveness: str = LIVENESS
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": "alarm", "kind": self.kind, "reason": self.reason, "new": self.new}
-
-
 class _TrackState:
-    __slots__ = ("good", "since", "blocked_until", "shown", "last_seen")
+    __slots__ = ("votes", "since", "blocked_until", "shown", "last_seen")
 
-    def __init__(self) -> None:
-        self.good: dict[int, bool] = {}
+    def __init__(self, max_votes: int) -> None:
+        self.votes: deque[Vote] = deque(maxlen=max_votes)
         self.since = -1
         self.blocked_until = -math.inf
         self.shown: DoorDecision | None = None
@@ -259,18 +214,16 @@ class _TrackState:
 class DoorPolicy:
     """Stage "door", placed after "recognize": one :class:`DoorDecision` per face in ``packet.decisions``.
 
-    ``history(track_id)``: the recogniser's results for a track, oldest first, as ``(frame_index, identity,
-    distance)`` (``FaceTracker.history``). ``access(name) -> Access``: read from the gallery at decision time; a
+    Everything it needs comes in the packet (see the module doc). ``access(name) -> Access``: read from the gallery at decision time; a
     :class:`RtvError` there gives a :class:`DoorAlarm` and a DENY. ``now()``: local wall-clock time for schedules.
     """
 
     name = "door"
     FORGET_AFTER_FRAMES = 300
 
-    def __init__(self, rules: DoorRules, history: Callable[[int], Sequence[Any]],
-                 access: Callable[[str], Access], now: Callable[[], datetime] = datetime.now) -> None:
+    def __init__(self, rules: DoorRules, access: Callable[[str], Access],
+                 now: Callable[[], datetime] = datetime.now) -> None:
         self.rules = rules
-        self._history = history
         self._access = access
         self._now = now
         self._tracks: dict[int, _TrackState] = {}
@@ -286,13 +239,14 @@ class DoorPolicy:
             if track_id < 0:
                 out.append(DoorDecision(WAIT, -1, None, "not tracked", box, frame_index=packet.index))
                 continue
-            state = self._tracks.setdefault(track_id, _TrackState())
+            state = self._tracks.get(track_id)
+            if state is None:
+                state = self._tracks[track_id] = _TrackState(2 * self.rules.window_frames)
             state.last_seen = packet.index
             quality = face_quality(packet.frame_bgr, faces.boxes_xyxy[i], faces.landmarks5[i], self.rules)
-            state.good[packet.index] = quality.ok
-            if len(state.good) > 4 * self.rules.window_frames:
-                for key in sorted(state.good)[:len(state.good) - 2 * self.rules.window_frames]:
-                    del state.good[key]
+            if quality.ok and len(faces.embedded) and faces.embedded[i]:
+                state.votes.append(Vote(packet.index, faces.identities[i], float(faces.distances[i]),
+                                        float(faces.second_distances[i])))
             if t < state.blocked_until and state.shown is not None:
                 out.append(dataclasses.replace(state.shown, box_xyxy=box, new=False, frame_index=packet.index))
                 continue
@@ -303,8 +257,7 @@ class DoorPolicy:
     def _decide(self, packet: FramePacket, track_id: int, state: _TrackState, box: tuple[float, ...],
                 quality: FaceQuality, t: float) -> list[Any]:
         rules = self.rules
-        votes = [Vote(int(h[0]), h[1], float(h[2]), h[3] if len(h) > 3 else None) for h in self._history(track_id)
-                 if int(h[0]) > state.since and state.good.get(int(h[0]), False)]
+        votes = [v for v in state.votes if v.frame_index > state.since]
         verdict = decide_votes(votes, rules)
         common = dict(track_id=track_id, box_xyxy=box, distance=verdict.distance, frames_used=verdict.used,
                       frames_agreeing=verdict.agreeing, threshold=rules.match_threshold, frame_index=packet.index)
@@ -350,5 +303,3 @@ class DoorPolicy:
         self._tracks.clear()
 
 
-def _num(value: float) -> float | None:
-    return None if value is None or not math.isfinite(value) else round(float(value), 4)

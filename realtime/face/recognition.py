@@ -46,6 +46,8 @@ class FaceRecognition:
         n = len(faces)
         identities: list[str | None] = [None] * n
         distances = np.full(n, np.nan, dtype=np.float32)
+        seconds = np.full(n, np.nan, dtype=np.float32)
+        embedded = np.zeros(n, dtype=bool)
         new: list[int] = []
         due: list[int] = []
         for i in range(n):
@@ -67,9 +69,10 @@ class FaceRecognition:
                                                self.match_threshold, self.match_margin)
             self.embedded += int(todo.size)
             for k, i in enumerate(todo):
-                identities[i], distances[i] = names[k], best[k]
+                identities[i], distances[i], seconds[i], embedded[i] = names[k], best[k], second[k], True
                 self.tracker.remember(int(update.track_ids[i]), names[k], float(best[k]), float(second[k]))
         faces = dataclasses.replace(faces, identities=tuple(identities), distances=distances,
+                                    second_distances=seconds, embedded=embedded,
                                     track_ids=update.track_ids.astype(np.int64))
         return dataclasses.replace(packet, faces=faces)
 

@@ -10,10 +10,6 @@ import numpy as np
 
 from realtime.errors import SinkError
 
-KEY_QUIT = (ord("q"), 27)
-KEY_PAUSE = ord(" ")
-KEY_OVERLAYS = ord("o")
-KEY_STYLE = ord("s")
 
 
 class Window:

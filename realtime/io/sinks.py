@@ -1,7 +1,11 @@
-"""Outputs: an H.264 MP4 writer (PyAV + libx264) and a JSON Lines sidecar. Context managers; ``close()`` twice is safe.
+"""Where packets go: the :class:`Sink` protocol and the sinks for the MP4, the JSONL sidecar, the window, the
+progress bar and the metrics (door mode adds its audit sink in ``realtime.door.mode``).
 
-Both write to ``<name>.partial`` and rename on close, so a crash never leaves a half file under the final name
-(an interrupted run still finalises: ``close()`` is called from ``finally``).
+The run loop renders the overlay once per frame and hands every sink the packet and that one image
+(``display_bgr``; ``None`` when no sink asked for it). The writers underneath (:class:`Mp4Writer`,
+:class:`JsonlWriter`) write ``<name>.partial`` and rename on close, so a crash never leaves a half file under the
+final name; an interrupted run still finalises (the loop's owner closes every sink in ``finally``). ``close()``
+twice is safe everywhere.
 """
 
 from __future__ import annotations
@@ -10,12 +14,15 @@ import json
 import os
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import numpy as np
 
 from realtime.errors import SinkError
-from realtime.types import FramePacket
+from realtime.types import FramePacket, RunResult
+
+if TYPE_CHECKING:
+    from realtime.metrics import Metrics
 
 
 def _partial(path: Path) -> Path:
@@ -100,6 +107,8 @@ def packet_record(packet: FramePacket, extra: dict[str, Any] | None = None) -> d
     }
     if packet.decisions:
         record["decisions"] = [d.to_json() if hasattr(d, "to_json") else d for d in packet.decisions]
+    if packet.style:
+        record["style"] = dict(packet.style)
     if packet.timings_ms:
         record["ms"] = {k: round(v, 2) for k, v in packet.timings_ms.items()}
     if extra:
@@ -139,3 +148,134 @@ class JsonlWriter:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class Sink(Protocol):
+    """Receives every processed packet. ``needs_display``: the loop renders the overlay image for it.
+
+    ``write(packet, display_bgr)``: one frame (``display_bgr`` is the rendered view, or None when no sink needs
+    it; never modify it). ``finish(result)``: the run ended this way (the JSONL writes its end line). ``close()``:
+    finalise; safe twice.
+    """
+
+    needs_display: bool
+
+    def write(self, packet: FramePacket, display_bgr: np.ndarray | None) -> None: ...
+
+    def finish(self, result: RunResult) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _SinkBase:
+    needs_display = False
+
+    def finish(self, result: RunResult) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class Mp4Sink(_SinkBase):
+    """The annotated view as H.264 (see :class:`Mp4Writer`)."""
+
+    needs_display = True
+
+    def __init__(self, path: Path | str, fps: float, crf: int = 23, preset: str = "veryfast"):
+        self.writer = Mp4Writer(path, fps=fps, crf=crf, preset=preset)
+
+    def write(self, packet: FramePacket, display_bgr: np.ndarray | None) -> None:
+        self.writer.write(display_bgr if display_bgr is not None else packet.frame_bgr)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def end_record(result: RunResult) -> dict[str, Any]:
+    """The JSONL's last line: how the run ended and whether every frame the source announced was processed."""
+    complete = result.reason == "end" and (not result.expected_frames or result.frames >= result.expected_frames)
+    return {"end": {"frames": result.frames, "expected_frames": result.expected_frames or None,
+                    "reason": str(result.reason), "complete": complete, "error": result.error}}
+
+
+class JsonlSink(_SinkBase):
+    """One :func:`packet_record` per frame, then :func:`end_record` when the run finishes."""
+
+    def __init__(self, path: Path | str, record: Callable[[FramePacket], dict[str, Any]] = packet_record):
+        self.writer = JsonlWriter(path)
+        self._record = record
+
+    def write(self, packet: FramePacket, display_bgr: np.ndarray | None) -> None:
+        self.writer.write(self._record(packet))
+
+    def finish(self, result: RunResult) -> None:
+        self.writer.write(end_record(result))
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class ProgressSink(_SinkBase):
+    """A tqdm bar: one tick per frame (``total`` frames when known)."""
+
+    def __init__(self, total: int | None, desc: str):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, unit="frame", desc=desc, dynamic_ncols=True, leave=True)
+
+    def write(self, packet: FramePacket, display_bgr: np.ndarray | None) -> None:
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class MetricsSink(_SinkBase):
+    """Records each frame's stage times and its capture-to-output latency (the loop adds it last)."""
+
+    def __init__(self, metrics: "Metrics", source_stats: Any = None):
+        self.metrics = metrics
+        self.source_stats = source_stats
+
+    def write(self, packet: FramePacket, display_bgr: np.ndarray | None) -> None:
+        if self.source_stats is not None:
+            self.metrics.dropped = self.source_stats.dropped
+            self.metrics.reconnects = self.source_stats.reconnects
+        self.metrics.record(packet.timings_ms, packet.t_capture)
+
+    def finish(self, result: RunResult) -> None:
+        if self.source_stats is not None:
+            self.metrics.dropped = self.source_stats.dropped
+            self.metrics.reconnects = self.source_stats.reconnects
+
+    def close(self) -> None:
+        pass
+
+
+class WindowSink(_SinkBase):
+    """Shows the rendered view in a window (``realtime.io.display.Window`` or anything with ``show``,
+    ``wait_key``, ``closed_by_user``, ``close``) and keeps the last key for the loop's key controller."""
+
+    needs_display = True
+
+    def __init__(self, window: Any):
+        self.window = window
+        self.last_key = -1
+
+    def write(self, packet: FramePacket, display_bgr: np.ndarray | None) -> None:
+        self.last_key = self.window.show(display_bgr if display_bgr is not None else packet.frame_bgr)
+
+    def take_key(self) -> int:
+        """The key pressed with the last frame (-1/255: none); a closed window reads as quit."""
+        key, self.last_key = self.last_key, -1
+        return ord("q") if self.window.closed_by_user() else key
+
+    def wait_key(self, wait_ms: int) -> int:
+        return ord("q") if self.window.closed_by_user() else self.window.wait_key(wait_ms)
+
+    def close(self) -> None:
+        self.window.close()

@@ -267,9 +267,8 @@ class StyleTransfer:
         rest = latency if self._last_end is None else min(latency, max(0.0, (t_start - self._last_end) * 1000.0))
         self._last_end = t_end
         self._adapt((t_end - t_start) * 1000.0, rest)
-        extras = dict(packet.extras)
-        extras["style"] = {"name": self.style.name, "width": size[0], "height": size[1]}
-        return replace(packet, styled_bgr=out, extras=extras)
+        return replace(packet, styled_bgr=out,
+                       style={"name": self.style.name, "width": size[0], "height": size[1]})
 
     def _adapt(self, style_ms: float, rest_ms: float) -> None:
         a = 0.3

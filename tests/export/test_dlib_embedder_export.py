@@ -107,17 +107,3 @@ def test_parity_failure_raises_and_leaves_no_file(dat_path, tmp_path, monkeypatc
     with pytest.raises(ExportError, match="face chip 3"):
         export_dlib_embedder(dat_path, tmp_path / "out.onnx", shifted)
     assert not list(tmp_path.glob("*.onnx"))
-
-
-def test_register_adds_a_command_that_exports(dat_path, tmp_path, capsys):
-    import argparse
-
-    from export.dlib_embedder import register
-
-    parser = argparse.ArgumentParser()
-    register(parser.add_subparsers())
-    args = parser.parse_args(["export-dlib-embedder", "--dat", str(dat_path), "--out", str(tmp_path / "m.onnx")])
-    torch.set_num_threads(1)
-    assert args.func(args) == 0
-    assert (tmp_path / "m.onnx").is_file() and (tmp_path / "MANIFEST.json").is_file()
-    assert "torch_vs_onnx_max_distance_batch1" in capsys.readouterr().out

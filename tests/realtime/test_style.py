@@ -110,7 +110,7 @@ def test_stage_paints_at_frame_size_without_touching_the_frame(tmp_path, frame_f
     assert out.styled_bgr.shape == frame.shape and out.styled_bgr.dtype == np.uint8
     # 1 - x at half size, scaled back: close to 255 - frame away from sharp edges
     assert np.abs(out.styled_bgr.astype(int) - (255 - frame.astype(int))).mean() < 8
-    assert out.extras["style"] == {"name": "invert", "width": 160, "height": 120}
+    assert out.style == {"name": "invert", "width": 160, "height": 120}
     stage.close()
     stage.close()
 

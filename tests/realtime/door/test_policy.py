@@ -11,7 +11,7 @@ import pytest
 from realtime.door.policy import (DENY, GRANT, WAIT, Access, DoorAlarm, DoorPolicy, DoorRules, Vote, decide_votes,
                                   face_quality, landmark_pose)
 from realtime.errors import ConfigError, GalleryError
-from realtime.face.track import HistoryEntry
+
 from realtime.types import Faces, FramePacket
 
 FRONTAL = np.array([[40, 40], [80, 40], [60, 60], [45, 80], [75, 80]], np.float32)
@@ -91,16 +91,13 @@ def test_rules_reject_bad_values_naming_the_key(bad):
 
 
 class FakeHistory:
-    """Stands in for ``FaceTracker.history``: per-track list of (frame, identity, distance)."""
+    """What the recogniser embedded per (track, frame); the packets carry it (faces.embedded and friends)."""
 
     def __init__(self):
-        self.entries: dict[int, list[HistoryEntry]] = {}
+        self.entries: dict[tuple[int, int], tuple[str | None, float]] = {}
 
     def add(self, track, frame, identity, distance):
-        self.entries.setdefault(track, []).append(HistoryEntry(frame, identity, distance))
-
-    def __call__(self, track):
-        return tuple(self.entries.get(track, ()))
+        self.entries[(track, frame)] = (identity, distance)
 
 
 SHARP = np.random.default_rng(1).integers(0, 255, (240, 320, 3), dtype=np.uint8)
@@ -108,10 +105,15 @@ BOX = np.array([[100, 50, 200, 150]], np.float32)
 LANDMARKS = (FRONTAL + [90, 40])[None]
 
 
-def _packet(index, t, track, frame=SHARP):
+def _packet(index, t, track, frame=SHARP, history=None):
+    identity, distance = (None, np.nan)
+    embedded = False
+    if history is not None and (track, index) in history.entries:
+        (identity, distance), embedded = history.entries[(track, index)], True
     faces = Faces(boxes_xyxy=BOX, scores=np.ones(1, np.float32), landmarks5=LANDMARKS.astype(np.float32),
-                  identities=(None,), distances=np.full(1, np.nan, np.float32),
-                  track_ids=np.array([track], np.int64))
+                  identities=(identity,), distances=np.full(1, distance, np.float32),
+                  second_distances=np.full(1, np.inf if embedded else np.nan, np.float32),
+                  embedded=np.array([embedded]), track_ids=np.array([track], np.int64))
     return FramePacket(index=index, t_capture=t, t_source=t, frame_bgr=frame, faces=faces)
 
 
@@ -120,14 +122,14 @@ def _run(policy, history, frames, track=1, name="ann", dist=0.3, t0=0.0, start=0
     for k in range(frames):
         i = start + k
         history.add(track, i, name, dist)
-        out.append(policy(_packet(i, t0 + 0.1 * k, track)).decisions[0])
+        out.append(policy(_packet(i, t0 + 0.1 * k, track, history=history)).decisions[0])
     return out
 
 
 def test_policy_grants_after_min_frames_then_holds_for_the_cooldowns():
     history = FakeHistory()
     rules = DoorRules(min_frames=3, window_frames=5, cooldown_s=10.0, track_cooldown_s=2.0)
-    policy = DoorPolicy(rules, history, lambda name: Access(True), now=lambda: datetime(2025, 1, 8, 12))
+    policy = DoorPolicy(rules, lambda name: Access(True), now=lambda: datetime(2025, 1, 8, 12))
     first = _run(policy, history, 6)
     assert [d.verdict for d in first] == [WAIT, WAIT, GRANT, GRANT, GRANT, GRANT]
     assert [d.new for d in first] == [False, False, True, False, False, False]
@@ -142,23 +144,23 @@ def test_policy_grants_after_min_frames_then_holds_for_the_cooldowns():
 
 def test_policy_never_decides_on_blurred_frames():
     history = FakeHistory()
-    policy = DoorPolicy(DoorRules(min_frames=3, window_frames=5), history, lambda name: Access(True))
+    policy = DoorPolicy(DoorRules(min_frames=3, window_frames=5), lambda name: Access(True))
     flat = np.full_like(SHARP, 90)
     for i in range(8):
         history.add(1, i, "ann", 0.3)
-        d = policy(_packet(i, 0.1 * i, 1, frame=flat)).decisions[0]
+        d = policy(_packet(i, 0.1 * i, 1, frame=flat, history=history)).decisions[0]
         assert d.verdict == WAIT and d.reason.startswith("hold still")
 
 
 def test_policy_denies_outside_window_and_not_allowed():
     history = FakeHistory()
     window = [{"days": "mon-fri", "start": "07:00", "end": "20:00"}]
-    sunday = DoorPolicy(DoorRules(min_frames=3, window_frames=5), history, lambda n: Access(True, window),
+    sunday = DoorPolicy(DoorRules(min_frames=3, window_frames=5), lambda n: Access(True, window),
                         now=lambda: datetime(2025, 1, 12, 12))
     d = _run(sunday, history, 3)[-1]
     assert (d.verdict, d.person, d.reason, d.new) == (DENY, "ann", "outside time window", True)
     history2 = FakeHistory()
-    barred = DoorPolicy(DoorRules(min_frames=3, window_frames=5), history2, lambda n: Access(False))
+    barred = DoorPolicy(DoorRules(min_frames=3, window_frames=5), lambda n: Access(False))
     assert _run(barred, history2, 3)[-1].reason == "not allowed"
 
 
@@ -168,10 +170,10 @@ def test_policy_fails_secure_when_the_gallery_cannot_be_read():
     def broken(name):
         raise GalleryError("gallery is locked")
 
-    policy = DoorPolicy(DoorRules(min_frames=3, window_frames=5), history, broken)
+    policy = DoorPolicy(DoorRules(min_frames=3, window_frames=5), broken)
     for i in range(3):
         history.add(1, i, "ann", 0.3)
-        decisions = policy(_packet(i, 0.1 * i, 1)).decisions
+        decisions = policy(_packet(i, 0.1 * i, 1, history=history)).decisions
     assert decisions[0].verdict == DENY and decisions[0].reason == "gallery unreadable"
     assert isinstance(decisions[1], DoorAlarm) and "locked" in decisions[1].reason
     assert decisions[1].to_json()["type"] == "alarm"

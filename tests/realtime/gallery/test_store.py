@@ -17,8 +17,8 @@ import pytest
 
 from realtime.errors import GalleryError
 from realtime.gallery import store as gallery_module
-from realtime.gallery.store import (APPLICATION_ID, SCHEMA_VERSION, Gallery, parse_days, schedule_allows,
-                                   validate_schedule)
+from realtime.gallery.schedule import parse_days, schedule_allows, validate_schedule
+from realtime.gallery.store import APPLICATION_ID, SCHEMA_VERSION, Gallery
 
 REPO = Path(__file__).resolve().parents[3]
 SHA = "ab" * 32

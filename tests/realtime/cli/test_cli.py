@@ -147,7 +147,17 @@ def test_serving_never_imports_torch():
     import subprocess
     import sys
 
-    code = ("import sys, realtime.cli.main, realtime.app, realtime.build, realtime.face.recognition, realtime.gallery.store, "
+    code = ("import sys, realtime.cli.main, realtime.session, realtime.build, realtime.face.recognition, realtime.gallery.store, "
             "realtime.cli.faces; realtime.cli.main.build_parser(); print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_doctor_reports_no_remote_provider_as_usable():
+    from realtime.cli.doctor import usable_providers
+    from realtime.config import ZOO_DIR
+
+    import onnxruntime as ort
+
+    usable = usable_providers(ort.get_available_providers(), ZOO_DIR / "style_teacher26_19.onnx")
+    assert "CPUExecutionProvider" in usable and "AzureExecutionProvider" not in usable

@@ -1,0 +1,70 @@
+"""What door mode decides, as typed values: a verdict per face (:class:`DoorDecision`) and fail-secure alarms
+(:class:`DoorAlarm`). They travel in ``FramePacket.decisions``; the overlay draws them, the audit sink logs them."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+LIVENESS = "none"
+
+
+class DoorVerdict(StrEnum):
+    GRANT = "GRANT"
+    DENY = "DENY"
+    WAIT = "WAIT"
+    ALARM = "ALARM"
+
+
+GRANT, DENY, WAIT = DoorVerdict.GRANT, DoorVerdict.DENY, DoorVerdict.WAIT
+
+
+@dataclass(frozen=True)
+class DoorDecision:
+    """A decision drawn on a face (and, when ``new``, written to the audit log and given to the hook).
+
+    ``verdict``: GRANT, DENY or WAIT. ``box_xyxy``: the face box in source pixels. ``new``: decided on this frame
+    (False: a decision still shown during its cooldown, or a WAIT).
+    """
+
+    verdict: DoorVerdict
+    track_id: int
+    person: str | None
+    reason: str
+    box_xyxy: tuple[float, float, float, float]
+    distance: float = math.nan
+    margin: float = math.nan
+    frames_used: int = 0
+    frames_agreeing: int = 0
+    threshold: float = math.nan
+    frame_index: int = -1
+    new: bool = False
+    liveness: str = LIVENESS
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "decision", "verdict": self.verdict, "track": self.track_id, "person": self.person,
+                "reason": self.reason, "box": [round(float(v), 2) for v in self.box_xyxy],
+                "distance": _num(self.distance), "margin": _num(self.margin), "frames_used": self.frames_used,
+                "frames_agreeing": self.frames_agreeing, "threshold": _num(self.threshold), "new": self.new,
+                "liveness": self.liveness}
+
+
+@dataclass(frozen=True)
+class DoorAlarm:
+    """A fail-secure event (camera lost, model error, gallery unreadable): never a GRANT while it stands."""
+
+    kind: str
+    reason: str
+    frame_index: int = -1
+    new: bool = True
+    verdict: DoorVerdict = DoorVerdict.ALARM
+    liveness: str = LIVENESS
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "alarm", "kind": self.kind, "reason": self.reason, "new": self.new}
+
+
+def _num(value: float) -> float | None:
+    return None if value is None or not math.isfinite(value) else round(float(value), 4)

@@ -1,0 +1,120 @@
+"""Live keys through the run loop's key controller and a window sink, with a scripted fake window."""
+
+import numpy as np
+
+from realtime.controls import Controls, KeyController
+from realtime.io.sinks import WindowSink
+from realtime.pipeline import Pipeline, run_loop
+from realtime.types import EndReason, FramePacket
+
+
+class FakeWindow:
+    def __init__(self, keys):
+        self.keys = list(keys)
+        self.shown = []
+
+    def show(self, image, wait_ms=1):
+        self.shown.append(image)
+        return self.keys.pop(0) if self.keys else 255
+
+    def wait_key(self, wait_ms=30):
+        return self.keys.pop(0) if self.keys else 255
+
+    def closed_by_user(self):
+        return False
+
+    def close(self):
+        pass
+
+
+class Style:
+    name = "style"
+
+    def __init__(self):
+        self.cycled = 0
+
+    def __call__(self, packet):
+        return packet
+
+    def cycle(self):
+        self.cycled += 1
+
+    def close(self):
+        pass
+
+
+class Stats:
+    dropped = 0
+    reconnects = 0
+
+
+class FakeSource:
+    reader = None
+    stats = Stats()
+
+    def __init__(self, n):
+        self.n = n
+        self.i = 0
+
+    def next_packet(self):
+        if self.i >= self.n:
+            return None
+        self.i += 1
+        return FramePacket(index=self.i - 1, t_capture=0.0, t_source=0.0, frame_bgr=np.zeros((8, 8, 3), np.uint8))
+
+
+def test_keys_toggle_overlays_cycle_style_pause_and_quit():
+    style = Style()
+    controls = Controls()
+    seen = []
+    window = FakeWindow([ord("o"), ord("s"), ord(" "), 255, 255, ord(" "), ord("q")])
+
+    def render(packet, overlays):
+        seen.append(overlays)
+        return packet.frame_bgr
+
+    result = run_loop(FakeSource(10), Pipeline([style]), [WindowSink(window)], render,
+                      KeyController(controls, style.cycle))
+    # 'o' after frame 0 turns overlays off for frame 1; 's' cycles; space pauses through two idle keys and
+    # resumes on the next space; 'q' quits after frame 3.
+    assert seen == [True, False, False, False]
+    assert style.cycled == 1
+    assert result.reason == EndReason.QUIT and result.frames == 4
+    assert controls.paused is False
+
+
+def test_escape_quits_even_while_paused():
+    controls = Controls()
+    window = FakeWindow([ord(" "), 255, 27])
+    result = run_loop(FakeSource(5), Pipeline([]), [WindowSink(window)], lambda p, o: p.frame_bgr,
+                      KeyController(controls))
+    assert controls.quit is True and result.frames == 1
+
+
+def test_render_happens_once_per_frame_for_several_display_sinks():
+    calls = []
+    a, b = FakeWindow([]), FakeWindow([])
+
+    def render(packet, overlays):
+        calls.append(packet.index)
+        return np.ones((8, 8, 3), np.uint8)
+
+    run_loop(FakeSource(3), Pipeline([]), [WindowSink(a), WindowSink(b)], render)
+    assert calls == [0, 1, 2]
+    assert all(x is y for x, y in zip(a.shown, b.shown))
+
+
+def test_no_render_without_a_display_sink():
+    class Null:
+        needs_display = False
+
+        def write(self, packet, display):
+            assert display is None
+
+        def finish(self, result):
+            pass
+
+        def close(self):
+            pass
+
+    run_loop(FakeSource(3), Pipeline([]), [Null()], lambda p, o: (_ for _ in ()).throw(AssertionError("rendered")))

@@ -61,7 +61,7 @@ class _Counted:
 
 def annotate_input(config: Config, job: Job, pipeline, on_frame: Callable[[], None] | None):
     """The one call into the library's annotate path (adapt here if its signature changes)."""
-    from realtime.app import annotate
+    from realtime.session import annotate
 
     counted = _Counted(pipeline, on_frame) if on_frame is not None else pipeline
     return annotate(config, job.input, Path(job.mp4), Path(job.jsonl), progress=False, pipeline=counted)

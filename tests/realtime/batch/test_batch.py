@@ -22,7 +22,7 @@ def ledger(out: Path) -> dict[str, dict]:
 
 
 def test_outputs_and_ledger(tmp_path, clip_dir, fast_config):
-    from realtime.app import annotate
+    from realtime.session import annotate
 
     out = tmp_path / "out"
     missing = tmp_path / "missing.mp4"

@@ -38,7 +38,7 @@ def test_worker_config_sizes_threads():
 
 @pytest.mark.skipif(not HAS_FACE_MODELS, reason="face models are not in realtime/zoo")
 def test_each_input_starts_with_fresh_tracks(tmp_path):
-    from realtime.app import annotate
+    from realtime.session import annotate
 
     config = load_config(None, ["detector.enabled=false", f"faces.gallery={tmp_path / 'none.sqlite'}",
                                 "faces.detect_width=256"])

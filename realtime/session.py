@@ -64,7 +64,8 @@ def file_sinks(stack: ExitStack, config: Config, fps: float, out_mp4: Path | Non
     sinks: list[Sink] = []
     if out_mp4 is not None:
         sinks.append(stack.enter_context(Mp4Sink(out_mp4, fps=fps, crf=config.output.crf,
-                                                 preset=config.output.preset)))
+                                                 preset=config.output.preset,
+                                                 threads=config.output.encode_threads)))
     if out_jsonl is not None:
         sinks.append(stack.enter_context(JsonlSink(out_jsonl)))
     return sinks

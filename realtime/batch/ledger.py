@@ -47,8 +47,9 @@ def config_fingerprint(config: Config) -> str:
 
     data = config.to_dict()
     data.pop("door", None)
-    for key in ("uri", "policy", "pace"):
+    for key in ("uri", "policy", "pace", "decode_threads"):
         data["source"].pop(key, None)
+    data["output"].pop("encode_threads", None)
     for key in ("intra_op_threads", "inter_op_threads", "opencv_threads"):
         data["runtime"].pop(key, None)
     files: dict[str, str] = {}

@@ -36,11 +36,13 @@ class Abandon(KeyboardInterrupt):
 
 
 def worker_config(config: Config, threads: int) -> Config:
-    """``config`` with ONNX Runtime and OpenCV sized for one of several workers: ``threads`` intra-op threads,
-    one inter-op thread, one OpenCV thread (workers x threads <= cores)."""
-    runtime = dataclasses.replace(config.runtime, intra_op_threads=max(1, int(threads)), inter_op_threads=1,
-                                  opencv_threads=1)
-    return dataclasses.replace(config, runtime=runtime)
+    """``config`` sized for one of several workers (workers x threads <= cores): ``threads`` ONNX Runtime intra-op
+    threads, as many FFmpeg decoder and libx264 encoder threads, one inter-op and one OpenCV thread."""
+    threads = max(1, int(threads))
+    runtime = dataclasses.replace(config.runtime, intra_op_threads=threads, inter_op_threads=1, opencv_threads=1)
+    return dataclasses.replace(config, runtime=runtime,
+                               source=dataclasses.replace(config.source, decode_threads=threads),
+                               output=dataclasses.replace(config.output, encode_threads=threads))
 
 
 class _Counted:

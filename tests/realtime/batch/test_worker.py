@@ -34,6 +34,7 @@ def test_worker_config_sizes_threads():
     config = worker_config(load_config(None, []), 3)
     assert (config.runtime.intra_op_threads, config.runtime.inter_op_threads, config.runtime.opencv_threads) == (
         3, 1, 1)
+    assert config.source.decode_threads == 3 and config.output.encode_threads == 3
 
 
 @pytest.mark.skipif(not HAS_FACE_MODELS, reason="face models are not in realtime/zoo")

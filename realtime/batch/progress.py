@@ -32,6 +32,7 @@ class ProgressBar(Reporter):
         self._bar = None
         self._inputs = 0
         self._finished = 0
+        self._started: set[str] = set()
 
     def begin(self, inputs: int, to_run: int, frames: int) -> None:
         self._inputs = inputs
@@ -47,7 +48,7 @@ class ProgressBar(Reporter):
             self._bar.set_postfix_str(f"{self._finished}/{self._inputs} inputs", refresh=True)
 
     def started(self, job: Job, worker: Any) -> None:
-        pass
+        self._started.add(job.name)
 
     def frames(self, n: int) -> None:
         if self._bar is not None:
@@ -55,6 +56,9 @@ class ProgressBar(Reporter):
 
     def finished(self, record: dict[str, Any]) -> None:
         self._finished += 1
+        short = (record.get("expected_frames") or 0) - record["frames"]
+        if self._bar is not None and self._bar.total and record["name"] in self._started and short > 0:
+            self._bar.total -= short  # an input that ended early: keep the ETA honest
         self.note(format_record(record))
         self._postfix()
 

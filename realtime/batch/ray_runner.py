@@ -80,7 +80,12 @@ def _actor_class(ray):
                 os.environ[var] = str(threads)
             from realtime.batch.worker import BatchWorker
 
-            self._worker = BatchWorker(config, threads)
+            self._worker = None
+            self._error: RtvError | None = None
+            try:
+                self._worker = BatchWorker(config, threads)
+            except RtvError as exc:  # a typed error goes back to the driver as a value (see ready)
+                self._error = exc
             self._frames = 0
             self._abandon = threading.Event()
 
@@ -92,11 +97,13 @@ def _actor_class(ray):
                 raise Abandon
 
         def process(self, job: Job) -> dict:
+            if self._worker is None:
+                raise self._error
             return self._worker.process(job, self._on_frame)
 
         @ray.method(concurrency_group="control")
-        def ready(self) -> int:
-            return os.getpid()
+        def ready(self) -> tuple[int, RtvError | None]:
+            return os.getpid(), self._error
 
         @ray.method(concurrency_group="control")
         def frames(self) -> int:
@@ -140,9 +147,13 @@ class RayPool:
                   for _ in range(min(self.workers, len(pending)))]
         try:
             try:
-                self.pids = ray.get([a.ready.remote() for a in actors])
+                ready = ray.get([a.ready.remote() for a in actors])
             except ray.exceptions.RayError as exc:
                 raise _creation_error(exc) from None
+            for _pid, error in ready:
+                if error is not None:
+                    raise error
+            self.pids = [pid for pid, _error in ready]
             self.startup_s = [time.monotonic() - t0] * len(actors)
             self._loop(actors, pending, events, stop)
         finally:

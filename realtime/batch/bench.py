@@ -7,7 +7,6 @@ its pipeline), annotation, the ledger. Ray's own start (``ray.init``) is timed a
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -50,13 +49,11 @@ def bench_batch(config: Config, clips: int = 6, seconds: float = 1.5, size_wh: t
         result = run_batch(config, inputs, work / f"local{workers}", workers=workers, overwrite=True)
         rows.append(_row(f"local, {workers} worker{'s' if workers > 1 else ''}", result))
     if ray:
-        from realtime.batch.ray_runner import import_ray, _code_root
+        from realtime.batch.ray_runner import import_ray, local_init_options
 
         ray_module = import_ray()
         t0 = time.perf_counter()
-        path = os.pathsep.join(p for p in (_code_root(), os.environ.get("PYTHONPATH", "")) if p)
-        ray_module.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                        runtime_env={"env_vars": {"PYTHONPATH": path}})
+        ray_module.init(num_cpus=2, include_dashboard=False, log_to_driver=False, **local_init_options())
         ray_start = time.perf_counter() - t0
         try:
             result = run_batch(config, inputs, work / "ray2", ray_address="local", overwrite=True)

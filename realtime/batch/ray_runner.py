@@ -42,11 +42,19 @@ def _code_root() -> str:
     return str(Path(realtime.__file__).resolve().parent.parent)
 
 
+def local_init_options() -> dict:
+    """``ray.init`` options for a private instance on this machine: its workers import rtv from the same folder as
+    this process, and run at normal priority like local workers (Ray's default ``worker_niceness`` is 15, which on a
+    shared machine makes them yield to everything else)."""
+    path = os.pathsep.join(p for p in (_code_root(), os.environ.get("PYTHONPATH", "")) if p)
+    return {"runtime_env": {"env_vars": {"PYTHONPATH": path}}, "_system_config": {"worker_niceness": 0}}
+
+
 @contextmanager
 def ray_session(address: str, num_cpus: int | None = None) -> Iterator[object]:
     """Connected to Ray for the block. ``address``: "auto" (the cluster this machine is part of, e.g. after
     ``ray start --head``), ``HOST:PORT`` or ``ray://HOST:10001``, or "local" (a private single-machine instance,
-    with ``num_cpus`` CPUs; its workers import rtv from the same folder as this process). An instance that is
+    with ``num_cpus`` CPUs; see :func:`local_init_options`). An instance that is
     already initialised in this process is used as it is and left running."""
     ray = import_ray()
     if ray.is_initialized():
@@ -55,8 +63,7 @@ def ray_session(address: str, num_cpus: int | None = None) -> Iterator[object]:
     kwargs = {"include_dashboard": False, "log_to_driver": False}
     try:
         if address == "local":
-            path = os.pathsep.join(p for p in (_code_root(), os.environ.get("PYTHONPATH", "")) if p)
-            ray.init(num_cpus=num_cpus, runtime_env={"env_vars": {"PYTHONPATH": path}}, **kwargs)
+            ray.init(num_cpus=num_cpus, **local_init_options(), **kwargs)
         else:
             ray.init(address=address, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:

@@ -6,7 +6,6 @@ import signal
 from pathlib import Path
 
 import av
-import pytest
 
 from realtime.batch.run import Reporter, Stop, run_batch
 from realtime.cli.main import main

@@ -37,7 +37,7 @@ class KillOnce(Reporter):
 def test_ray_gives_the_same_results_as_the_local_pool(tmp_path, clip_dir, fast_config, tiny_clip):
     tiny_clip(clip_dir / "long.mp4", 150)
     inputs = [str(clip_dir), str(tmp_path / "missing.mp4")]
-    local = run_batch(fast_config, inputs, tmp_path / "local", workers=2)
+    run_batch(fast_config, inputs, tmp_path / "local", workers=2)
     reporter = KillOnce("long")
     on_ray = run_batch(fast_config, inputs, tmp_path / "ray", ray_address="local", ray_num_cpus=2,
                        reporter=reporter)

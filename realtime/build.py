@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from realtime.config import ZOO_DIR, Config, FacesConfig, RuntimeConfig
-from realtime.errors import GalleryError, ModelError
+from realtime.errors import ConfigError, GalleryError, ModelError
 from realtime.pipeline import Pipeline
 from realtime.runtime import OnnxModel, RuntimeOptions
 
@@ -86,9 +86,22 @@ def load_gallery_snapshot(faces: FacesConfig, embedder) -> tuple[np.ndarray, np.
     return vectors, labels
 
 
+def load_face_cohort(faces: FacesConfig, embedder, gallery_vectors: np.ndarray) -> np.ndarray | None:
+    """The shipped background cohort for ``embedder`` (None when ``faces.cohort`` is off or it does not fit)."""
+    if not faces.cohort:
+        return None
+    from realtime.face.cohort import COHORT_FILE, cohort_for, load_cohort
+
+    path = ZOO_DIR / COHORT_FILE
+    if not path.is_file():
+        raise ModelError(f"faces.cohort is on but no cohort ships at {path}; build it with 'python -m "
+                         "recipes.face_cohort build' or set faces.cohort=false")
+    return cohort_for(load_cohort(path), embedder.sha256, embedder.template5, gallery_vectors)
+
+
 def build_face_stages(config: Config) -> list:
     from realtime.face.recognition import FaceRecognition
-    from realtime.face.track import FaceTracker
+    from realtime.face.track import FaceTracker, VoteRule
 
     faces = config.faces
     stages: list = [open_face_detector(faces, config.runtime)]
@@ -96,14 +109,17 @@ def build_face_stages(config: Config) -> list:
         embedder = open_face_embedder(faces, config.runtime)
         try:
             vectors, labels = load_gallery_snapshot(faces, embedder)
-        except GalleryError:
+            cohort = load_face_cohort(faces, embedder, vectors)
+            vote = VoteRule(window=faces.vote_window, name_votes=faces.name_votes, change_votes=faces.change_votes)
+        except (GalleryError, ModelError, ConfigError):
             embedder.close()
             stages[0].close()
             raise
         stages.append(FaceRecognition(
             embedder, vectors, labels,
-            FaceTracker(reembed_every=faces.reembed_every, reembed_iou=faces.reembed_iou),
-            match_threshold=match_threshold(faces, embedder), match_margin=faces.match_margin))
+            FaceTracker(reembed_every=faces.reembed_every, reembed_iou=faces.reembed_iou, vote=vote),
+            match_threshold=match_threshold(faces, embedder), match_margin=faces.match_margin,
+            cohort_vectors=cohort))
     return stages
 
 
@@ -117,14 +133,43 @@ def build_detector_stage(config: Config):
     from realtime.detect.yolo import ObjectDetection, YoloDetector
 
     model = OnnxModel(path, runtime_options(config.runtime), expected_kind="yolo")
-    detector = YoloDetector(model, input_size=det.input_size, score_threshold=det.score_threshold,
+    score_threshold = det.score_threshold
+    low = second_pass(config)
+    if low is not None:  # ByteTrack's second pass needs the low-score boxes; the tracking stage filters them
+        score_threshold = low
+    detector = YoloDetector(model, input_size=det.input_size, score_threshold=score_threshold,
                             iou_threshold=det.iou_threshold, class_aware=det.class_aware,
                             max_candidates=det.max_candidates, max_detections=det.max_detections)
     return ObjectDetection(detector)
 
 
+def second_pass(config: Config) -> float | None:
+    """The low threshold of the tracker's second pass, or None when tracking is off or the threshold is not below
+    ``detector.score_threshold`` (then there is nothing for a second pass to see)."""
+    low = config.tracking.low_score_threshold
+    if not config.tracking.enabled or low is None:
+        return None
+    if low >= config.detector.score_threshold:
+        log.info("tracking.low_score_threshold %g is not below detector.score_threshold %g: one tracking pass",
+                 low, config.detector.score_threshold)
+        return None
+    return low
+
+
+def build_tracking_stage(config: Config):
+    """The object-tracking stage that follows detection (track ids on ``packet.detections``)."""
+    from realtime.detect.track import ObjectTracker, ObjectTracking
+
+    tr, det = config.tracking, config.detector
+    tracker = ObjectTracker(iou_threshold=tr.iou_threshold, max_age=tr.max_age, min_hits=tr.min_hits,
+                            high_score_threshold=det.score_threshold, low_score_threshold=second_pass(config),
+                            buffer=tr.buffer)
+    return ObjectTracking(tracker, show_score_threshold=det.score_threshold)
+
+
 def build_pipeline(config: Config) -> Pipeline:
-    """Stages in order: detection, faces (detect, recognize). Analysis stages all see the original frame."""
+    """Stages in order: detection (and tracking), faces (detect, recognize). Analysis stages all see the original
+    frame."""
     apply_thread_settings(config.runtime)
     stages: list = []
     try:
@@ -132,6 +177,8 @@ def build_pipeline(config: Config) -> Pipeline:
             stage = build_detector_stage(config)
             if stage is not None:
                 stages.append(stage)
+                if config.tracking.enabled:
+                    stages.append(build_tracking_stage(config))
         if config.faces.enabled:
             stages.extend(build_face_stages(config))
         if config.style.enabled:  # last: an effect on the displayed frame, analysis never sees it

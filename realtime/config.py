@@ -79,8 +79,32 @@ class DetectorConfig:
 
 
 @dataclass(frozen=True)
+class TrackingConfig:
+    """Object tracking after detection: a track id per object (JSONL ``track``, overlay ``#id``).
+
+    ``min_hits`` detected frames confirm a track (then it gets its id); a confirmed track lives through
+    ``max_age`` frames without a detection. ``low_score_threshold`` (below ``detector.score_threshold``; null: off)
+    turns on ByteTrack's second pass: the detector also reports boxes down to it, and they may continue (never
+    start) a track. ``buffer``: boxes are matched grown by this fraction of their size on each side (buffered IoU),
+    so small or fast objects keep their tracks. Defaults measured with ``python -m recipes.tracking_measure``.
+    """
+
+    enabled: bool = True
+    iou_threshold: float = field(default=0.3, metadata=_range(0, 1, lo_open=True))
+    max_age: int = field(default=30, metadata=_range(0, 100000))
+    min_hits: int = field(default=3, metadata=_range(1, 1000))
+    low_score_threshold: float | None = field(default=0.1, metadata=_range(0, 1))
+    buffer: float = field(default=0.3, metadata=_range(0, 1))
+
+
+@dataclass(frozen=True)
 class FacesConfig:
-    """Face detection, alignment, embedding and gallery search."""
+    """Face detection, alignment, embedding and gallery search.
+
+    A face track's identity is voted over its last ``vote_window`` embeddings: ``name_votes`` must agree to name
+    it, ``change_votes`` to change it. ``cohort``: compare each face with the shipped background cohort of strangers
+    (``realtime/zoo/face_cohort.npz``) as well as the gallery, so one enrolled person does not name everyone.
+    """
 
     enabled: bool = True
     detector_model: str = field(default="", metadata=_path())
@@ -97,6 +121,10 @@ class FacesConfig:
     reembed_iou: float = field(default=0.6, metadata=_range(0, 1))
     min_face_px: int = field(default=40, metadata=_range(0, 4096))
     min_sharpness: float = field(default=25.0, metadata=_range(0, 1000000.0))
+    vote_window: int = field(default=5, metadata=_range(1, 1000))
+    name_votes: int = field(default=3, metadata=_range(1, 1000))
+    change_votes: int = field(default=4, metadata=_range(1, 1000))
+    cohort: bool = True
 
 
 @dataclass(frozen=True)
@@ -105,8 +133,11 @@ class DoorConfig:
 
     There is no liveness check: a photo or a screen of an enrolled person is accepted like the person.
     ``match_threshold`` is used when no calibration exists for the gallery (``rtv calibrate``) or when
-    ``use_calibration`` is false. ``hook_command``: argv list; the person and ``door_id`` are appended as two more
-    argv items (no shell). ``hook_url``: http(s) URL that gets a JSON POST. Paths resolve against the config file.
+    ``use_calibration`` is false. ``hook_command``: argv list; ``--``, the person and ``door_id`` are appended as three
+    more argv items (no shell), and they are also in ``RTV_PERSON``, ``RTV_DOOR_ID``, ``RTV_AUDIT_SEQ``. ``hook_url``: http(s) URL that gets a JSON POST. Paths resolve against the config file.
+    ``audit_key_file``: a key file kept outside the audit log (``rtv audit keygen``); when set, a new log's records
+    carry HMAC-SHA256 MACs instead of plain hashes. ``max_camera_down_s``: how long a lost camera is reopened before
+    the door stops (0: forever; the door stays locked meanwhile).
     """
 
     door_id: str = "door-1"
@@ -126,10 +157,12 @@ class DoorConfig:
     track_cooldown_s: float = field(default=5.0, metadata=_range(0, 86400))
     target_far: float = field(default=0.001, metadata=_range(0, 1, lo_open=True, hi_open=True))
     audit: str = field(default="door_audit.sqlite", metadata=_path())
+    audit_key_file: str = field(default="", metadata=_path())
     store_faces: bool = False
     hook_command: tuple[str, ...] = ()
     hook_url: str = ""
     hook_timeout_s: float = field(default=3.0, metadata=_range(0, 300, lo_open=True))
+    max_camera_down_s: float = field(default=0.0, metadata=_range(0, 31536000))
     alarm_display_s: float = field(default=3.0, metadata=_range(0, 60))
 
 
@@ -188,6 +221,7 @@ class Config:
     source: SourceConfig = SourceConfig()
     runtime: RuntimeConfig = RuntimeConfig()
     detector: DetectorConfig = DetectorConfig()
+    tracking: TrackingConfig = TrackingConfig()
     faces: FacesConfig = FacesConfig()
     overlay: OverlayConfig = OverlayConfig()
     output: OutputConfig = OutputConfig()

@@ -8,13 +8,16 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from realtime.boxes import box_iou
 from realtime.config import OverlayConfig
 from realtime.types import Detections, Faces, FramePacket
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _KNOWN = (80, 200, 60)
 _UNKNOWN = (40, 140, 255)
+_FACE = (200, 200, 200)
 _LANDMARK = (255, 255, 0)
+PAUSED_BANNER = "PAUSED - space to resume"
 
 
 def class_color(class_id: int) -> tuple[int, int, int]:
@@ -37,28 +40,129 @@ def draw_label(image: np.ndarray, text: str, x: int, y: int, color: tuple[int, i
     cv2.putText(image, text, (x + 2, y - baseline - 1), _FONT, font_scale, ink, 1, cv2.LINE_AA)
 
 
-def draw_detections(image: np.ndarray, detections: Detections, style: OverlayConfig) -> None:
-    for box, score, cid in zip(detections.boxes_xyxy, detections.scores, detections.class_ids):
-        x1, y1, x2, y2 = (int(round(v)) for v in box)
-        color = class_color(int(cid))
+FACE_CLASS = "face"
+SAME_FACE_IOU = 0.3  # an object box of class "face" overlapping a face-stage box this much is the same face
+
+
+def face_label(identity: str | None, tentative: str | None, distance: float) -> str:
+    """The one face label convention: the name (or "unknown"), "?" while the track's vote has not confirmed the
+    name its newest embedding gives, and ``d=`` the distance to the nearest enrolled face (lower is closer)."""
+    if identity:
+        name = identity
+    elif tentative:
+        name = f"{tentative}?"
+    else:
+        name = "unknown"
+    return name if np.isnan(distance) else f"{name} d={distance:.2f}"
+
+
+def draw_dashed_rectangle(image: np.ndarray, p1: tuple[int, int], p2: tuple[int, int], color: tuple[int, int, int],
+                          thickness: int = 2, dash: int = 8) -> None:
+    """A dashed rectangle from ``p1`` to ``p2`` (dashes of ``dash`` px, gaps as long), drawn in place."""
+    (x1, y1), (x2, y2) = p1, p2
+    for a, b in (((x1, y1), (x2, y1)), ((x2, y1), (x2, y2)), ((x2, y2), (x1, y2)), ((x1, y2), (x1, y1))):
+        length = max(abs(b[0] - a[0]), abs(b[1] - a[1]))
+        for start in range(0, max(length, 1), 2 * dash):
+            t0, t1 = start / max(length, 1), min(start + dash, length) / max(length, 1)
+            q0 = (int(round(a[0] + (b[0] - a[0]) * t0)), int(round(a[1] + (b[1] - a[1]) * t0)))
+            q1 = (int(round(a[0] + (b[0] - a[0]) * t1)), int(round(a[1] + (b[1] - a[1]) * t1)))
+            cv2.line(image, q0, q1, color, thickness, cv2.LINE_AA)
+
+
+def objects_to_draw(detections: Detections, faces: Faces) -> np.ndarray:
+    """Indices of the detections to draw: all but the class-"face" boxes that coincide with a face-stage box
+    (IoU >= ``SAME_FACE_IOU``), so each face is drawn once, by the face stage. int64 (K,)."""
+    keep = np.ones(len(detections), dtype=bool)
+    if len(detections) and len(faces):
+        is_face = np.asarray([detections.class_name(i) == FACE_CLASS for i in range(len(detections))])
+        if is_face.any():
+            overlap = box_iou(detections.boxes_xyxy[is_face], faces.boxes_xyxy).max(axis=1)
+            keep[np.flatnonzero(is_face)[overlap >= SAME_FACE_IOU]] = False
+    return np.flatnonzero(keep)
+
+
+def draw_detections(image: np.ndarray, detections: Detections, style: OverlayConfig,
+                    faces: Faces | None = None) -> None:
+    """One box per object: class colour, label "class #track NN%" (``#track`` once the tracker confirmed it; the
+    percentage is the detector's confidence). Object boxes of faces the face stage drew are left out."""
+    for i in objects_to_draw(detections, faces if faces is not None else Faces()):
+        x1, y1, x2, y2 = (int(round(v)) for v in detections.boxes_xyxy[i])
+        color = class_color(int(detections.class_ids[i]))
         cv2.rectangle(image, (x1, y1), (x2, y2), color, style.thickness)
-        name = detections.class_names[int(cid)] if int(cid) < len(detections.class_names) else str(int(cid))
-        draw_label(image, f"{name} {score:.2f}", x1, y1, color, style.font_scale)
+        track = int(detections.track_ids[i]) if i < len(detections.track_ids) else -1
+        name = detections.class_name(i) + (f" #{track}" if track >= 0 else "")
+        draw_label(image, f"{name} {100 * float(detections.scores[i]):.0f}%", x1, y1, color, style.font_scale)
 
 
 def draw_faces(image: np.ndarray, faces: Faces, style: OverlayConfig) -> None:
+    """One box per face. Known (the track's voted identity): green, solid, thicker. Unknown or not yet confirmed:
+    orange, dashed. No recognition: grey, solid, labelled "face". Label below the box (:func:`face_label`)."""
+    recognised = len(faces.distances) == len(faces) and len(faces) > 0
     for i in range(len(faces)):
         x1, y1, x2, y2 = (int(round(v)) for v in faces.boxes_xyxy[i])
-        identity = faces.identities[i] if i < len(faces.identities) else None
-        distance = faces.distances[i] if i < len(faces.distances) else np.nan
-        color = _KNOWN if identity else _UNKNOWN
-        cv2.rectangle(image, (x1, y1), (x2, y2), color, style.thickness)
+        latest = faces.identities[i] if i < len(faces.identities) else None
+        identity = faces.track_identities[i] if i < len(faces.track_identities) else latest
+        distance = float(faces.distances[i]) if recognised else np.nan
+        if not recognised:
+            color, text = _FACE, "face"
+            cv2.rectangle(image, (x1, y1), (x2, y2), color, style.thickness)
+        elif identity:
+            color, text = _KNOWN, face_label(identity, None, distance)
+            cv2.rectangle(image, (x1, y1), (x2, y2), color, style.thickness + 1)
+        else:
+            color, text = _UNKNOWN, face_label(None, latest, distance)
+            draw_dashed_rectangle(image, (x1, y1), (x2, y2), color, style.thickness)
         if style.landmarks:
             for x, y in faces.landmarks5[i]:
                 cv2.circle(image, (int(round(x)), int(round(y))), 2, _LANDMARK, -1, cv2.LINE_AA)
-        name = identity or "unknown"
-        text = name if np.isnan(distance) else f"{name} {distance:.2f}"
         draw_label(image, text, x1, y2 + int(18 * style.font_scale / 0.5), color, style.font_scale)
+
+
+def draw_legend(image: np.ndarray, packet: FramePacket, style: OverlayConfig) -> None:
+    """A key to the boxes at the bottom right, only for what is on screen: known/unknown faces and what ``d=``
+    means, objects and what ``#`` and ``%`` mean."""
+    rows: list[tuple[tuple[int, int, int], bool, str]] = []
+    faces = packet.faces
+    if len(faces):
+        if len(faces.distances) == len(faces):
+            rows.append((_KNOWN, False, "known face: name d=distance (lower = closer)"))
+            rows.append((_UNKNOWN, True, "unknown face (name? = not confirmed yet)"))
+        else:
+            rows.append((_FACE, False, "face (recognition off)"))
+    shown = objects_to_draw(packet.detections, faces)
+    if len(shown):
+        cid = int(packet.detections.class_ids[shown[0]])
+        rows.append((class_color(cid), False, "object: class #track confidence%"))
+    if not rows:
+        return
+    scale = style.font_scale * 0.9
+    line_h = int(20 * scale / 0.45)
+    width = max(cv2.getTextSize(t, _FONT, scale, 1)[0][0] for _, _, t in rows) + 44
+    h, w = image.shape[:2]
+    x0, y0 = max(0, w - width - 4), max(0, h - line_h * len(rows) - 8)
+    panel = image[y0:h - 2, x0:w - 2]
+    panel[:] = (panel * 0.35).astype(np.uint8)
+    for k, (color, dashed, text) in enumerate(rows):
+        y = y0 + 6 + k * line_h
+        p1, p2 = (x0 + 6, y + 2), (x0 + 32, y + line_h - 6)
+        if dashed:
+            draw_dashed_rectangle(image, p1, p2, color, 2, dash=4)
+        else:
+            cv2.rectangle(image, p1, p2, color, 2)
+        cv2.putText(image, text, (x0 + 38, y + line_h - 8), _FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
+
+
+def draw_notice(image: np.ndarray, text: str, style: OverlayConfig, top: bool = False) -> None:
+    """A short message in a dark box, centred near the bottom (``top``: near the top), drawn in place."""
+    if not text:
+        return
+    scale = style.font_scale * 1.4
+    (tw, th), base = cv2.getTextSize(text, _FONT, scale, 2)
+    h, w = image.shape[:2]
+    x = max(0, (w - tw) // 2)
+    y = int(h * 0.12) + th if top else int(h * 0.82)
+    cv2.rectangle(image, (max(0, x - 10), y - th - 10), (min(w - 1, x + tw + 10), y + base + 6), (30, 30, 30), -1)
+    cv2.putText(image, text, (x, y), _FONT, scale, (255, 255, 255), 2, cv2.LINE_AA)
 
 
 def draw_status(image: np.ndarray, lines: Sequence[str], style: OverlayConfig) -> None:
@@ -125,11 +229,14 @@ def draw_alarm(image: np.ndarray, text: str, style: OverlayConfig) -> None:
 
 @dataclass(frozen=True)
 class Hud:
-    """What the status panel shows for one frame."""
+    """What the status panel shows for one frame; ``notice``: the last key's message (empty: none); ``paused``:
+    draw the pause banner."""
 
     fps: float = 0.0
     dropped: int = 0
     extra: tuple[str, ...] = ()
+    notice: str = ""
+    paused: bool = False
 
 
 def hud_lines(packet: FramePacket, hud: Hud, style: OverlayConfig) -> list[str]:
@@ -141,12 +248,17 @@ def hud_lines(packet: FramePacket, hud: Hud, style: OverlayConfig) -> list[str]:
 
 
 def render(packet: FramePacket, hud: Hud, style: OverlayConfig, show_overlays: bool = True) -> np.ndarray:
-    """The displayed frame: the styled frame when present, else a copy of the original, with overlays."""
+    """The displayed frame: the styled frame when present, else a copy of the original, with overlays. The pause
+    banner and the key notice are drawn even with overlays off, so every key gives visible feedback."""
     base = packet.styled_bgr if packet.styled_bgr is not None else packet.frame_bgr
     image = base.copy()
     if show_overlays and style.enabled:
-        draw_detections(image, packet.detections, style)
+        draw_detections(image, packet.detections, style, packet.faces)
         draw_faces(image, packet.faces, style)
         draw_decisions(image, packet.decisions, style)
+        draw_legend(image, packet, style)
         draw_status(image, hud_lines(packet, hud, style), style)
+    if hud.paused:
+        draw_notice(image, PAUSED_BANNER, style, top=True)
+    draw_notice(image, hud.notice, style)
     return image

@@ -107,9 +107,7 @@ def run_loop(source, pipeline: Pipeline, sinks: Sequence[Sink], render: Render |
                 sink.write(packet, display)
             frames += 1
             for window in windows:
-                controller.handle(window.take_key())
-                while controls.paused and not controls.quit:
-                    controller.handle(window.wait_key(50))
+                _handle_keys(window, packet, controller, render)
     except SourceError as exc:
         reason, error = EndReason.ERROR, str(exc)
         log.debug("%s", exc)
@@ -124,3 +122,23 @@ def run_loop(source, pipeline: Pipeline, sinks: Sequence[Sink], render: Render |
     for sink in sinks:
         sink.finish(result)
     return result
+
+
+def _handle_keys(window, packet: FramePacket, controller: KeyController, render: Render | None) -> None:
+    """Keys from ``window`` after ``packet`` was shown. A key that changes the view redraws this frame at once (the
+    notice, the pause banner); while paused, wait for keys, redrawing when the notice changes."""
+    controls = controller.controls
+    key = window.take_key()
+    shown = controller.notice()
+    while True:
+        changed = controller.handle(key)
+        if controls.quit:
+            return
+        if render is not None and (changed or controller.notice() != shown):
+            shown = controller.notice()
+            window.write(packet, render(packet, controls.overlays))
+            key = window.take_key()
+            continue
+        if not controls.paused:
+            return
+        key = window.wait_key(50)

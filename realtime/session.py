@@ -32,12 +32,16 @@ class Outcome:
     summary: dict[str, Any]
 
 
-def hud_renderer(overlay: OverlayConfig, metrics: Metrics, pipeline: Pipeline) -> Render:
-    """``render(packet, show_overlays)`` with the status panel (FPS, drops, stages turned off)."""
+def hud_renderer(overlay: OverlayConfig, metrics: Metrics, pipeline: Pipeline,
+                 controller: KeyController | None = None) -> Render:
+    """``render(packet, show_overlays)`` with the status panel (FPS, drops, stages turned off) and, from the key
+    ``controller``, the pause banner and the last key's notice."""
     def render_packet(packet, show_overlays: bool):
         extra = tuple(f"off: {d}" for d in pipeline.disabled[-2:])
-        return render(packet, Hud(fps=metrics.live_fps(), dropped=metrics.dropped, extra=extra), overlay,
-                      show_overlays)
+        hud = Hud(fps=metrics.live_fps(), dropped=metrics.dropped, extra=extra,
+                  notice=controller.notice() if controller is not None else "",
+                  paused=controller is not None and controller.controls.paused)
+        return render(packet, hud, overlay, show_overlays)
     return render_packet
 
 
@@ -50,7 +54,7 @@ def run_session(source, pipeline: Pipeline, sinks: Sequence[Sink], overlay: Over
     style = pipeline.find("style")
     controller = KeyController(controls or Controls(), getattr(style, "cycle", None))
     result = run_loop(source, pipeline, [*sinks, MetricsSink(metrics, source.stats)],
-                      render or hud_renderer(overlay, metrics, pipeline), controller, max_frames)
+                      render or hud_renderer(overlay, metrics, pipeline, controller), controller, max_frames)
     return Outcome(result, metrics.summary())
 
 

@@ -54,26 +54,39 @@ class Detections:
     """Object detections in source pixels.
 
     ``boxes_xyxy``: float32 (N, 4); ``scores``: float32 (N,); ``class_ids``: int64 (N,);
-    ``class_names``: the model's class list (index with ``class_ids``).
+    ``class_names``: the model's class list (index with ``class_ids``); ``track_ids``: int64 (N,) the object
+    tracker's confirmed track id, -1 where untracked (left empty, it is filled with -1).
     """
 
     boxes_xyxy: np.ndarray = field(default_factory=lambda: _empty((0, 4)))
     scores: np.ndarray = field(default_factory=lambda: _empty((0,)))
     class_ids: np.ndarray = field(default_factory=lambda: _empty((0,), np.int64))
     class_names: tuple[str, ...] = ()
+    track_ids: np.ndarray = field(default_factory=lambda: _empty((0,), np.int64))
 
     def __post_init__(self) -> None:
-        _check_lengths("Detections", len(self.scores), boxes_xyxy=self.boxes_xyxy, class_ids=self.class_ids)
+        n = len(self.scores)
+        _check_lengths("Detections", n, boxes_xyxy=self.boxes_xyxy, class_ids=self.class_ids)
+        if len(self.track_ids) == 0 and n:
+            object.__setattr__(self, "track_ids", np.full(n, -1, dtype=np.int64))
+        _check_lengths("Detections", n, track_ids=self.track_ids)
 
     def __len__(self) -> int:
         return len(self.scores)
 
+    def class_name(self, i: int) -> str:
+        cid = int(self.class_ids[i])
+        return self.class_names[cid] if 0 <= cid < len(self.class_names) else str(cid)
+
     def to_json(self) -> list[dict[str, Any]]:
-        return [
-            {"box": [round(float(v), 2) for v in box], "score": round(float(score), 4),
-             "class": self.class_names[int(cid)] if int(cid) < len(self.class_names) else str(int(cid))}
-            for box, score, cid in zip(self.boxes_xyxy, self.scores, self.class_ids)
-        ]
+        out = []
+        for i in range(len(self)):
+            entry: dict[str, Any] = {"box": [round(float(v), 2) for v in self.boxes_xyxy[i]],
+                                     "score": round(float(self.scores[i]), 4), "class": self.class_name(i)}
+            if i < len(self.track_ids) and self.track_ids[i] >= 0:
+                entry["track"] = int(self.track_ids[i])
+            out.append(entry)
+        return out
 
 
 @dataclass(frozen=True)
@@ -86,7 +99,10 @@ class Faces:
     float32 (N,), best distance, NaN where not matched; ``second_distances``: float32 (N,), the second-best
     person's distance (inf with one person enrolled, NaN where not matched); ``embedded``: bool (N,), True where
     the face was embedded on this frame (the door votes on those only); ``track_ids``: int64 (N,), -1 where
-    untracked. Arrays after ``scores`` may be empty (not computed yet: detection only) or have one row per face.
+    untracked. With recognition, ``track_identities`` holds each face track's identity, voted over its recent
+    embeddings with hysteresis (what the overlay shows), and ``votes``/``voters`` (int64 (N,)) say that ``votes`` of
+    the track's last ``voters`` results agree with it. Arrays after ``scores`` may be empty (not computed yet:
+    detection only) or have one row per face.
     """
 
     boxes_xyxy: np.ndarray = field(default_factory=lambda: _empty((0, 4)))
@@ -97,12 +113,16 @@ class Faces:
     track_ids: np.ndarray = field(default_factory=lambda: _empty((0,), np.int64))
     second_distances: np.ndarray = field(default_factory=lambda: _empty((0,)))
     embedded: np.ndarray = field(default_factory=lambda: _empty((0,), bool))
+    track_identities: tuple[str | None, ...] = ()
+    votes: np.ndarray = field(default_factory=lambda: _empty((0,), np.int64))
+    voters: np.ndarray = field(default_factory=lambda: _empty((0,), np.int64))
 
     def __post_init__(self) -> None:
         n = len(self.scores)
         _check_lengths("Faces", n, boxes_xyxy=self.boxes_xyxy, landmarks5=self.landmarks5)
         optional = {"identities": self.identities, "distances": self.distances, "track_ids": self.track_ids,
-                    "second_distances": self.second_distances, "embedded": self.embedded}
+                    "second_distances": self.second_distances, "embedded": self.embedded,
+                    "track_identities": self.track_identities, "votes": self.votes, "voters": self.voters}
         _check_lengths("Faces", n, **{k: v for k, v in optional.items() if len(v)})
 
     def __len__(self) -> int:
@@ -122,6 +142,10 @@ class Faces:
             }
             if i < len(self.track_ids) and self.track_ids[i] >= 0:
                 entry["track"] = int(self.track_ids[i])
+            if i < len(self.track_identities):
+                entry["track_identity"] = self.track_identities[i]
+                entry["votes"] = int(self.votes[i])
+                entry["voters"] = int(self.voters[i])
             out.append(entry)
         return out
 

@@ -115,29 +115,67 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_audit(args: argparse.Namespace) -> int:
-    from realtime.door.audit import AuditLog
+def _since(text: str) -> str:
+    """argparse type of ``--since``: a bad date is a usage error (exit 2)."""
+    from realtime.door.audit import normalize_since
     from realtime.errors import AuditError
 
+    try:
+        normalize_since(text)
+    except AuditError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _head(text: str) -> str:
+    from realtime.door.audit import parse_head
+    from realtime.errors import ConfigError
+
+    try:
+        parse_head(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text.strip().lower()
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from realtime.door.audit import AuditLog, load_key, write_key_file
+    from realtime.errors import AuditError
+    from realtime.gallery.names import escape_text
+
+    if args.audit_command == "keygen":
+        print(f"wrote key file {args.file} (key id {write_key_file(args.file)}); set door.audit_key_file to it "
+              "before the first door run of a new log, keep it readable only by the door's user, and back it up "
+              "apart from the log")
+        return 0
     config = _config(args)
-    with AuditLog.open(config.door.audit, create=False) as audit:
+    key_file = args.key_file or config.door.audit_key_file
+    key = load_key(key_file, "--key-file" if args.key_file else "door.audit_key_file") if key_file else None
+    log_path = config.door.audit
+    with AuditLog.open(log_path, create=False, key=key) as audit:
         if args.audit_command == "verify":
-            report = audit.verify()
+            report = audit.verify(expect_head=args.expect_head)
             if not report.ok:
-                raise AuditError(f"audit log {config.door.audit}: chain broken at record {report.broken_seq}: "
-                                 f"{report.problem}; {report.records} record(s) before it check out")
-            print(f"audit log {config.door.audit}: {report.records} record(s), chain intact; head hash "
-                  f"{report.head} (keep it elsewhere to detect records cut off the end)")
+                where = f"at record {report.broken_seq}" if report.broken_seq is not None else "at its end"
+                raise AuditError(f"audit log {log_path}: chain broken {where}: {report.problem}; "
+                                 f"{report.records} record(s) before it check out")
+            kept = f", and it holds the head you kept ({args.expect_head})" if args.expect_head else ""
+            print(f"audit log {log_path}: {report.records} record(s), chain intact"
+                  f"{' (HMAC-SHA256, key id ' + audit.meta['key_id'] + ')' if audit.keyed else ''}{kept}; head "
+                  f"{report.head_text} (keep it elsewhere: 'rtv audit verify --expect-head HEAD' then detects "
+                  "records cut off the end)")
+        elif args.audit_command == "head":
+            print(audit.head())
         elif args.audit_command == "list":
             records = list(audit.records(since=args.since))
             if args.json:
-                print(json.dumps(records, indent=2))
+                print(json.dumps(records, indent=2))  # ensure_ascii: control and bidi characters are escaped
             else:
                 for r in records:
                     what = r["decision"] or r["kind"].upper()
                     dist = "" if r["distance"] is None else f" d={r['distance']:.3f}"
-                    print(f"#{r['seq']:<5} {r['ts']}  {r['door_id']}  {what:<8} {r['person'] or '-':<16}"
-                          f"{dist}  {r['reason']}")
+                    print(f"#{r['seq']:<5} {escape_text(r['ts'])}  {escape_text(r['door_id'])}  {what:<8} "
+                          f"{escape_text(r['person']) or '-':<16}{dist}  {escape_text(r['reason'])}")
                 print(f"{len(records)} record(s); liveness check: none", file=sys.stderr)
         elif args.audit_command == "export":
             n = audit.export_csv(args.file, since=args.since)
@@ -152,8 +190,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "several good frames (door.* in config), logs every decision and alarm to the "
                                    "tamper-evident audit log (door.audit), then runs the unlock hook on GRANT. "
                                    "Says at start which threshold it uses (calibrated by 'rtv calibrate', or "
-                                   "door.match_threshold). Fail secure: camera lost, model error or gallery "
-                                   "unreadable -> alarm, no GRANT. Keys: q/Esc quit.")
+                                   "door.match_threshold). The hook command gets argv [*door.hook_command, '--', "
+                                   "PERSON, DOOR_ID] and RTV_PERSON, RTV_DOOR_ID, RTV_AUDIT_SEQ in its environment; "
+                                   "it is dropped when not started within door.hook_timeout_s of the GRANT and "
+                                   "killed (its process group) at the timeout. Gallery changes apply from the next "
+                                   "frame. Fail secure: gallery missing, replaced or unreadable -> alarm, no GRANT "
+                                   "until it reads again; camera lost -> alarm, door locked, reopened until it is "
+                                   "back (door.max_camera_down_s, 0 = forever); model error -> alarm, stop. Keys: "
+                                   "q/Esc quit.")
     p.add_argument("--source", help="camera index (0), stream URL, video file (default: source.uri from config)")
     p.add_argument("--no-window", action="store_true", help="headless: no OpenCV window")
     p.add_argument("--max-frames", type=int, help="stop after N frames")
@@ -172,17 +216,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_calibrate)
 
-    p = sub.add_parser("audit", help="the door's audit log: verify the hash chain, list, export CSV",
-                       description="Every record carries sha256(previous hash + its content). 'verify' walks the "
-                                   "chain and names the first broken record (exit code 10).")
+    p = sub.add_parser("audit", help="the door's audit log: verify the chain, keep its head, list, export CSV",
+                       description="Every record carries sha256(previous hash + its content), or an HMAC-SHA256 "
+                                   "with the key in door.audit_key_file ('rtv audit keygen'); the first record "
+                                   "links to the meta table. 'verify' walks the chain and names the first broken "
+                                   "record (exit code 10); 'head' prints SEQ:HASH to keep elsewhere, and "
+                                   "'verify --expect-head SEQ:HASH' then also detects records cut off the end and "
+                                   "a chain recomputed after an edit.")
     p.add_argument("--log", metavar="FILE", help="audit log file (default: door.audit from config)")
+    p.add_argument("--key-file", metavar="FILE", help="key file of a keyed log (default: door.audit_key_file)")
     asub = p.add_subparsers(dest="audit_command", metavar="ACTION")
     asub.required = True
-    asub.add_parser("verify", help="check the hash chain; non-zero exit naming the first broken record")
-    q = asub.add_parser("list", help="records, oldest first")
-    q.add_argument("--since", metavar="ISO", help="only records at or after this date/time (local if no zone)")
+    q = asub.add_parser("verify", help="check the chain; non-zero exit naming the first broken record")
+    q.add_argument("--expect-head", metavar="SEQ:HASH", type=_head,
+                   help="a head printed earlier by 'rtv audit head': the log must still hold that record")
+    asub.add_parser("head", help="verify, then print the head (SEQ:HASH) to keep somewhere else")
+    q = asub.add_parser("list", help="records, oldest first (control and bidi characters shown escaped)")
+    q.add_argument("--since", metavar="ISO", type=_since,
+                   help="only records at or after this date/time (local if no zone)")
     q.add_argument("--json", action="store_true", help="print JSON")
-    q = asub.add_parser("export", help="write the records as CSV")
+    q = asub.add_parser("export", help="write the records as CSV (formula-like cells escaped with a leading ')")
     q.add_argument("file", metavar="FILE.csv")
-    q.add_argument("--since", metavar="ISO", help="only records at or after this date/time")
+    q.add_argument("--since", metavar="ISO", type=_since, help="only records at or after this date/time")
+    q = asub.add_parser("keygen", help="create a new key file (64 random hex digits, mode 0600) for a keyed log")
+    q.add_argument("file", metavar="KEYFILE")
     p.set_defaults(func=cmd_audit)

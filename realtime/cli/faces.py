@@ -42,11 +42,13 @@ def _open_gallery(config, embedder, create: bool):
 def cmd_enroll(args: argparse.Namespace) -> int:
     from realtime.build import match_threshold
     from realtime.errors import ConfigError
-    from realtime.face.enroll import (collect_samples, enroll_samples, expand_image_paths, look_alikes,
-                                      read_image)
+    from realtime.face.enroll import (check_consistent, collect_samples, enroll_samples, expand_image_paths,
+                                      look_alikes, read_image)
+    from realtime.gallery.names import check_name
 
     if bool(args.images) == (args.camera is not None):
         raise ConfigError("enroll needs IMAGE_OR_FOLDER... or --camera INDEX (one of the two)")
+    name = check_name(args.name)  # before any model runs: a name that is refused wastes nothing
     config = _config(args)
     faces = config.faces
     detector, embedder = _models(config)
@@ -58,18 +60,22 @@ def cmd_enroll(args: argparse.Namespace) -> int:
             samples, refused = collect_samples(images, detector, embedder, faces.min_face_px, faces.min_sharpness)
         for refusal in refused:
             print(f"refused {refusal.source}: {refusal.reason}", file=sys.stderr)
+        threshold = match_threshold(faces, embedder)
+        if not args.force:
+            check_consistent(samples, threshold, None, name)  # before the gallery is opened (or made)
         with _open_gallery(config, embedder, create=bool(samples)) as gallery:
             vectors, labels = gallery.vectors()
-            threshold = match_threshold(faces, embedder)
-            for person, distance in look_alikes(samples, args.name, vectors, labels, threshold):
-                print(f"warning: the new face of {args.name!r} already matches {person!r} (distance "
+            if not args.force and not args.replace:
+                check_consistent(samples, threshold, vectors[labels == name], name)
+            for person, distance in look_alikes(samples, name, vectors, labels, threshold):
+                print(f"warning: the new face of {name!r} already matches {person!r} (distance "
                       f"{distance:.3f} < {threshold}); check that these are different people",
                       file=sys.stderr)
-            total = enroll_samples(gallery, args.name, samples, refused, replace=args.replace)
+            total = enroll_samples(gallery, name, samples, refused, replace=args.replace)
     finally:
         detector.close()
         embedder.close()
-    print(f"enrolled {len(samples)} face(s) for {args.name!r} ({total} stored) in {config.faces.gallery}")
+    print(f"enrolled {len(samples)} face(s) for {name!r} ({total} stored) in {config.faces.gallery}")
     return 0
 
 
@@ -170,6 +176,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_gallery(args: argparse.Namespace) -> int:
+    from realtime.gallery.names import escape_text
     from realtime.gallery.store import Gallery
 
     config = _config(args)
@@ -184,7 +191,7 @@ def cmd_gallery(args: argparse.Namespace) -> int:
                       f"(sha256 {gallery.model_sha256[:12]}…)")
                 for p in persons:
                     access = "allowed" if p.allowed else "denied"
-                    print(f"  {p.name:<24} {p.n_embeddings:>3} embedding(s)  {access}"
+                    print(f"  {escape_text(p.name):<24} {p.n_embeddings:>3} embedding(s)  {access}"
                           + (f"  schedule {json.dumps(p.schedule)}" if p.schedule else ""))
         elif args.gallery_command == "remove":
             removed = gallery.remove(args.name)
@@ -196,7 +203,13 @@ def cmd_gallery(args: argparse.Namespace) -> int:
             n = gallery.import_(args.file, replace=args.replace)
             print(f"imported {n} person(s) from {args.file}")
         elif args.gallery_command == "access":
-            schedule = json.loads(args.schedule) if args.schedule else None
+            try:
+                schedule = json.loads(args.schedule) if args.schedule else None
+            except (ValueError, RecursionError):
+                from realtime.errors import ConfigError
+
+                raise ConfigError(f"--schedule {args.schedule!r} is not JSON; give a list like "
+                                  '\'[{"days": "mon-fri", "start": "07:00", "end": "20:00"}]\'') from None
             gallery.set_access(args.name, allowed=not args.deny, schedule=schedule)
             print(f"{args.name!r}: {'denied' if args.deny else 'allowed'}"
                   + (f", schedule {args.schedule}" if args.schedule else ", any time"))
@@ -207,14 +220,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("enroll", help="add a person's face to the gallery from images or a camera",
                        description="Quality gates: exactly one face, at least faces.min_face_px tall, not blurred "
                                    "(faces.min_sharpness). Refused images are listed with their reason; accepted "
-                                   "ones are stored in one transaction. Warns when the face already matches "
-                                   "someone else.")
+                                   "ones are stored in one transaction. The images must all show one person "
+                                   "(pairwise distances under the match threshold, and under it from the faces "
+                                   "already stored unless --replace): otherwise the odd image is named and nothing "
+                                   "is stored, unless --force. Warns when the face already matches someone else. "
+                                   "A name is 1-100 printable characters, no control or bidi characters, not "
+                                   "starting with '-'.")
     p.add_argument("name", help="person's name")
     p.add_argument("images", nargs="*", metavar="IMAGE_OR_FOLDER", help="photos of that person")
     p.add_argument("--camera", type=int, help="take the shots from this camera instead")
     p.add_argument("--shots", type=int, default=5, help="shots to take from the camera (default 5)")
     p.add_argument("--timeout", type=float, default=30.0, help="camera: give up after N seconds (default 30)")
     p.add_argument("--replace", action="store_true", help="replace the person's existing embeddings")
+    p.add_argument("--force", action="store_true",
+                   help="enrol even when the images (or the faces already stored) do not all match each other")
     p.set_defaults(func=cmd_enroll)
 
     p = sub.add_parser("identify", help="1:K: who is in this image? prints JSON",

@@ -71,7 +71,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
     outcome = annotate(config, str(clip), out / "demo_annotated.mp4", out / "demo.jsonl",
                        progress=not args.no_progress)
     print(f"wrote {out / 'demo_annotated.mp4'} and {out / 'demo.jsonl'}", file=sys.stderr)
-    return _finish(outcome, args.metrics_json or str(out / "demo_metrics.json"), "demo")
+    code = _finish(outcome, args.metrics_json or str(out / "demo_metrics.json"), "demo")
+    gallery_path = Path(config.faces.gallery) if config.faces.enabled and config.faces.recognize else None
+    print(f"replay it live with the demo's gallery:\n  {replay_command(args, clip, gallery_path)}", file=sys.stderr)
+    return code
+
+
+def replay_command(args: argparse.Namespace, clip: Path, gallery: Path | None) -> str:
+    """The ``rtv run`` command line that plays ``clip`` live (paced at its frame rate) with ``gallery``, keeping
+    the demo's --config and --set options; paths absolute so it works from any folder."""
+    import shlex
+
+    words = ["rtv", "run", "--source", str(Path(clip).resolve())]
+    if getattr(args, "config", None):
+        words += ["--config", str(Path(args.config).resolve())]
+    for item in getattr(args, "set", None) or []:
+        if not item.startswith(("faces.gallery=", "source.pace=")):
+            words += ["--set", item]
+    if gallery is not None:
+        words += ["--set", f"faces.gallery={Path(gallery).resolve()}"]
+    words += ["--set", "source.pace=true"]
+    return shlex.join(words)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

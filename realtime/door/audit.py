@@ -1,46 +1,66 @@
-"""The door's audit log: an append-only SQLite table whose records are chained by sha256 (tamper evident).
+"""The door's audit log: an append-only SQLite table whose records are chained by sha256 or by a keyed MAC.
 
 Schema (version :data:`SCHEMA_VERSION` in ``PRAGMA user_version``; ``PRAGMA application_id`` marks an rtv audit
 log)::
 
-    meta(key TEXT PRIMARY KEY, value TEXT)       schema_version, created
+    meta(key TEXT PRIMARY KEY, value TEXT)       schema_version, created, mac ("sha256" or "hmac-sha256"), key_id
     events(seq INTEGER PRIMARY KEY, ts, door_id, kind, decision, person, track_id, distance, margin, frames_used,
            threshold, model_sha256, reason, liveness, detail, face_jpeg BLOB, prev_hash, hash)
 
 ``kind`` is "decision" (``decision`` GRANT or DENY), "alarm" (camera lost, model error, gallery unreadable),
-"hook" (the unlock hook's outcome for an earlier GRANT, ``detail`` says which) or "start"/"stop" (door mode
-started with this threshold, stopped). Every record says ``liveness = "none"``: there is no liveness check.
+"recovery" (what an alarm was about is back), "hook" (the unlock hook's outcome for an earlier GRANT, ``detail``
+says which) or "start"/"stop" (door mode started with this threshold, stopped). Every record says
+``liveness = "none"``: there is no liveness check.
 
-Tamper evidence: ``hash = sha256(prev_hash + canonical JSON of every other column)``, with ``prev_hash`` of the
-first record = 64 zeros; the face image enters through its own sha256. :meth:`AuditLog.verify` recomputes the chain
-and names the first record whose content, order or link is broken. An edit followed by recomputing every later
-hash cannot be caught by the chain alone; neither can cutting records off the end: keep the head hash that
-``verify`` prints somewhere else (e.g. a daily e-mail) to anchor it.
+Tamper evidence: ``hash = D(prev_hash + canonical JSON of every other column)``, the face image entering through its
+own sha256. ``D`` is sha256, or, when the log was made with a key file (``door.audit_key_file``), HMAC-SHA256 with
+that key: then nobody without the key can rewrite or extend the log so that it verifies. The first record's
+``prev_hash`` is ``D`` of the ``meta`` table (the anchor), so the meta rows are covered too. :meth:`AuditLog.verify`
+recomputes everything and names the first record whose content, order or link is broken.
 
-Durability: WAL mode, ``synchronous = FULL``, one transaction per record, committed before :meth:`append`
-returns (so before any unlock hook runs).
+What a chain alone cannot show: records cut off the end, and (without a key) a chain recomputed after an edit.
+:meth:`AuditLog.head` gives ``SEQ:HASH`` of the last record; keep it somewhere else (a daily e-mail, another
+machine) and pass it back to ``verify(expect_head=...)``: a log that no longer holds that record, or holds a
+different one, fails.
+
+The schema itself is checked when the log is opened and again whenever SQLite's schema cookie changes: any trigger,
+view, index or table that rtv did not make (``CREATE TRIGGER ... AFTER INSERT ON events BEGIN DELETE ...``) makes
+the log refused. Each record is read back after its commit and compared with what was written.
+
+Durability: WAL mode, ``synchronous = FULL``, one transaction per record, committed (and read back) before
+:meth:`append` returns, so before any unlock hook runs.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import hmac
 import json
 import math
+import os
+import re
+import secrets
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from realtime.errors import AuditError
-from realtime.io.sqlite_file import create_schema, identify
+from realtime.errors import AuditError, ConfigError, SinkError
+from realtime.gallery.names import spreadsheet_cell
+from realtime.io.sqlite_file import create_schema, identify, use_wal
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1: genesis of 64 zeros, meta not covered, sha256 only; read and verify only
 APPLICATION_ID = 0x72747661  # b"rtva"
 GENESIS = "0" * 64
 LIVENESS = "none"
-KINDS = ("decision", "alarm", "hook", "start", "stop")
+KINDS = ("decision", "alarm", "recovery", "hook", "start", "stop")
+MAC_SHA256 = "sha256"
+MAC_HMAC = "hmac-sha256"
+MIN_KEY_BYTES = 32
+MAX_KEY_BYTES = 4096
 CONTENT_COLUMNS = ("seq", "ts", "door_id", "kind", "decision", "person", "track_id", "distance", "margin",
                    "frames_used", "threshold", "model_sha256", "reason", "liveness", "detail")
 _SCHEMA = (
@@ -67,18 +87,27 @@ _SCHEMA = (
     "CREATE INDEX events_ts ON events(ts)",
 )
 _ALL_COLUMNS = CONTENT_COLUMNS + ("face_jpeg", "prev_hash", "hash")
+_PLANNER_TABLES = ("sqlite_stat1", "sqlite_stat4")  # ANALYZE's statistics: hints for the query planner only
+_HEAD_RE = re.compile(r"^(\d{1,18}):([0-9a-f]{64})$")
 
 
 @dataclass(frozen=True)
 class VerifyReport:
-    """Result of :meth:`AuditLog.verify`: ``ok``; ``records`` checked; ``head``: last good hash;
-    ``broken_seq``: the first bad record (None when ok) and ``problem``: what is wrong with it."""
+    """Result of :meth:`AuditLog.verify`: ``ok``; ``records`` checked; ``head``: last good hash and
+    ``head_seq`` its record (0: the anchor, no record); ``broken_seq``: the first bad record (None when ok, or when
+    the problem is the end of the log) and ``problem``: what is wrong."""
 
     ok: bool
     records: int
     head: str
     broken_seq: int | None = None
     problem: str = ""
+    head_seq: int = 0
+
+    @property
+    def head_text(self) -> str:
+        """``SEQ:HASH``, what ``rtv audit head`` prints and ``--expect-head`` takes."""
+        return f"{self.head_seq}:{self.head}"
 
 
 def canonical_content(record: Mapping[str, Any], face_jpeg: bytes | None) -> bytes:
@@ -92,21 +121,105 @@ def canonical_content(record: Mapping[str, Any], face_jpeg: bytes | None) -> byt
                       allow_nan=False).encode("utf-8")
 
 
-def record_hash(prev_hash: str, record: Mapping[str, Any], face_jpeg: bytes | None) -> str:
-    """``sha256(prev_hash (ASCII hex) + canonical_content(record))`` as hex."""
-    return hashlib.sha256(prev_hash.encode("ascii") + canonical_content(record, face_jpeg)).hexdigest()
+def _digest(data: bytes, key: bytes | None) -> str:
+    if key is None:
+        return hashlib.sha256(data).hexdigest()
+    return hmac.new(key, data, hashlib.sha256).hexdigest()
+
+
+def record_hash(prev_hash: str, record: Mapping[str, Any], face_jpeg: bytes | None, key: bytes | None = None) -> str:
+    """``D(prev_hash (ASCII hex) + canonical_content(record))`` as hex; ``D`` is sha256, or HMAC-SHA256 with
+    ``key``."""
+    return _digest(prev_hash.encode("ascii") + canonical_content(record, face_jpeg), key)
+
+
+def meta_anchor(meta: Mapping[str, str], key: bytes | None = None) -> str:
+    """The first record's ``prev_hash`` (schema 2): ``D`` of the meta rows as sorted compact JSON."""
+    text = json.dumps(dict(meta), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _digest(b"rtv-audit-meta\n" + text.encode("utf-8"), key)
+
+
+def key_id(key: bytes) -> str:
+    """A name for a key that says nothing about it: the first 16 hex digits of an HMAC of a fixed text."""
+    return hmac.new(key, b"rtv-audit-key-id", hashlib.sha256).hexdigest()[:16]
+
+
+def load_key(path: str | os.PathLike, setting: str = "door.audit_key_file") -> bytes:
+    """The key in a key file (its bytes, surrounding white space removed): :class:`ConfigError` naming
+    ``setting`` when it is missing, unreadable, not a regular file, shorter than :data:`MIN_KEY_BYTES` or longer
+    than :data:`MAX_KEY_BYTES`. Make one with ``rtv audit keygen FILE``."""
+    p = Path(path)
+    try:
+        if not p.is_file():
+            raise ConfigError(f"{setting}={str(p)!r}: no such key file (make one with 'rtv audit keygen FILE')")
+        with open(p, "rb") as fh:
+            if fh.read(15) == b"SQLite format 3":
+                raise ConfigError(f"{setting}={str(p)!r} is an SQLite database, not a key file; the key must live "
+                                  "outside the audit log")
+        if p.stat().st_size > MAX_KEY_BYTES:
+            raise ConfigError(f"{setting}={str(p)!r}: {p.stat().st_size} bytes is too long for a key file "
+                              f"(at most {MAX_KEY_BYTES}); is it the right file?")
+        key = p.read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError(f"{setting}={str(p)!r}: cannot read the key file ({exc.strerror or exc})") from None
+    if len(key) < MIN_KEY_BYTES:
+        raise ConfigError(f"{setting}={str(p)!r}: the key has {len(key)} bytes, fewer than {MIN_KEY_BYTES}; make "
+                          "one with 'rtv audit keygen FILE'")
+    return key
+
+
+def write_key_file(path: str | os.PathLike) -> str:
+    """Create a new key file (64 random hex digits, mode 0600) at ``path``, never replacing a file; returns the
+    key id. :class:`SinkError` when the path exists or cannot be written."""
+    p = Path(path)
+    try:
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise SinkError(f"{p} already exists; a key file is never replaced (pick a new path)") from None
+    except OSError as exc:
+        raise SinkError(f"cannot create key file {p}: {exc.strerror or exc}") from None
+    text = secrets.token_hex(32)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(text + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        p.unlink(missing_ok=True)
+        raise SinkError(f"cannot write key file {p}: {exc.strerror or exc}") from None
+    return key_id(text.encode("ascii"))
+
+
+def parse_head(text: str) -> tuple[int, str]:
+    """``"SEQ:HASH"`` (as :meth:`AuditLog.head` gives it) -> ``(seq, hash)``; :class:`ConfigError` otherwise."""
+    match = _HEAD_RE.match(str(text).strip().lower())
+    if match is None:
+        raise ConfigError(f"head {text!r} is not SEQ:HASH (a record number, a colon and 64 hex digits, as "
+                          "'rtv audit head' prints it)")
+    return int(match.group(1)), match.group(2)
 
 
 class AuditLog:
     """An open audit log. Use :meth:`open`; a context manager; :meth:`close` is safe twice. One thread only."""
 
-    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, connection: sqlite3.Connection, path: Path, meta: Mapping[str, str], version: int,
+                 key: bytes | None) -> None:
         self._conn: sqlite3.Connection | None = connection
         self.path = path
+        self.meta = dict(meta)
+        self.version = version
+        self._key = key
+        self._schema_cookie = _schema_cookie(connection)
 
     @classmethod
-    def open(cls, path: str | Path, create: bool = True, busy_timeout_s: float = 2.0) -> "AuditLog":
-        """Open (or, with ``create``, make) the log at ``path``; :class:`AuditError` saying why not."""
+    def open(cls, path: str | Path, create: bool = True, busy_timeout_s: float = 2.0, *,
+             key: bytes | None = None) -> "AuditLog":
+        """Open (or, with ``create``, make) the log at ``path``; :class:`AuditError` saying why not.
+
+        ``key`` (from :func:`load_key`): a new log is made keyed (HMAC-SHA256); an existing keyed log must have been
+        made with this key. Reading (``records``, ``export_csv``) works without the key; ``append``, ``verify``
+        and ``head`` of a keyed log need it.
+        """
         path = Path(path)
         if path.is_dir():
             raise AuditError(f"audit path {path} is a folder; set door.audit to a file such as {path / 'audit.db'}")
@@ -120,17 +233,20 @@ class AuditLog:
         except sqlite3.Error as exc:
             raise AuditError(f"audit log {path}: cannot open ({exc})") from exc
         try:
-            conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            conn.execute("PRAGMA trusted_schema = OFF")
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
-            _read_or_create(conn, path)
+            meta, version = _read_or_create(conn, path, key, create)
+            use_wal(conn, busy_timeout_s)
+            log = cls(conn, path, meta, version, key)
+            log._check_key()
         except sqlite3.Error as exc:
             conn.close()
             raise AuditError(f"audit log {path}: {exc} (is it an rtv audit log? is it corrupt?)") from exc
         except BaseException:
             conn.close()
             raise
-        return cls(conn, path)
+        return log
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -149,14 +265,51 @@ class AuditLog:
             raise AuditError(f"audit log {self.path} is closed")
         return self._conn
 
+    @property
+    def keyed(self) -> bool:
+        """Whether the log's records are HMAC-SHA256 MACs (made with a key file)."""
+        return self.meta.get("mac") == MAC_HMAC
+
+    @property
+    def anchor(self) -> str:
+        """What the first record links to: 64 zeros (schema 1) or the MAC/hash of the meta rows."""
+        return GENESIS if self.version == 1 else meta_anchor(self.meta, self._key if self.keyed else None)
+
+    def _check_key(self) -> None:
+        if self.keyed and self._key is not None and key_id(self._key) != self.meta.get("key_id"):
+            raise AuditError(f"audit log {self.path} was written with another key (key id "
+                             f"{self.meta.get('key_id')}, the key file gives {key_id(self._key)}); set "
+                             "door.audit_key_file to the key this log was made with")
+
+    def _need_key(self, action: str) -> bytes | None:
+        """The key to compute MACs with for ``action`` (None: plain sha256); refuses what cannot be checked."""
+        if self.keyed:
+            if self._key is None:
+                raise AuditError(f"audit log {self.path} is keyed (HMAC-SHA256, key id {self.meta.get('key_id')}): "
+                                 f"{action} needs its key; set door.audit_key_file (or pass --key-file)")
+            return self._key
+        if self._key is not None:
+            raise AuditError(f"audit log {self.path} has no key (plain sha256 chain), but a key file is set: it was "
+                             "not made with this key (replaced by another file?); keep it as evidence, or unset "
+                             "door.audit_key_file to read it as an unkeyed log")
+        return None
+
     def append(self, kind: str, door_id: str, reason: str, *, decision: str | None = None,
                person: str | None = None, track_id: int | None = None, distance: float | None = None,
                margin: float | None = None, frames_used: int | None = None, threshold: float | None = None,
                model_sha256: str | None = None, detail: Mapping[str, Any] | None = None,
                face_jpeg: bytes | None = None, ts: str | None = None) -> int:
-        """Append one record and commit it (durably) before returning its ``seq``."""
+        """Append one record, commit it (durably) and read it back before returning its ``seq``.
+
+        :class:`AuditError` when the log's schema has been altered, the record is not there (unchanged, as the
+        last one) after the commit, or the write fails: the caller must then not act on the event (no unlock).
+        """
         if kind not in KINDS:
             raise AuditError(f"audit record kind {kind!r} is not one of {', '.join(KINDS)}")
+        if self.version != SCHEMA_VERSION:
+            raise AuditError(f"audit log {self.path} has schema version {self.version}, which this rtv reads but "
+                             "does not extend; keep it, and set door.audit to a new file")
+        key = self._need_key("appending")
         record: dict[str, Any] = {
             "ts": ts or datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
             "door_id": str(door_id), "kind": kind, "decision": decision, "person": person,
@@ -170,21 +323,37 @@ class AuditLog:
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
+                cookie = _schema_cookie(conn)
+                if cookie != self._schema_cookie:  # someone changed the schema since we looked: look again
+                    _check_schema(conn, self.path)
+                    self._schema_cookie = cookie
                 row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
-                seq, prev = (1, GENESIS) if row is None else (int(row[0]) + 1, str(row[1]))
+                seq, prev = (1, self.anchor) if row is None else (int(row[0]) + 1, str(row[1]))
                 record["seq"] = seq
-                digest = record_hash(prev, record, face_jpeg)
+                digest = record_hash(prev, record, face_jpeg, key)
+                values = [record[c] for c in CONTENT_COLUMNS] + [face_jpeg, prev, digest]
                 conn.execute(f"INSERT INTO events ({', '.join(_ALL_COLUMNS)}) VALUES "
-                             f"({', '.join('?' * len(_ALL_COLUMNS))})",
-                             [record[c] for c in CONTENT_COLUMNS] + [face_jpeg, prev, digest])
+                             f"({', '.join('?' * len(_ALL_COLUMNS))})", values)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+            self._read_back(seq, values, kind)
         except sqlite3.Error as exc:
             raise AuditError(f"audit log {self.path}: writing a {kind} record failed ({exc})") from exc
         return seq
+
+    def _read_back(self, seq: int, values: list[Any], kind: str) -> None:
+        conn = self._db
+        row = conn.execute(f"SELECT {', '.join(_ALL_COLUMNS)} FROM events WHERE seq = ?", (seq,)).fetchone()
+        last = conn.execute("SELECT max(seq) FROM events").fetchone()[0]
+        if row is None or list(row) != values or last != seq:
+            what = "is missing" if row is None else ("differs from what was written" if list(row) != values
+                                                     else f"is followed by record {last} already")
+            raise AuditError(f"audit log {self.path}: the {kind} record #{seq} {what} after its commit; the "
+                             "database has been tampered with (a trigger, or another writer). Keep the file as "
+                             "evidence and start a new log")
 
     def records(self, since: str | None = None, with_faces: bool = False) -> Iterator[dict[str, Any]]:
         """Records in order (``ts >= since`` when given, ISO 8601 UTC text), as dicts of the columns."""
@@ -200,33 +369,77 @@ class AuditLog:
         except sqlite3.Error as exc:
             raise AuditError(f"audit log {self.path}: reading failed ({exc})") from exc
 
-    def verify(self) -> VerifyReport:
-        """Walk the chain from the first record; stop at the first record that does not check out."""
-        prev = GENESIS
+    def verify(self, expect_head: str | tuple[int, str] | None = None) -> VerifyReport:
+        """Walk the chain from the anchor; stop at the first record that does not check out.
+
+        ``expect_head``: a head kept from earlier (``"SEQ:HASH"``): the log must still hold that record with that
+        hash (it may have grown since), else the report says the end was cut off or the log was rewritten.
+        """
+        key = self._need_key("verifying")
+        wanted = parse_head(expect_head) if isinstance(expect_head, str) else expect_head
+        try:
+            self._check_meta()
+        except AuditError as exc:
+            return VerifyReport(False, 0, "", 1, str(exc))
+        prev = self.anchor
         expected_seq = 1
         count = 0
+        seen_wanted: str | None = None
         for rec in self.records(with_faces=True):
             seq = rec["seq"]
             if seq != expected_seq:
                 return VerifyReport(False, count, prev, seq, f"record {seq} follows record {expected_seq - 1}: "
-                                    f"record(s) {expected_seq}..{seq - 1} are missing")
+                                    f"record(s) {expected_seq}..{seq - 1} are missing", count)
             if rec["prev_hash"] != prev:
-                return VerifyReport(False, count, prev, seq, f"record {seq} does not link to record {seq - 1} "
-                                    "(its prev_hash differs)")
+                what = ("the meta table or the key differs from when the log was made" if seq == 1 else
+                        f"record {seq} does not link to record {seq - 1} (its prev_hash differs)")
+                return VerifyReport(False, count, prev, seq, what if seq > 1 else f"record 1 does not link to the "
+                                    f"log's anchor: {what}", count)
             try:
-                digest = record_hash(prev, rec, rec["face_jpeg"])
+                digest = record_hash(prev, rec, rec["face_jpeg"], key)
             except (TypeError, ValueError) as exc:
-                return VerifyReport(False, count, prev, seq, f"record {seq} cannot be hashed ({exc})")
-            if digest != rec["hash"]:
+                return VerifyReport(False, count, prev, seq, f"record {seq} cannot be hashed ({exc})", count)
+            if not hmac.compare_digest(digest, str(rec["hash"])):
                 return VerifyReport(False, count, prev, seq, f"record {seq} was changed after it was written "
-                                    "(its content does not match its hash)")
+                                    "(its content does not match its " + ("MAC)" if key else "hash)"), count)
             prev = digest
             expected_seq += 1
             count += 1
-        return VerifyReport(True, count, prev)
+            if wanted is not None and seq == wanted[0]:
+                seen_wanted = digest
+        if wanted is not None:
+            want_seq, want_hash = wanted
+            if want_seq == 0:
+                seen_wanted = self.anchor
+            if want_seq > count:
+                return VerifyReport(False, count, prev, None, f"the log ends at record {count}, but the head you "
+                                    f"kept is record {want_seq}: record(s) {count + 1}..{want_seq} were cut off "
+                                    "the end", count)
+            if seen_wanted != want_hash:
+                return VerifyReport(False, count, prev, want_seq, f"record {want_seq} is not the one you kept "
+                                    f"(hash {want_hash[:16]}..., now {str(seen_wanted)[:16]}...): the log was "
+                                    f"rewritten at or before record {want_seq}", count)
+        return VerifyReport(True, count, prev, head_seq=count)
+
+    def head(self) -> str:
+        """``SEQ:HASH`` of the last record (``0:ANCHOR`` for an empty log), after verifying the whole chain;
+        :class:`AuditError` when it does not verify."""
+        report = self.verify()
+        if not report.ok:
+            raise AuditError(f"audit log {self.path}: chain broken at record {report.broken_seq}: "
+                             f"{report.problem}; no head to keep")
+        return report.head_text
+
+    def _check_meta(self) -> None:
+        if self.version == 1:
+            return
+        stored = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        if stored != self.meta:
+            raise AuditError(f"the meta table changed while the log was open ({sorted(set(stored) ^ set(self.meta))})")
 
     def export_csv(self, path: str | Path, since: str | None = None) -> int:
-        """Write the records (without images) as CSV; returns how many."""
+        """Write the records (without images) as CSV; returns how many. Text cells a spreadsheet would run as a
+        formula (leading ``=``, ``+``, ``-``, ``@``, tab, CR) get a leading ``'``."""
         path = Path(path)
         columns = tuple(c for c in _ALL_COLUMNS if c != "face_jpeg")
         tmp = path.with_name(path.name + ".partial")
@@ -236,7 +449,7 @@ class AuditLog:
                 writer.writeheader()
                 n = 0
                 for rec in self.records(since=since):
-                    writer.writerow(rec)
+                    writer.writerow({k: spreadsheet_cell(v) for k, v in rec.items()})
                     n += 1
             tmp.replace(path)
         except OSError as exc:
@@ -264,20 +477,71 @@ def _real(value: float | None) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _read_or_create(conn: sqlite3.Connection, path: Path) -> None:
-    found = identify(conn)
-    app_id, version, tables = found.application_id, found.version, found.tables
-    if found.blank:
-        meta = {"schema_version": str(SCHEMA_VERSION),
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        create_schema(conn, _SCHEMA, meta, APPLICATION_ID, SCHEMA_VERSION)
+def _schema_cookie(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA schema_version").fetchone()[0])
+
+
+def _expected_schema() -> list[tuple[str, str, str, str | None]]:
+    """``(type, name, tbl_name, sql)`` of every schema object a log made by this rtv has (from an in-memory copy,
+    so SQLite's own implicit indexes are included)."""
+    with sqlite3.connect(":memory:") as conn:
+        for statement in _SCHEMA:
+            conn.execute(statement)
+        return sorted(conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall(),
+                      key=lambda row: (row[0], row[1]))
+
+
+def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
+    """:class:`AuditError` naming the first schema object that rtv did not make or that differs (a trigger, a view,
+    an index, a table, a changed definition)."""
+    found = sorted((row for row in conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master")
+                    if not (row[0] == "table" and row[1] in _PLANNER_TABLES)), key=lambda row: (row[0], row[1]))
+    expected = _expected_schema()
+    if found == expected:
         return
-    if app_id != APPLICATION_ID:
+    extra = [row for row in found if row not in expected]
+    missing = [row for row in expected if row not in found]
+    if extra:
+        kind, name, table, _sql = extra[0]
+        what = f"{kind} {name!r} on {table!r} that rtv did not make (or that was changed)"
+    else:
+        kind, name, _table, _sql = missing[0]
+        what = f"no {kind} {name!r}"
+    raise AuditError(f"audit log {path} has been altered: it has {what}; refusing it, since such a change can drop "
+                     "or rewrite records. Keep the file as evidence and set door.audit to a new file")
+
+
+def _read_or_create(conn: sqlite3.Connection, path: Path, key: bytes | None,
+                    create: bool) -> tuple[dict[str, str], int]:
+    found = identify(conn)
+    if found.blank and create:
+        meta = {"schema_version": str(SCHEMA_VERSION),
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "mac": MAC_SHA256 if key is None else MAC_HMAC}
+        if key is not None:
+            meta["key_id"] = key_id(key)
+        if create_schema(conn, _SCHEMA, meta, APPLICATION_ID, SCHEMA_VERSION):
+            return meta, SCHEMA_VERSION
+        found = identify(conn)  # another process made it a moment ago
+    if found.blank:
+        raise AuditError(f"{path} is an empty SQLite database, not an rtv audit log; door mode creates one")
+    if found.application_id != APPLICATION_ID:
         raise AuditError(f"{path} is an SQLite database but not an rtv audit log (tables: "
-                         f"{', '.join(sorted(tables)) or 'none'}); set door.audit to another file")
-    if version != SCHEMA_VERSION:
-        raise AuditError(f"audit log {path} has schema version {version}; this rtv reads {SCHEMA_VERSION} "
-                         "(upgrade rtv, or start a new log and keep this one)")
-    found = tuple(row[1] for row in conn.execute("PRAGMA table_info(events)"))
-    if found != _ALL_COLUMNS:
-        raise AuditError(f"audit log {path} has a damaged schema (events columns {list(found)})")
+                         f"{', '.join(sorted(found.tables)) or 'none'}); set door.audit to another file")
+    version = found.version
+    if version not in READABLE_VERSIONS:
+        raise AuditError(f"audit log {path} has schema version {version}; this rtv reads "
+                         f"{', '.join(map(str, READABLE_VERSIONS))} (upgrade rtv, or start a new log and keep "
+                         "this one)")
+    _check_schema(conn, path)
+    meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    if meta.get("schema_version") != str(version):
+        raise AuditError(f"audit log {path} has damaged metadata (schema_version {meta.get('schema_version')!r}, "
+                         f"file version {version})")
+    if version >= 2 and (meta.get("mac") not in (MAC_SHA256, MAC_HMAC)
+                         or (meta.get("mac") == MAC_HMAC) != ("key_id" in meta)):
+        raise AuditError(f"audit log {path} has damaged metadata (mac {meta.get('mac')!r}); keep it as evidence "
+                         "and start a new log")
+    if version == 1:
+        meta.setdefault("mac", MAC_SHA256)
+    return meta, version

@@ -1,5 +1,5 @@
 """What door mode decides, as typed values: a verdict per face (:class:`DoorDecision`) and fail-secure alarms
-(:class:`DoorAlarm`). They travel in ``FramePacket.decisions``; the overlay draws them, the audit sink logs them."""
+(:class:`DoorAlarm`), and the end of one (:class:`DoorRecovery`). They travel in ``FramePacket.decisions``; the overlay draws them, the audit sink logs them."""
 
 from __future__ import annotations
 
@@ -64,6 +64,20 @@ class DoorAlarm:
 
     def to_json(self) -> dict[str, Any]:
         return {"type": "alarm", "kind": self.kind, "reason": self.reason, "new": self.new}
+
+
+@dataclass(frozen=True)
+class DoorRecovery:
+    """What an alarm was about is back (the gallery readable again, the camera delivering again)."""
+
+    kind: str
+    reason: str
+    frame_index: int = -1
+    new: bool = True
+    liveness: str = LIVENESS
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "recovery", "kind": self.kind, "reason": self.reason, "new": self.new}
 
 
 def _num(value: float) -> float | None:

@@ -1,12 +1,17 @@
 """Door mode: the face pipeline plus the door policy, the audit log, the unlock hook and alarms.
 
-Order per frame: detect faces -> recognise (tracked, embedded every ``door.reembed_every`` frames, with the door's
-threshold and margin) -> :class:`DoorPolicy` -> for each new decision: audit record committed, *then* the hook (GRANT
-only) -> outputs. Hook outcomes come back from the worker thread and are logged on the main thread.
+Order per frame: the gallery watch (changes since the last frame: new embeddings, or an alarm) -> detect faces ->
+recognise (tracked, embedded every ``door.reembed_every`` frames, with the door's threshold and margin) ->
+:class:`DoorPolicy` -> for each new decision: audit record committed, *then* the hook (GRANT only) -> outputs. Hook
+outcomes come back from the worker thread and are logged on the main thread.
 
-Fail secure: the gallery missing or unreadable at start, a model that fails, a camera that is lost (after the
-source's reconnect attempts) -> an alarm record in the audit log, the reason on screen, no GRANT, and the run ends
-with the matching error. There is no liveness check; door mode says so at start, on screen and in every record.
+Fail secure: the gallery missing, unreadable or holding an invalid name at start, a model that fails, or a source
+that cannot be opened -> an alarm record, the reason on screen, and the run ends with the matching error (and a stop
+record). Mid-run, a gallery that disappears, is replaced or cannot be read is an alarm and no GRANT until it reads
+again (:mod:`realtime.door.live_gallery`); a lost camera is an alarm, the door stays locked and the camera is
+reopened until it is back or ``door.max_camera_down_s`` runs out (:mod:`realtime.door.camera`). Every run that
+opened the audit log ends with a stop record saying how it ended. There is no liveness check; door mode says so at
+start, on screen and in every record.
 """
 
 from __future__ import annotations
@@ -23,12 +28,14 @@ import cv2
 import numpy as np
 
 from realtime.config import Config
-from realtime.door.audit import AuditLog
+from realtime.door.audit import AuditLog, load_key
+from realtime.door.camera import ResilientSource
 from realtime.door.calibrate import calibration_path, choose_threshold, gallery_fingerprint, load_calibration
-from realtime.door.hook import HookJob, HookResult, UnlockHook, check_hook
-from realtime.door.events import DENY, GRANT, DoorAlarm, DoorDecision
+from realtime.door.hook import FAILED, TIMED_OUT, HookJob, HookResult, UnlockHook, check_hook
+from realtime.door.events import DENY, GRANT, DoorAlarm, DoorDecision, DoorRecovery
+from realtime.door.live_gallery import GalleryWatch, LiveGallery
 from realtime.door.policy import Access, DoorPolicy, DoorRules
-from realtime.errors import GalleryError, ModelError, RtvError
+from realtime.errors import AuditError, GalleryError, ModelError, RtvError, SourceError
 from realtime.pipeline import Pipeline
 from realtime.types import RunResult
 from realtime.types import EndReason
@@ -90,24 +97,6 @@ def resolve_threshold(config: Config) -> tuple[float, str, str]:
     return threshold, text, sha
 
 
-class _GalleryAccess:
-    """Reads a person's access from the gallery at decision time (changes apply without a restart)."""
-
-    def __init__(self, path: str) -> None:
-        from realtime.gallery.store import Gallery
-
-        self._gallery = Gallery.open(path, create=False)
-
-    def __call__(self, name: str) -> Access:
-        for person in self._gallery.persons():
-            if person.name == name:
-                return Access(person.allowed, person.schedule)
-        raise GalleryError(f"{name!r} is no longer in the gallery")
-
-    def close(self) -> None:
-        self._gallery.close()
-
-
 class AuditSink:
     """The door's sink: each new decision or alarm in the packet is committed to the audit log (then, for a GRANT,
     handed to the hook); hook outcomes are logged as they come back. Counts what happened in the outcome."""
@@ -129,6 +118,8 @@ class AuditSink:
         for item in packet.decisions:
             if isinstance(item, DoorAlarm) and item.new:
                 self.alarm(item.kind, item.reason)
+            elif isinstance(item, DoorRecovery) and item.new:
+                self.recovery(item.kind, item.reason)
             elif isinstance(item, DoorDecision) and item.new and item.verdict in (GRANT, DENY):
                 self.decision(packet, item)
         self.log_hook_results(self.hook.poll())
@@ -161,27 +152,35 @@ class AuditSink:
         self.audit.append("alarm", self.config.door.door_id, reason, model_sha256=self.sha,
                           detail={"alarm": kind})
 
+    def recovery(self, kind: str, reason: str) -> None:
+        self.echo(f"RECOVERED {kind}: {reason}")
+        self.audit.append("recovery", self.config.door.door_id, reason, model_sha256=self.sha,
+                          detail={"alarm": kind})
+
     def log_hook_results(self, results: list[HookResult]) -> None:
         for r in results:
             self.outcome.hook_results.append(r)
-            reason = "unlock hook ok" if r.ok else "unlock hook FAILED"
+            reason = "unlock hook ok" if r.ok else (
+                "unlock hook FAILED" if r.status in (FAILED, TIMED_OUT) else f"unlock hook {r.status}")
             if not r.ok:
                 self.echo(f"{reason} for {r.job.person} (audit #{r.job.audit_seq}): {r.detail}")
             self.audit.append("hook", r.job.door_id, reason, person=r.job.person, model_sha256=self.sha,
                               detail={"grant_seq": r.job.audit_seq, "action": r.action, "ok": r.ok,
-                                      "result": r.detail, "seconds": round(r.seconds, 3)})
+                                      "status": r.status, "result": r.detail, "seconds": round(r.seconds, 3)})
 
 
 def run_door(config: Config, source_uri: str | None = None, show_window: bool = True,
              max_frames: int | None = None, out_jsonl: Path | None = None, source=None,
              now: Callable[[], datetime] = datetime.now,
              echo: Callable[[str], None] | None = None) -> DoorOutcome:
-    """Run door mode until the source ends, ``max_frames``, a key (q/Esc) or an alarm.
+    """Run door mode until the source ends, ``max_frames``, a key (q/Esc), a signal or a fatal alarm.
 
     ``source``: an already-made (not started) :class:`realtime.io.capture.Source` (tests script one); else opened
     from ``source_uri``/config. ``now``: local wall-clock time for access windows. ``echo``: where the one-line
-    status messages go (default stderr). Raises the alarm's error (:class:`GalleryError`, :class:`ModelError`)
-    after logging it; a lost camera ends the run with ``result.reason == "error"``.
+    status messages go (default stderr). Raises the alarm's error (:class:`GalleryError`, :class:`ModelError`,
+    :class:`SourceError` when the source cannot be opened) after logging it; a source lost for good (a damaged
+    file, or a camera down longer than ``door.max_camera_down_s``) ends the run with ``result.reason == "error"``.
+    Whatever the ending, once the audit log is open a stop record is written.
     """
     from realtime.build import build_pipeline
     from realtime.io.capture import open_source
@@ -189,13 +188,19 @@ def run_door(config: Config, source_uri: str | None = None, show_window: bool = 
     echo = echo or (lambda text: print(f"door: {text}", file=sys.stderr))
     door = config.door
     check_hook(door.hook_command, door.hook_url, door.hook_timeout_s)
-    with AuditLog.open(door.audit) as audit:
+    key = load_key(door.audit_key_file) if door.audit_key_file else None
+    with AuditLog.open(door.audit, key=key) as audit:
         outcome = DoorOutcome(RunResult(0, EndReason.ERROR), {}, float("nan"), "")
         hook = UnlockHook(door.hook_command, door.hook_url, door.hook_timeout_s)
         outputs = AuditSink(config, audit, hook, outcome, "", echo)
+        live: LiveGallery | None = None
+        failure: BaseException | None = None
         try:
             try:
                 threshold, text, sha = resolve_threshold(config)
+                outputs.sha = sha
+                live = LiveGallery(config.faces.gallery, sha)
+                live.open()
                 rules = door_rules(config, threshold)
                 run_config = dataclasses.replace(config, faces=door_faces_config(config, threshold),
                                                  detector=dataclasses.replace(config.detector, enabled=False))
@@ -206,27 +211,53 @@ def run_door(config: Config, source_uri: str | None = None, show_window: bool = 
             except ModelError as exc:
                 outputs.alarm("model", str(exc))
                 raise
-            outputs.sha = sha
             outcome.threshold, outcome.threshold_text = threshold, text
             echo(f"{door.door_id}: {text}")
             echo(NO_LIVENESS)
             audit.append("start", door.door_id, f"door mode started: {text}", threshold=threshold,
-                         model_sha256=sha, detail={"hook": hook.action or None, "rules": dataclasses.asdict(rules)})
+                         model_sha256=sha, detail={"hook": hook.action or None, "rules": dataclasses.asdict(rules),
+                                                   "audit_mac": audit.meta.get("mac")})
             with pipeline:
-                outcome.result = _run(config, pipeline, rules, source, source_uri, open_source, show_window,
+                outcome.result = _run(config, pipeline, rules, live, source, source_uri, open_source, show_window,
                                       max_frames, out_jsonl, outputs, now)
+        except BaseException as exc:
+            failure = exc
+            raise
         finally:
-            outputs.log_hook_results(hook.close())
-        if outcome.result.reason == EndReason.ERROR:
-            outputs.alarm("camera", f"camera/source lost: {outcome.result.error}")
-            _show_alarm(config, outputs.last_packet, f"ALARM camera lost: {outcome.result.error}", show_window)
-        audit.append("stop", door.door_id, f"door mode stopped ({outcome.result.reason})",
-                     model_sha256=outputs.sha, detail={"frames": outcome.result.frames})
+            if live is not None:
+                live.close()
+            _stop(config, audit, hook, outputs, outcome, failure, show_window)
     return outcome
 
 
-def _run(config, pipeline: Pipeline, rules: DoorRules, source, source_uri, open_source, show_window, max_frames,
-         out_jsonl, outputs: AuditSink, now) -> RunResult:
+def _stop(config: Config, audit: AuditLog, hook: UnlockHook, outputs: AuditSink, outcome: DoorOutcome,
+          failure: BaseException | None, show_window: bool) -> None:
+    """Hook jobs still pending are logged as not run; a lost source is an alarm; then the stop record, whatever
+    the ending (``outcome.result.reason``, or the error that is propagating)."""
+    results = hook.close()
+    try:
+        outputs.log_hook_results(results)
+        result = outcome.result
+        if failure is None and result.reason == EndReason.ERROR:
+            outputs.alarm("camera", f"camera/source lost: {result.error}")
+            _show_alarm(config, outputs.last_packet, f"ALARM camera lost: {result.error}", show_window)
+        if failure is None:
+            reason = str(result.reason)
+        elif isinstance(failure, KeyboardInterrupt):
+            reason = str(EndReason.INTERRUPTED)
+        else:
+            reason = f"error: {type(failure).__name__}"
+        audit.append("stop", config.door.door_id, f"door mode stopped ({reason})", model_sha256=outputs.sha,
+                     detail={"frames": result.frames, "reason": reason,
+                             "error": None if failure is None else str(failure)[:500]})
+    except AuditError:
+        if failure is None:
+            raise
+        log.error("the stop record could not be written", exc_info=True)  # the original failure is reported
+
+
+def _run(config, pipeline: Pipeline, rules: DoorRules, live: LiveGallery, source, source_uri, open_source,
+         show_window, max_frames, out_jsonl, outputs: AuditSink, now) -> RunResult:
     from contextlib import ExitStack
 
     from realtime.io.display import Window
@@ -234,13 +265,25 @@ def _run(config, pipeline: Pipeline, rules: DoorRules, source, source_uri, open_
     from realtime.overlay import NO_LIVENESS_NOTICE, Hud, draw_label, render
     from realtime.session import run_session
 
-    if pipeline.find("recognize") is None:
+    recognizer = pipeline.find("recognize")
+    if recognizer is None:
         raise ModelError("door mode needs the face recognition stage; check faces.enabled and faces.recognize")
     with ExitStack() as stack:
-        access = _GalleryAccess(config.faces.gallery)
-        stack.callback(access.close)
-        door_pipeline = Pipeline([*pipeline.stages, DoorPolicy(rules, access, now=now)])
-        source = stack.enter_context(source if source is not None else open_source(config.source, source_uri))
+        watch = GalleryWatch(live, recognizer)
+        door_pipeline = Pipeline([watch, *pipeline.stages, DoorPolicy(rules, live.access, now=now)])
+        inner = source if source is not None else open_source(config.source, source_uri)
+
+        def camera_back(reason: str) -> None:
+            recognizer.tracker.reset()  # tracks from before the outage never carry votes over it
+            outputs.recovery("camera", reason)
+
+        resilient = ResilientSource(inner, on_lost=lambda reason: outputs.alarm("camera", reason),
+                                    on_back=camera_back, max_down_s=config.door.max_camera_down_s)
+        try:
+            stack.enter_context(resilient)
+        except SourceError as exc:
+            outputs.alarm("camera", f"source failed to open: {exc}")
+            raise
         sinks: list = [outputs]
         if out_jsonl is not None:
             sinks.append(stack.enter_context(JsonlSink(out_jsonl)))
@@ -255,11 +298,11 @@ def _run(config, pipeline: Pipeline, rules: DoorRules, source, source_uri, open_
             return image
 
         try:
-            run = run_session(source, door_pipeline, sinks, config.overlay, max_frames, render=render_door)
+            run = run_session(resilient, door_pipeline, sinks, config.overlay, max_frames, render=render_door)
         except RtvError as exc:
             if isinstance(exc, GalleryError):
                 outputs.alarm("gallery", str(exc))
-            else:
+            elif not isinstance(exc, AuditError):  # an audit log that fails cannot take an alarm either
                 outputs.alarm("model" if isinstance(exc, ModelError) else "error", str(exc))
             _show_alarm(config, outputs.last_packet, f"ALARM {exc}", show_window)
             raise

@@ -16,7 +16,8 @@ sharpness, roughly frontal from the 5 landmarks) is a *vote*; votes since the tr
 
 After a decision the track is not decided again for ``track_cooldown_s`` and the person not for ``cooldown_s``
 (both on the source clock, ``packet.t_source``); the decision stays on screen meanwhile. Fail secure: an access
-lookup that fails gives an alarm and never a GRANT. There is no liveness check.
+lookup that fails gives an alarm and never a GRANT, and while an alarm stands in the packet (put there by an
+earlier stage, e.g. the gallery watch) no face is decided at all. There is no liveness check.
 """
 
 from __future__ import annotations
@@ -233,6 +234,14 @@ class DoorPolicy:
         faces = packet.faces
         t = float(packet.t_source)
         out: list[Any] = []
+        alarm = next((d for d in packet.decisions if isinstance(d, DoorAlarm)), None)
+        if alarm is not None:  # fail secure: while an alarm stands (e.g. the gallery), nothing is decided
+            self._tracks.clear()
+            for i in range(len(faces)):
+                track_id = int(faces.track_ids[i]) if i < len(faces.track_ids) else -1
+                out.append(DoorDecision(WAIT, track_id, None, f"door locked: {alarm.kind} alarm",
+                                        tuple(float(v) for v in faces.boxes_xyxy[i]), frame_index=packet.index))
+            return dataclasses.replace(packet, decisions=tuple(packet.decisions) + tuple(out))
         for i in range(len(faces)):
             track_id = int(faces.track_ids[i]) if i < len(faces.track_ids) else -1
             box = tuple(float(v) for v in faces.boxes_xyxy[i])

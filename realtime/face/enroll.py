@@ -17,7 +17,7 @@ import numpy as np
 from realtime.io.capture import IMAGE_SUFFIXES
 from realtime.errors import EnrollmentError, SourceError
 from realtime.face.align import align_faces
-from realtime.face.matching import match_faces
+from realtime.face.matching import match_faces, pairwise_distances
 from realtime.types import Faces
 
 
@@ -120,6 +120,53 @@ def look_alikes(samples: Sequence[FaceSample], name: str, gallery_vectors: np.nd
         if identity is not None:
             found[identity] = min(found.get(identity, np.inf), float(d))
     return sorted(found.items(), key=lambda kv: kv[1])
+
+
+def check_consistent(samples: Sequence[FaceSample], match_threshold: float,
+                     stored: np.ndarray | None = None, name: str = "this person") -> None:
+    """:class:`EnrollmentError` when the faces of one enrolment do not all show one person, naming the odd image.
+
+    ``samples``: the accepted faces; two of them disagree when their distance is above ``match_threshold`` (the
+    threshold recognition uses: a pair above it would not be recognised as one person). With three or more faces,
+    an image that disagrees with most of the others is named as the odd one; with two, or without a clear odd one,
+    the most distant pair is named. ``stored``: float32 (M, D) embeddings already stored for the person (when adding
+    to them): a face further than the threshold from every one of them is named too.
+    """
+    k = len(samples)
+    threshold = float(match_threshold)
+    advice = "enrol each person with their own images, or pass --force to enrol them anyway"
+    if k >= 2:
+        vectors = np.stack([s.vector for s in samples]).astype(np.float32)
+        dist = pairwise_distances(vectors, vectors)
+        far = dist > threshold
+        if far.any():
+            disagree = far.sum(axis=1)
+            odd = [i for i in range(k) if k >= 3 and disagree[i] > (k - 1) / 2]
+            if odd:
+                i = odd[0]
+                others = [j for j in range(k) if j != i]
+                nearest = float(dist[i, others].min())
+                more = f" (and {len(odd) - 1} more: {', '.join(samples[j].source for j in odd[1:3])})" \
+                    if len(odd) > 1 else ""
+                raise EnrollmentError(
+                    f"{samples[i].source} does not show the same person as the other images of {name!r}: it is "
+                    f"further than the match threshold {threshold:g} from {int(disagree[i])} of {k - 1} (nearest "
+                    f"{nearest:.3f}){more}; nothing was enrolled. Remove it, {advice}")
+            i, j = np.unravel_index(int(np.argmax(dist)), dist.shape)
+            raise EnrollmentError(
+                f"the images of {name!r} disagree: {samples[i].source} and {samples[j].source} are {dist[i, j]:.3f} "
+                f"apart, above the match threshold {threshold:g}, so they do not show one person; nothing was "
+                f"enrolled. Check the images, {advice}")
+    if stored is not None and len(stored) and k:
+        vectors = np.stack([s.vector for s in samples]).astype(np.float32)
+        nearest = pairwise_distances(vectors, np.asarray(stored, np.float32)).min(axis=1)
+        bad = np.flatnonzero(nearest > threshold)
+        if bad.size:
+            i = int(bad[0])
+            raise EnrollmentError(
+                f"{samples[i].source} does not match the {len(stored)} face(s) already enrolled for {name!r} "
+                f"(nearest {nearest[i]:.3f} > match threshold {threshold:g}); nothing was enrolled. Use --replace "
+                f"to start over with new images, {advice}")
 
 
 def enroll_samples(gallery, name: str, samples: Sequence[FaceSample], refused: Sequence[Refusal],

@@ -39,7 +39,8 @@ def per_label_min(distances: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray
 
 
 def match_faces(query: np.ndarray, gallery: np.ndarray, labels, match_threshold: float,
-                margin: float = 0.0) -> tuple[tuple[str | None, ...], np.ndarray, np.ndarray]:
+                margin: float = 0.0, cohort: np.ndarray | None = None
+                ) -> tuple[tuple[str | None, ...], np.ndarray, np.ndarray]:
     """Match face embeddings against a gallery, open set.
 
     ``query``: float32 (N, D) embeddings of the faces in a frame; ``gallery``: float32 (M, D) enrolled embeddings;
@@ -51,8 +52,14 @@ def match_faces(query: np.ndarray, gallery: np.ndarray, labels, match_threshold:
 
     Returns ``(identities, distances, second_distances)``: ``identities`` tuple of N names or None;
     ``distances`` float32 (N,) best person's distance; ``second_distances`` float32 (N,) second-best person's distance
-    (``inf`` when the gallery holds a single person, who then always passes the margin rule). With an empty gallery
-    every identity is None and both distance arrays are NaN. A query row containing NaN gets NaN distances and None.
+    (``inf`` when the gallery holds a single person and there is no cohort, who then always passes the margin rule).
+    With an empty gallery every identity is None and both distance arrays are NaN. A query row containing NaN gets
+    NaN distances and None.
+
+    ``cohort``: float32 (C, D) embeddings of people who are *not* enrolled (background faces). Each cohort row is a
+    candidate like another person: the second-best distance is the smaller of the second-best person's and the
+    nearest cohort face's, so a face that is as close to some stranger as to the enrolled person is not named. This
+    gives the open-set decision something to compare with when a single person is enrolled.
     """
     threshold = _positive_finite("match_threshold", match_threshold, allow_zero=False)
     margin_value = _positive_finite("margin", margin, allow_zero=True)
@@ -84,6 +91,12 @@ def match_faces(query: np.ndarray, gallery: np.ndarray, labels, match_threshold:
         second = np.partition(per_person, 1, axis=1)[:, 1]
     else:
         second = np.full(n, np.inf)
+    if cohort is not None and len(cohort):
+        c = np.asarray(cohort, dtype=np.float32)
+        if c.ndim != 2 or c.shape[1] != q.shape[1]:
+            raise GalleryError(f"cohort embeddings have shape {c.shape} but the embedder gives size {q.shape[1]}: "
+                               "the cohort was built with another model")
+        second = np.minimum(second, pairwise_distances(q, c).min(axis=1))
     accepted = (best < threshold) & ((second - best) >= margin_value)
     identities = tuple(str(names[i]) if ok else None for i, ok in zip(best_idx, accepted))
     return identities, best.astype(np.float32), second.astype(np.float32)

@@ -26,6 +26,7 @@ import os
 import re
 import sqlite3
 import tempfile
+import unicodedata
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -35,14 +36,18 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from realtime.errors import GalleryError
+from realtime.gallery.names import MAX_NAME_CHARS, check_name, escape_text, name_problem
 from realtime.gallery.schedule import validate_schedule
-from realtime.io.sqlite_file import create_schema, identify
+from realtime.io.sqlite_file import create_schema, identify, use_wal
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x72747667  # b"rtvg"
 EXPORT_FORMAT = "rtv-gallery"
 EXPORT_VERSION = 1
 SQLITE_HEADER = b"SQLite format 3\x00"
+MAX_EXPORT_BYTES = 256 * 2**20  # ~250k embeddings of 128 floats; a bigger file is refused before it is read
+MAX_EXPORT_DEPTH = 6            # document > persons > person > embeddings > embedding (schedule > window)
+MAX_TEXT_CHARS = 1000           # source and created_at texts of an import
 
 _SCHEMA = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -143,7 +148,7 @@ class Gallery:
         try:
             conn.execute("PRAGMA foreign_keys = ON")
             meta = _read_or_create(conn, path, create, sha, model_name, size)
-            conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            use_wal(conn, busy_timeout_s)
             problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
             if problems != ["ok"]:
                 raise GalleryError(f"gallery {path} is corrupt ({'; '.join(problems[:3])}); restore it from an "
@@ -230,8 +235,8 @@ class Gallery:
 
     def remove(self, name: str) -> int:
         """Delete a person and (by cascade) their embeddings. Returns how many embeddings went."""
-        person = _check_name(name)
-        with self._transaction(f"removing {person!r}") as conn:
+        person = _lookup_name(name)
+        with self._transaction(f"removing {escape_text(person)!r}") as conn:
             person_id = self._person_id(conn, person)
             count = conn.execute("SELECT count(*) FROM embeddings WHERE person_id = ?", (person_id,)).fetchone()[0]
             conn.execute("DELETE FROM persons WHERE id = ?", (person_id,))
@@ -239,12 +244,12 @@ class Gallery:
 
     def set_access(self, name: str, allowed: bool, schedule: Sequence[Mapping[str, str]] | None = None) -> None:
         """Set whether ``name`` may open the door, and when (``schedule`` windows, or None for any time)."""
-        person = _check_name(name)
+        person = _lookup_name(name)
         if not isinstance(allowed, (bool, np.bool_)):
             raise GalleryError(f"allowed must be true or false, got {allowed!r}")
         windows = validate_schedule(schedule)
         text = None if windows is None else json.dumps(windows, separators=(",", ":"))
-        with self._transaction(f"setting access of {person!r}") as conn:
+        with self._transaction(f"setting access of {escape_text(person)!r}") as conn:
             person_id = self._person_id(conn, person)
             conn.execute("UPDATE persons SET allowed = ?, schedule = ? WHERE id = ?",
                          (int(bool(allowed)), text, person_id))
@@ -258,14 +263,34 @@ class Gallery:
         return [PersonSummary(name, int(n), bool(allowed), self._load_schedule(name, schedule), created)
                 for name, n, allowed, schedule, created in rows]
 
-    def vectors(self) -> tuple[np.ndarray, np.ndarray]:
+    def bad_names(self) -> list[tuple[str, str]]:
+        """Stored names that are not valid person names (written by an older rtv or by hand): ``(name, why)``."""
+        rows = self._read("checking names", "SELECT name FROM persons ORDER BY name")
+        found = [(name, name_problem(name)) for (name,) in rows]
+        return [(name, problem) for name, problem in found if problem is not None]
+
+    def check_names(self) -> None:
+        """:class:`GalleryError` naming (escaped) every stored name that is not a valid person name; door mode
+        refuses to start on such a gallery, since the name would reach the unlock hook and the audit log."""
+        bad = self.bad_names()
+        if bad:
+            listed = "; ".join(f"{escape_text(name)!r}: {problem}" for name, problem in bad[:3])
+            more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
+            raise GalleryError(f"gallery {self.path} holds {len(bad)} invalid person name(s): {listed}{more}; "
+                               "remove them with 'rtv gallery remove -- NAME' and enrol them again under a valid name")
+
+    def data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version``: changes when another connection commits to the file."""
+        return int(self._read("reading the data version", "PRAGMA data_version")[0][0])
+
+    def vectors(self, refresh: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """All embeddings for matching: ``(vectors float32 (M, D), labels str (M,) person names)``, by name.
 
         Cached until the gallery changes (a write here, or a commit by another process, seen through
-        ``PRAGMA data_version``). The arrays are read-only.
+        ``PRAGMA data_version``) or ``refresh``. The arrays are read-only; a new read returns new arrays.
         """
-        version = int(self._read("reading the data version", "PRAGMA data_version")[0][0])
-        if self._cache is not None and self._cache[0] == version:
+        version = self.data_version()
+        if self._cache is not None and self._cache[0] == version and not refresh:
             return self._cache[1], self._cache[2]
         rows = self._read("reading embeddings",
                           "SELECT p.name, e.vector, e.model_sha256 FROM embeddings e "
@@ -331,14 +356,15 @@ class Gallery:
             raise GalleryError(f"cannot write export file {out}: {exc}") from exc
         return len(people)
 
-    def import_(self, path: str | os.PathLike, *, replace: bool = False) -> int:
+    def import_(self, path: str | os.PathLike, *, replace: bool = False, max_bytes: int = MAX_EXPORT_BYTES) -> int:
         """Add everyone from an :meth:`export` file, all or nothing. Returns the number of persons imported.
 
-        Refuses a file made with another embedding model or embedding size. A name already in the gallery is an
-        error unless ``replace`` (the existing person, embeddings and access are then replaced by the file's).
+        Refuses a file made with another embedding model or embedding size, a file over ``max_bytes`` (before
+        reading it) or nested deeper than :data:`MAX_EXPORT_DEPTH`, and invalid names. A name already in the gallery
+        is an error unless ``replace`` (the existing person, embeddings and access are then replaced by the file's).
         """
         src = Path(path)
-        people = _read_export(src)
+        people = _read_export(src, max_bytes)
         model = people["model"]
         if model["sha256"] != self.model_sha256:
             raise GalleryError(
@@ -404,10 +430,13 @@ class Gallery:
             raise _db_error(self.path, action, exc, self._busy_timeout_s) from exc
 
     def _person_id(self, conn: sqlite3.Connection, name: str) -> int:
-        row = conn.execute("SELECT id FROM persons WHERE name = ?", (name,)).fetchone()
-        if row is None:
-            raise GalleryError(f"no person named {name!r} in gallery {self.path}; 'rtv gallery list' shows the names")
-        return int(row[0])
+        """The id of the person stored exactly as ``name``, else as ``name`` stripped and in NFC form."""
+        for candidate in dict.fromkeys((name, unicodedata.normalize("NFC", name.strip()))):
+            row = conn.execute("SELECT id FROM persons WHERE name = ?", (candidate,)).fetchone()
+            if row is not None:
+                return int(row[0])
+        raise GalleryError(f"no person named {escape_text(name)!r} in gallery {self.path}; 'rtv gallery list' "
+                           "shows the names")
 
     def _embedding_rows(self, person_id: int, vectors: np.ndarray, sources: Sequence[str | None],
                         qualities: Sequence[float | None], created: Sequence[str]) -> Iterator[tuple]:
@@ -464,11 +493,11 @@ class Gallery:
         return {
             "name": name, "allowed": allowed,
             "schedule": None if windows is None else json.dumps(windows, separators=(",", ":")),
-            "created_at": str(entry.get("created_at") or _now()),
+            "created_at": _import_text(entry.get("created_at"), where, "created_at") or _now(),
             "vectors": vectors,
-            "sources": _check_sources([e.get("source") for e in embeddings], len(blobs)),
-            "qualities": _check_qualities([e.get("quality") for e in embeddings], len(blobs)),
-            "created": [str(e.get("created_at") or _now()) for e in embeddings],
+            "sources": [_import_text(e.get("source"), where, "source") for e in embeddings],
+            "qualities": _check_qualities_import([e.get("quality") for e in embeddings], where),
+            "created": [_import_text(e.get("created_at"), where, "created_at") or _now() for e in embeddings],
         }
 
 
@@ -498,12 +527,37 @@ def _check_size(value: Any) -> int:
 
 
 def _check_name(name: Any) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise GalleryError(f"a person's name must be non-empty text, got {name!r}")
-    cleaned = name.strip()
-    if any(ord(c) < 32 or ord(c) == 127 for c in cleaned) or len(cleaned) > 200:
-        raise GalleryError(f"a person's name must be one line of at most 200 characters, got {name!r}")
-    return cleaned
+    """A new person's name (see :mod:`realtime.gallery.names`)."""
+    return check_name(name)
+
+
+def _lookup_name(name: Any) -> str:
+    """A name to look up: any non-empty text (so a person stored under a name that is no longer valid can still be
+    removed or denied)."""
+    if not isinstance(name, str) or not name.strip() or len(name) > 10 * MAX_NAME_CHARS:
+        raise GalleryError(f"a person's name must be non-empty text of at most {MAX_NAME_CHARS} characters, got "
+                           f"{escape_text(name) if isinstance(name, str) else name!r}")
+    return name
+
+
+def _import_text(value: Any, where: str, field: str) -> str | None:
+    """A text field of an import: None, or a string of at most :data:`MAX_TEXT_CHARS` printable characters."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_TEXT_CHARS or not value.isprintable():
+        shown = escape_text(value)[:60] if isinstance(value, str) else type(value).__name__
+        raise GalleryError(f"{where}: {field} must be printable text of at most {MAX_TEXT_CHARS} characters, got "
+                           f"{shown!r}; the file is not a valid rtv gallery export")
+    return value
+
+
+def _check_qualities_import(qualities: list[Any], where: str) -> list[float | None]:
+    if any(isinstance(q, bool) or not (q is None or isinstance(q, (int, float))) for q in qualities):
+        raise GalleryError(f"{where}: a quality is not a number; the file is not a valid rtv gallery export")
+    try:
+        return _check_qualities(qualities, len(qualities))
+    except GalleryError as exc:
+        raise GalleryError(f"{where}: {exc}; the file is not a valid rtv gallery export") from None
 
 
 def _check_sources(sources: Sequence[Any] | None, k: int) -> list[str | None]:
@@ -561,8 +615,10 @@ def _read_or_create(conn: sqlite3.Connection, path: Path, create: bool, sha: str
                                "size are needed to make a new gallery")
         meta = {"schema_version": str(SCHEMA_VERSION), "model_sha256": sha, "model_name": str(model_name),
                 "embedding_size": str(size), "created": _now()}
-        create_schema(conn, _SCHEMA, meta, APPLICATION_ID, SCHEMA_VERSION)
-        return meta
+        if create_schema(conn, _SCHEMA, meta, APPLICATION_ID, SCHEMA_VERSION):
+            return meta
+        found = identify(conn)  # another process created it a moment ago: read it like any existing gallery
+        app_id, version, tables = found.application_id, found.version, found.tables
     if app_id != APPLICATION_ID:
         raise GalleryError(f"{path} is an SQLite database but not an rtv gallery (tables: "
                            f"{', '.join(sorted(tables)) or 'none'}); pass the path of a gallery file")
@@ -590,13 +646,50 @@ def _read_or_create(conn: sqlite3.Connection, path: Path, create: bool, sha: str
     return meta
 
 
-def _read_export(src: Path) -> dict[str, Any]:
+def _json_depth(document: Any, limit: int) -> int:
+    """Nesting depth of parsed JSON (a scalar is 0), walked without recursion; stops counting past ``limit``."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(document, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            depth += 1
+            deepest = max(deepest, depth)
+            if depth > limit:
+                return deepest
+            stack.extend((child, depth) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+def _read_export(src: Path, max_bytes: int = MAX_EXPORT_BYTES) -> dict[str, Any]:
     if not src.is_file():
-        raise GalleryError(f"no export file at {src}; check the path")
+        raise GalleryError(f"no export file at {src}; check the path (an export is a regular file)")
     try:
-        document = json.loads(src.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        size = src.stat().st_size
+    except OSError as exc:
+        raise GalleryError(f"cannot read export file {src}: {exc.strerror or exc}") from None
+    if size > max_bytes:
+        raise GalleryError(f"{src} is {size / 2**20:.0f} MiB, more than the {max_bytes / 2**20:.0f} MiB an rtv "
+                           "gallery export may be; it is not one (or split the gallery)")
+    try:
+        with open(src, "rb") as fh:
+            raw = fh.read(max_bytes + 1)
+        if len(raw) > max_bytes:
+            raise GalleryError(f"{src} grew past {max_bytes / 2**20:.0f} MiB while it was read; it is not an rtv "
+                               "gallery export")
+        document = json.loads(raw.decode("utf-8"))
+    except OSError as exc:
+        raise GalleryError(f"cannot read export file {src}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise GalleryError(f"{src} is not an rtv gallery export (not UTF-8 text: byte {exc.start})") from None
+    except RecursionError:
+        raise GalleryError(f"{src} is not an rtv gallery export (JSON nested deeper than "
+                           f"{MAX_EXPORT_DEPTH} levels)") from None
+    except ValueError as exc:
         raise GalleryError(f"{src} is not an rtv gallery export (not JSON: {exc})") from None
+    if _json_depth(document, MAX_EXPORT_DEPTH) > MAX_EXPORT_DEPTH:
+        raise GalleryError(f"{src} is not an rtv gallery export (JSON nested deeper than {MAX_EXPORT_DEPTH} "
+                           "levels)")
     if not isinstance(document, dict) or document.get("format") != EXPORT_FORMAT:
         raise GalleryError(f"{src} is not an rtv gallery export (no \"format\": \"{EXPORT_FORMAT}\")")
     if document.get("version") != EXPORT_VERSION:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
@@ -22,21 +23,37 @@ class FileIdentity:
 
 
 def identify(conn: sqlite3.Connection) -> FileIdentity:
-    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    tables = frozenset(row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+    """The file's id, version and tables, read in one transaction (so a schema another process commits meanwhile
+    is seen whole or not at all)."""
+    own = not conn.in_transaction
+    if own:
+        conn.execute("BEGIN")
+    try:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = frozenset(row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+    finally:
+        if own and conn.in_transaction:
+            conn.execute("COMMIT")
     return FileIdentity(int(app_id), int(version), tables)
 
 
 def create_schema(conn: sqlite3.Connection, statements: Iterable[str], meta: Mapping[str, str],
-                  application_id: int, version: int) -> None:
+                  application_id: int, version: int) -> bool:
     """In one transaction: the tables, the ``meta`` rows, and the id/version pragmas. All or nothing.
+
+    Safe when several processes create the same new file at once: the file is looked at again under the write lock,
+    and when another process has laid down a schema meanwhile nothing is written and the result is False (the caller
+    then reads the file as an existing one). True when this call made the schema.
 
     ``conn`` must be in autocommit mode (``isolation_level=None``); the table ``meta (key, value)`` must be among
     ``statements``.
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
+        if not identify(conn).blank:
+            conn.execute("ROLLBACK")
+            return False
         for statement in statements:
             conn.execute(statement)
         conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", list(meta.items()))
@@ -47,3 +64,20 @@ def create_schema(conn: sqlite3.Connection, statements: Iterable[str], meta: Map
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+    return True
+
+
+def use_wal(conn: sqlite3.Connection, busy_timeout_s: float) -> None:
+    """Put the file in WAL mode (persistent). Switching needs a moment of exclusive access, and SQLite reports
+    "locked" at once (without its busy wait) when another process is opening the same new file: retry for up to
+    ``busy_timeout_s``, then let the last :class:`sqlite3.OperationalError` through."""
+    deadline = time.monotonic() + max(0.0, float(busy_timeout_s))
+    while True:
+        try:
+            if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+                return
+            conn.execute("PRAGMA journal_mode = WAL").fetchone()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)  # a lock held by another process, not a condition of ours: short waits, bounded

@@ -8,7 +8,7 @@ from realtime.runtime import file_sha256
 
 def test_every_zoo_model_is_in_the_manifest_with_its_hash():
     manifest = json.loads((ZOO_DIR / "MANIFEST.json").read_text())
-    models = sorted(ZOO_DIR.glob("*.onnx"))
+    models = sorted(ZOO_DIR.glob("*.onnx")) + sorted(ZOO_DIR.glob("*.npz"))
     assert models, "no shipped models"
     for path in models:
         entry = manifest.get(path.name)

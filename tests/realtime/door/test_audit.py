@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from realtime.door.audit import GENESIS, AuditLog, record_hash
+from realtime.door.audit import GENESIS, AuditLog, meta_anchor, record_hash
 from realtime.errors import AuditError
 
 
@@ -29,15 +29,16 @@ def test_chain_links_each_record_to_the_previous_one(tmp_path):
     with AuditLog.open(path, create=False) as log:
         records = list(log.records(with_faces=True))
         report = log.verify()
+        meta = dict(log.meta)
     assert [r["seq"] for r in records] == [1, 2, 3, 4]
-    assert records[0]["prev_hash"] == GENESIS
+    assert records[0]["prev_hash"] == meta_anchor(meta) != GENESIS  # the meta rows anchor the chain
     assert all(b["prev_hash"] == a["hash"] for a, b in zip(records, records[1:]))
     assert records[2]["hash"] == record_hash(records[1]["hash"], records[2], records[2]["face_jpeg"])
     assert all(r["liveness"] == "none" for r in records)
     assert report.ok and report.records == 4 and report.head == records[-1]["hash"]
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
 
 
 @pytest.mark.parametrize("sql, seq, words", [

@@ -26,14 +26,16 @@ def _wait(hook, n=1, timeout=10.0):
 def test_command_gets_person_and_door_as_separate_argv_items(tmp_path):
     out = tmp_path / "argv.json"
     script = tmp_path / "hook.py"
-    script.write_text(f"import json, sys\nopen({str(out)!r}, 'w').write(json.dumps(sys.argv[1:]))\n")
+    script.write_text("import json, os, sys\n"
+                      f"open({str(out)!r}, 'w').write(json.dumps([sys.argv[1:], os.environ['RTV_PERSON'], "
+                      "os.environ['RTV_DOOR_ID'], os.environ['RTV_AUDIT_SEQ'], os.environ['RTV_EVENT']]))\n")
     hook = UnlockHook([sys.executable, str(script)], timeout_s=20)
     evil = "Ann; touch pwned $(id) `x` 'q'"
     hook.submit(HookJob(evil, "door 1", 7))
     results = _wait(hook)
     hook.close()
     assert len(results) == 1 and results[0].ok, results
-    assert json.loads(out.read_text()) == [evil, "door 1"]
+    assert json.loads(out.read_text()) == [["--", evil, "door 1"], evil, "door 1", "7", "grant"]
     assert not (tmp_path / "pwned").exists()
 
 

@@ -164,3 +164,27 @@ def test_pairwise_distances_nonnegative_and_zero_on_self():
     dd = pairwise_distances(x, x)
     assert (dd >= 0).all()
     np.testing.assert_allclose(np.diag(dd), 0.0, atol=1e-5)
+
+
+def test_cohort_is_a_second_best_candidate_that_is_never_named():
+    from realtime.face.matching import match_faces
+
+    gallery = np.eye(3, dtype=np.float32)[:1]
+    labels = np.array(["ann"])
+    query = np.array([[0.8, 0.6, 0.0], [1.0, 0.0, 0.0]], np.float32)  # |q0 - ann| = 0.632, |q1 - ann| = 0
+    cohort = np.array([[0.6, 0.8, 0.0]], np.float32)  # |q0 - c| = 0.283, |q1 - c| = 0.894
+    names, best, second = match_faces(query, gallery, labels, 0.7, 0.05)
+    assert names == ("ann", "ann") and np.isinf(second).all()  # one person enrolled: the margin cannot apply
+    names, best, second = match_faces(query, gallery, labels, 0.7, 0.05, cohort=cohort)
+    assert names == (None, "ann")  # q0 is nearer a stranger than ann
+    np.testing.assert_allclose(best, [0.6325, 0.0], atol=1e-4)
+    np.testing.assert_allclose(second, [0.2828, 0.8944], atol=1e-4)
+
+
+def test_cohort_of_another_size_is_refused():
+    from realtime.errors import GalleryError
+    from realtime.face.matching import match_faces
+
+    with pytest.raises(GalleryError, match="cohort"):
+        match_faces(np.ones((1, 3), np.float32), np.ones((1, 3), np.float32), np.array(["a"]), 0.6,
+                    cohort=np.ones((2, 4), np.float32))

@@ -194,3 +194,87 @@ def test_random_walk_ids_follow_true_identity():
         for j, tid in zip(perm, update.track_ids):
             assert seen.setdefault(int(j), int(tid)) == int(tid)
     assert sorted(seen.values()) == [1, 2, 3]
+
+
+# --- identity votes with hysteresis -------------------------------------------------------------------------------
+
+from realtime.errors import ConfigError  # noqa: E402
+from realtime.face.track import TrackIdentity, VoteRule, vote_identity  # noqa: E402
+
+
+def _run_votes(results, rule):
+    current, out = None, []
+    for k in range(len(results)):
+        state = vote_identity(results[:k + 1], current, rule)
+        current = state.identity
+        out.append(state)
+    return out
+
+
+def test_vote_names_a_track_only_when_enough_results_agree():
+    rule = VoteRule(window=5, name_votes=3, change_votes=4)
+    states = _run_votes(["ann", None, "ann", "bob", "ann"], rule)
+    assert [s.identity for s in states] == [None, None, None, None, "ann"]
+    assert states[-1] == TrackIdentity("ann", 3, 5)
+    assert states[1] == TrackIdentity(None, 1, 2)  # unknown, and one result said so
+
+
+def test_vote_keeps_a_name_until_a_rival_has_change_votes():
+    rule = VoteRule(window=5, name_votes=3, change_votes=4)
+    results = ["ann"] * 5 + ["bob"] * 3
+    states = _run_votes(results, rule)
+    assert [s.identity for s in states[5:]] == ["ann", "ann", "ann"]  # 3 of 5 say bob: not enough to change
+    assert states[-1] == TrackIdentity("ann", 2, 5)
+    states = _run_votes(results + ["bob"], rule)
+    assert states[-1] == TrackIdentity("bob", 4, 5)
+
+
+def test_vote_falls_back_to_unknown_only_with_change_votes():
+    rule = VoteRule(window=5, name_votes=3, change_votes=4)
+    states = _run_votes(["ann"] * 5 + [None] * 4, rule)
+    assert [s.identity for s in states[5:]] == ["ann", "ann", "ann", None]
+
+
+def test_vote_flicker_is_absorbed():
+    """Per-frame decisions that alternate between a name and unknown never flip the track's identity."""
+    rule = VoteRule(window=5, name_votes=3, change_votes=4)
+    results = ["ann", "ann", "ann"] + ["ann", None] * 10
+    identities = [s.identity for s in _run_votes(results, rule)]
+    assert identities[2:] == ["ann"] * (len(results) - 2)
+
+
+def test_vote_rule_of_one_is_the_last_embedding():
+    rule = VoteRule(1, 1, 1)
+    assert [s.identity for s in _run_votes(["a", None, "b", "b"], rule)] == ["a", None, "b", "b"]
+
+
+def test_vote_rule_is_validated():
+    with pytest.raises(ConfigError, match="name_votes"):
+        VoteRule(window=5, name_votes=4, change_votes=3)
+    with pytest.raises(ConfigError, match="vote_window"):
+        VoteRule(window=0, name_votes=1, change_votes=1)
+    with pytest.raises(ConfigError):
+        VoteRule(window=3, name_votes=2, change_votes=4)
+
+
+def test_tracker_votes_per_track_and_forgets_with_the_track():
+    tracker = FaceTracker(max_missed=0, vote=VoteRule(window=3, name_votes=2, change_votes=3))
+    tracker.update(_boxes(_box(0, 0)))
+    assert tracker.voting(1)
+    for name in ("ann", "ann", "ann"):
+        tracker.remember(1, name, 0.3)
+    assert tracker.identity(1) == TrackIdentity("ann", 3, 3) and not tracker.voting(1)
+    tracker.update(_boxes())
+    assert tracker.identity(1) == TrackIdentity(None, 0, 0)  # dropped
+
+
+def test_remember_with_a_far_embedding_restarts_the_vote():
+    tracker = FaceTracker(vote=VoteRule(window=3, name_votes=2, change_votes=3), swap_distance=0.6)
+    tracker.update(_boxes(_box(0, 0)))
+    a, b = np.array([1.0, 0.0], np.float32), np.array([0.0, 1.0], np.float32)
+    for vector in (a, a * 0.9):  # 0.1 apart: the same person
+        tracker.remember(1, "ann", 0.3, vector=vector)
+    assert tracker.identity(1).identity == "ann"
+    tracker.remember(1, None, 0.8, vector=b)  # 1.35 from the last one: someone else now
+    assert tracker.identity(1) == TrackIdentity(None, 1, 1) and tracker.voting(1)
+    assert len(tracker.history(1)) == 3  # the door's history keeps everything

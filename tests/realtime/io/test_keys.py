@@ -67,20 +67,46 @@ def test_keys_toggle_overlays_cycle_style_pause_and_quit():
     style = Style()
     controls = Controls()
     seen = []
-    window = FakeWindow([ord("o"), ord("s"), ord(" "), 255, 255, ord(" "), ord("q")])
+    # each show()/wait_key() call takes the next key: a key that changes the view redraws the frame at once
+    window = FakeWindow([ord("o"), 255, ord("s"), 255, ord(" "), 255, 255, ord(" "), 255, ord("q")])
+    controller = KeyController(controls, style.cycle)
 
     def render(packet, overlays):
-        seen.append(overlays)
+        seen.append((packet.index, overlays, controller.notice(), controls.paused))
         return packet.frame_bgr
 
-    result = run_loop(FakeSource(10), Pipeline([style]), [WindowSink(window)], render,
-                      KeyController(controls, style.cycle))
-    # 'o' after frame 0 turns overlays off for frame 1; 's' cycles; space pauses through two idle keys and
-    # resumes on the next space; 'q' quits after frame 3.
-    assert seen == [True, False, False, False]
+    result = run_loop(FakeSource(10), Pipeline([style]), [WindowSink(window)], render, controller)
+    assert seen == [
+        (0, True, "", False),
+        (0, False, "overlays off (o: on)", False),  # 'o': the same frame again, with the notice
+        (1, False, "overlays off (o: on)", False),
+        (1, False, "style: next", False),  # 's' (this fake style returns no name)
+        (2, False, "style: next", False),
+        (2, False, "", True),  # space: redrawn paused (the banner), waits through two idle keys
+        (2, False, "resumed", False),
+        (3, False, "resumed", False),
+    ]
     assert style.cycled == 1
     assert result.reason == EndReason.QUIT and result.frames == 4
     assert controls.paused is False
+
+
+def test_s_without_a_style_stage_says_so():
+    from realtime.controls import NO_STYLE_NOTICE
+
+    controller = KeyController(Controls())
+    assert controller.handle(ord("s")) is True
+    assert controller.notice() == NO_STYLE_NOTICE
+    assert controller.handle(ord("x")) is False
+
+
+def test_notices_expire():
+    now = [0.0]
+    controller = KeyController(Controls(), clock=lambda: now[0])
+    controller.handle(ord("o"))
+    assert controller.notice() == "overlays off (o: on)"
+    now[0] = 5.0
+    assert controller.notice() == ""
 
 
 def test_escape_quits_even_while_paused():

@@ -45,9 +45,11 @@ def bench_batch(config: Config, clips: int = 6, seconds: float = 1.5, size_wh: t
     work = Path(work_dir)
     inputs = [str(p) for p in make_clips(work / "clips", clips, seconds, size_wh)]
     rows = []
+    stages: list[str] = []
     for workers in (1, 2):
         result = run_batch(config, inputs, work / f"local{workers}", workers=workers, overwrite=True)
         rows.append(_row(f"local, {workers} worker{'s' if workers > 1 else ''}", result))
+        stages = stages or _stages(work / f"local{workers}", result)
     if ray:
         from realtime.batch.ray_runner import import_ray, local_init_options
 
@@ -66,18 +68,19 @@ def bench_batch(config: Config, clips: int = 6, seconds: float = 1.5, size_wh: t
     from realtime.batch.run import available_cores
 
     return {"clips": clips, "seconds": seconds, "size_wh": list(size_wh), "cores": available_cores(),
-            "stages": _stages(config), "runs": rows}
+            "stages": stages, "runs": rows}
 
 
-def _stages(config: Config) -> list[str]:
-    stages = []
-    if config.detector.enabled:
-        stages.append("detect")
-    if config.faces.enabled:
-        stages += ["faces"] + (["recognize"] if config.faces.recognize else [])
-    if config.style.enabled:
-        stages.append("style")
-    return stages
+def _stages(out_dir: Path, result) -> list[str]:
+    """The stages that ran, from the timings in the first output's first frame record."""
+    import json
+
+    for record in result.records:
+        path = out_dir / record["jsonl"]
+        if record["frames"] and path.is_file():
+            with open(path, encoding="utf-8") as handle:
+                return list(json.loads(handle.readline()).get("ms", {}))
+    return []
 
 
 def format_report(report: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ person is enrolled.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -48,6 +49,7 @@ class FaceRecognition:
         self.gallery_vectors = gallery_vectors
         self.gallery_labels = gallery_labels
         self.tracker = tracker
+        self._tracker_as_built = copy.deepcopy(tracker)  # what reset() starts from
         self.match_threshold = match_threshold
         self.match_margin = match_margin
         self.max_reembed_per_frame = max_reembed_per_frame
@@ -113,11 +115,10 @@ class FaceRecognition:
         return dataclasses.replace(packet, faces=faces)
 
     def reset(self) -> None:
-        """Start over as for a new video: a fresh tracker (no tracks; ids from 1 again), no embedding count."""
-        t = self.tracker
-        self.tracker = FaceTracker(iou_threshold=t.iou_threshold, max_missed=t.max_missed,
-                                   reembed_every=t.reembed_every, reembed_iou=t.reembed_iou,
-                                   history_size=t.history_size)
+        """Start over as for a new video: the tracker as it was built (no tracks; ids from 1 again), no thumbnails,
+        no embedding count."""
+        self.tracker = copy.deepcopy(self._tracker_as_built)
+        self._thumbs.clear()
         self.embedded = 0
 
     def close(self) -> None:

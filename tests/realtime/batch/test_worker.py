@@ -1,5 +1,5 @@
 """A worker builds its pipeline once and gives each input fresh state: the second of two face clips gets the same
-JSONL (track ids from 1 again) as 'rtv annotate' run on it alone."""
+JSONL (object and face track ids from 1 again) as 'rtv annotate' run on it alone."""
 
 import json
 from pathlib import Path
@@ -41,8 +41,7 @@ def test_worker_config_sizes_threads():
 def test_each_input_starts_with_fresh_tracks(tmp_path):
     from realtime.session import annotate
 
-    config = load_config(None, ["detector.enabled=false", f"faces.gallery={tmp_path / 'none.sqlite'}",
-                                "faces.detect_width=256"])
+    config = load_config(None, [f"faces.gallery={tmp_path / 'none.sqlite'}", "faces.detect_width=256"])
     clips = [face_clip(tmp_path / f"face{i}.mp4", 4) for i in range(2)]
     worker = BatchWorker(config, threads=1)
     try:
@@ -53,6 +52,8 @@ def test_each_input_starts_with_fresh_tracks(tmp_path):
     assert [r["status"] for r in records] == ["done", "done"]
     second = frames_of(tmp_path / "face1.out.jsonl")
     assert second[0]["faces"] and second[0]["faces"][0]["track"] == 1
+    tracked = [d["track"] for r in second if "detections" in r for d in r["detections"] if "track" in d]
+    assert tracked and min(tracked) == 1  # the object tracker starts over too
     alone = tmp_path / "alone.jsonl"
     annotate(config, str(clips[1]), None, alone, progress=False)
     assert second == frames_of(alone)

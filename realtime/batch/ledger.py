@@ -40,8 +40,8 @@ def _file_sha256(path: Path) -> str:
 
 def config_fingerprint(config: Config) -> str:
     """SHA-256 (16 hex digits) of what decides an input's outputs: the config sections annotate reads (threads,
-    the source URI and the door section left out), the bytes of every model file and gallery the pipeline
-    would open, and the rtv version."""
+    the source URI and the door section left out), the bytes of every model file, gallery and face cohort the
+    pipeline would open, and the rtv version."""
     import realtime
     from realtime.build import model_path
 
@@ -63,6 +63,11 @@ def config_fingerprint(config: Config) -> str:
             files["face_embedder"] = _file_sha256(model_path(config.faces.embedder_model, "face_embedder"))
             gallery = Path(config.faces.gallery)
             files["gallery"] = _file_sha256(gallery) if gallery.is_file() else "absent"
+            if config.faces.cohort:
+                from realtime.face.cohort import COHORT_FILE
+
+                cohort = ZOO_DIR / COHORT_FILE
+                files["cohort"] = _file_sha256(cohort) if cohort.is_file() else "absent"
     if config.style.enabled:
         folder = Path(config.style.model_dir) if config.style.model_dir else ZOO_DIR
         for path in sorted(folder.glob("style_*.onnx")):

@@ -159,3 +159,16 @@ def test_cli_exit_codes_and_lines(tmp_path, clip_dir, capsys, fast_settings):
     code = main(["batch", str(tmp_path / "empty_dir_that_is_not_there"), "--out-dir", str(out), "--ray", "x",
                  "--no-progress", *settings])
     assert code == 11  # a missing input fails; Ray is never contacted when nothing is left to run
+
+
+def test_an_image_folder_is_one_input(tmp_path, fast_config, frame_factory):
+    import cv2
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(5):
+        cv2.imwrite(str(folder / f"f{i}.png"), frame_factory(i, (64, 48)))
+    result = run_batch(fast_config, [str(folder)], tmp_path / "out", workers=1)
+    (record,) = result.records
+    assert (record["name"], record["status"], record["frames"]) == ("frames", "done", 5)
+    assert [r["frame"] for r in frames_of(tmp_path / "out" / "frames.jsonl") if "frame" in r] == list(range(5))

@@ -172,3 +172,31 @@ def test_an_image_folder_is_one_input(tmp_path, fast_config, frame_factory):
     (record,) = result.records
     assert (record["name"], record["status"], record["frames"]) == ("frames", "done", 5)
     assert [r["frame"] for r in frames_of(tmp_path / "out" / "frames.jsonl") if "frame" in r] == list(range(5))
+
+
+def test_ctrl_c_at_the_terminal(tmp_path, clip_dir, tiny_clip, fast_settings):
+    """SIGINT twice to the whole process group, as a terminal's Ctrl-C does (workers ignore it; the driver
+    abandons the input in flight): exit 130, the input finalised as interrupted, the rest pending."""
+    import subprocess
+    import sys
+    import time
+
+    tiny_clip(clip_dir / "long.mp4", 400)
+    out = tmp_path / "out"
+    settings = [x for s in fast_settings for x in ("--set", s)]
+    proc = subprocess.Popen([sys.executable, "-m", "realtime.cli", "batch", str(clip_dir / "long.mp4"),
+                             str(clip_dir / "a.mp4"), "--out-dir", str(out), "--workers", "1", "--no-progress",
+                             *settings], cwd=Path(__file__).resolve().parents[3], start_new_session=True,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (out / "long.jsonl.partial").exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "run the same command again to resume" in err
+    records = ledger(out)
+    assert (records["long"]["status"], records["a"]["status"]) == ("interrupted", "pending")
+    assert frames_of(out / "long.jsonl")[-1]["end"]["reason"] == "interrupted"

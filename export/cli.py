@@ -9,7 +9,14 @@ import math
 import sys
 from pathlib import Path
 
-from realtime.cli.args import command_group, require_torch
+from realtime.cli.args import (add_overwrite, command_group, guard_output_dir, guard_outputs, load_from_args,
+                               require_torch)
+
+
+def _guard(args: argparse.Namespace, outputs: dict, inputs=(), owned: bool = False) -> None:
+    """Export outputs may go into the zoo (that is where models live), never over the gallery, the audit log, the
+    config, an input checkpoint, or an existing file without --overwrite."""
+    guard_outputs(outputs, load_from_args(args), inputs=inputs, overwrite=args.overwrite or owned, serving=False)
 from realtime.config import ZOO_DIR
 
 
@@ -27,7 +34,8 @@ def cmd_export_faces(args: argparse.Namespace) -> int:
     from models.sources import CENTERFACE, DLIB_RESNET, locate
 
     out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    guard_output_dir("--out-dir", out_dir, load_from_args(args), [args.reference],
+                     ("centerface.onnx", "dlib_resnet128.onnx", "MANIFEST.json"), serving=False)
     reference = Path(args.reference) if args.reference else _default_reference()
     steps = [s for s in ("detector", "embedder") if args.only in (None, s)]
     for step in tqdm(steps, desc="export faces", unit="model", file=sys.stderr):
@@ -55,6 +63,8 @@ def cmd_export_faces(args: argparse.Namespace) -> int:
 def cmd_export_detector(args: argparse.Namespace) -> int:
     require_torch()
     from export.yolo_export import export_detector
+
+    _guard(args, {"--out": args.out}, [args.checkpoint])
 
     report = export_detector(args.checkpoint, args.out, img_size=args.img_size, dynamic_spatial=not args.static)
     print(report["report_text"])
@@ -88,6 +98,7 @@ def cmd_export_style(args: argparse.Namespace) -> int:
 
             _, meta = load_style_checkpoint(Path(args.checkpoint))
             out = ZOO_DIR / f"style_{meta['style']}.onnx"
+        _guard(args, {"--out": out}, [args.checkpoint], owned=args.out is None)
         entry = export_student(Path(args.checkpoint), out)
         worst = max(c["max_abs"] for c in entry["parity"]["vs_torch"])
         psnr = entry["training"].get("held_out_psnr_db") or {}
@@ -95,6 +106,8 @@ def cmd_export_style(args: argparse.Namespace) -> int:
               f"{worst:.2e}; held-out PSNR vs teacher {psnr.get('mean', float('nan')):.2f} dB")
     if args.teacher:
         out_dir = Path(args.out_dir)
+        guard_output_dir("--out-dir", out_dir, load_from_args(args), [args.checkpoint], (TEACHER_FILE,),
+                         serving=False)
         entry = export_teacher(locate(MULTISTYLE26), out_dir / TEACHER_FILE)
         print(f"wrote {out_dir / TEACHER_FILE} (26 teacher styles for quality mode; identical outputs to the "
               f"released file at {', '.join(c['input'] for c in entry['parity']['vs_original'])})")
@@ -112,6 +125,7 @@ def cmd_export_embedder(args: argparse.Namespace) -> int:
     from realtime.face.align import TEMPLATE5_150
 
     checkpoint = Path(args.checkpoint)
+    _guard(args, {"--out": args.out}, [checkpoint])
     model, data = load_checkpoint(checkpoint)
     config = data.get("config", {})
     metrics = json.loads(data.get("metrics", "{}") or "{}")
@@ -155,6 +169,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="model.onnx")
     p.add_argument("--img-size", type=int, help="default input size recorded in the contract")
     p.add_argument("--static", action="store_true", help="fixed spatial size instead of dynamic")
+    add_overwrite(p)
     p.set_defaults(func=cmd_export_detector)
     p = export.add_parser("check", help="parity of an exported detector with its checkpoint",
                           description="ONNX Runtime vs PyTorch on several inputs of two sizes: raw outputs (max "
@@ -175,6 +190,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--out", metavar="ONNX", help=f"output file (default {ZOO_DIR}/style_<style>.onnx)")
     q.add_argument("--teacher", action="store_true", help="also write style_teacher26.onnx to --out-dir")
     q.add_argument("--out-dir", default=str(ZOO_DIR), help=f"folder for --teacher (default {ZOO_DIR})")
+    add_overwrite(q)
     q.set_defaults(func=cmd_export_style)
     p = export.add_parser(
         "embedder", help="export a fine-tuned face embedder checkpoint to ONNX",
@@ -187,4 +203,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--match-threshold", type=float,
                    help="distance threshold stored in the contract (default 0.6, dlib's); see 'rtv eval faces'")
     p.add_argument("--manifest", action="store_true", help="also record the file in a MANIFEST.json beside it")
+    add_overwrite(p)
     p.set_defaults(func=cmd_export_embedder)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,7 +191,13 @@ def plot_roc(genuine: np.ndarray, impostor: np.ndarray, report: dict[str, Any], 
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    partial = path.with_name(path.name + ".partial")  # atomic: a failed save never leaves half a PNG
+    try:
+        fig.savefig(partial, dpi=100, format=path.suffix.lstrip(".").lower() or "png")
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return path
 
 

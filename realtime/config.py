@@ -20,6 +20,79 @@ import yaml
 from realtime.errors import ConfigError
 
 ZOO_DIR = Path(__file__).resolve().parent / "zoo"
+MAX_CONFIG_BYTES = 1 << 20  # a config is a few KiB; a bigger file is a mistake or an attack
+MAX_CONFIG_DEPTH = 16  # sections are two levels deep; lists of lists add a few more
+MAX_OVERRIDE_CHARS = 4096
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` for config: no aliases (an alias bomb expands to gigabytes), a nesting limit (deep
+    nesting exhausts the stack), and no repeated keys (the first value would be dropped without a word)."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise ConfigError(f"uses the YAML alias *{event.anchor} at line {event.start_mark.line + 1}; aliases "
+                              "and anchors are not allowed in config (write the value out)")
+        self._depth += 1
+        try:
+            if self._depth > MAX_CONFIG_DEPTH:
+                mark = self.peek_event().start_mark
+                raise ConfigError(f"nests deeper than {MAX_CONFIG_DEPTH} levels at line {mark.line + 1}")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        seen: set[str] = set()
+        for key_node, _value in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                if key_node.value in seen:
+                    raise ConfigError(f"repeats the key {key_node.value!r} at line {key_node.start_mark.line + 1}")
+                seen.add(key_node.value)
+        return super().construct_mapping(node, deep)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """YAML text -> plain data under the config loader's limits; :class:`ConfigError` naming ``where``."""
+    try:
+        loader = _ConfigLoader(text)
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None)
+        raise ConfigError(f"{where}: not valid YAML{at}" + (f" ({problem})" if problem else "")) from None
+    except RecursionError:
+        raise ConfigError(f"{where}: nests too deeply") from None
+
+
+def read_config_text(path: Path) -> str:
+    """The config file's text: at most :data:`MAX_CONFIG_BYTES`, UTF-8 (a BOM is allowed)."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: {size} bytes; a config file may hold at most {MAX_CONFIG_BYTES} bytes")
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: a config file may hold at most {MAX_CONFIG_BYTES} bytes")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}, line {line}); save it as UTF-8") from None
 
 
 def _choices(*values: str) -> dict[str, Any]:
@@ -243,12 +316,7 @@ def load_config(path: Path | str | None = None, overrides: list[str] | tuple[str
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{path}: not valid YAML{where}") from exc
+        loaded = parse_yaml(read_config_text(path), str(path))
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
@@ -266,14 +334,13 @@ def apply_override(data: dict[str, Any], item: str) -> None:
     ``[1, 2]``)."""
     if "=" not in item:
         raise ConfigError(f"--set {item!r}: expected section.key=value")
+    if len(item) > MAX_OVERRIDE_CHARS:
+        raise ConfigError(f"--set {item[:40]!r}...: longer than {MAX_OVERRIDE_CHARS} characters")
     key, _, raw = item.partition("=")
     parts = key.strip().split(".")
     if len(parts) < 2 or not all(parts):
         raise ConfigError(f"--set {item!r}: expected section.key=value")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {item!r}: value is not valid YAML") from exc
+    value = parse_yaml(raw, f"--set {item!r}") if raw.strip() else ""
     node = data
     for part in parts[:-1]:
         child = node.setdefault(part, {})
@@ -292,6 +359,9 @@ def build_section(cls: type, data: Any, prefix: str, base: Path) -> Any:
         raise ConfigError(f"{where}: expected a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    odd = [k for k in data if not isinstance(k, str)]
+    if odd:
+        raise ConfigError(f"{where}: key {odd[0]!r} is not a name; known keys here: {', '.join(sorted(fields))}")
     unknown = sorted(set(data) - set(fields))
     if unknown:
         key = f"{prefix}{unknown[0]}"
@@ -344,11 +414,20 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}={value!r}: expected a number")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            raise ConfigError(f"{key}={value!r}: too large") from None
+        if not math.isfinite(number):
+            raise ConfigError(f"{key}={value!r}: expected a finite number")
+        return number
     if hint is str:
         if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
             raise ConfigError(f"{key}={value!r}: expected a string")
-        return str(value)
+        text = str(value)
+        if "\x00" in text:
+            raise ConfigError(f"{key}={value!r}: contains a NUL character")
+        return text
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}={value!r}: expected a list")

@@ -167,3 +167,47 @@ def contract_from_dict(data: Mapping[str, Any], source: str = "model") -> ModelC
         output_layout=str(data.get("output_layout", "")),
         extra=extra,
     )
+
+
+def expected_output_dims(contract: ModelContract) -> list[dict[int, int]]:
+    """Per contract output, the axis sizes the runtime relies on: ``{axis: size}`` (axis -1 is the last).
+
+    ``face_embedder``: (N, embedding_size); ``yolo`` ``*_nchw``: (N, A*(5+C), H, W), ``*_nahwc``: (N, A, H, W, 5+C);
+    ``face_detector`` (CenterFace): heatmap 1, scale 2, offset 2, landmarks 10 channels. Other kinds: no claim.
+    The rank each kind needs is :func:`output_rank`.
+    """
+    if contract.kind == "face_embedder" and contract.embedding_size:
+        return [{-1: int(contract.embedding_size)}] + [{} for _ in contract.outputs[1:]]
+    if contract.kind == "yolo":
+        fields = 5 + len(contract.classes)
+        nahwc = (contract.output_layout or "yolov3_nchw").endswith("_nahwc")
+        return [{1: len(anchors), 4: fields} if nahwc else {1: len(anchors) * fields}
+                for anchors in contract.anchors]
+    if contract.kind == "face_detector" and contract.extra.get("decode") == "centerface" and len(contract.outputs) == 4:
+        return [{1: 1}, {1: 2}, {1: 2}, {1: 10}]
+    return [{} for _ in contract.outputs]
+
+
+def output_rank(contract: ModelContract) -> int | None:
+    """The rank every output of ``contract`` must have, where the kind fixes it."""
+    if contract.kind == "face_embedder":
+        return 2
+    if contract.kind == "yolo":
+        return 5 if (contract.output_layout or "yolov3_nchw").endswith("_nahwc") else 4
+    if contract.kind == "face_detector":
+        return 4
+    return None
+
+
+def shape_disagreement(contract: ModelContract, index: int, shape: tuple) -> str | None:
+    """Why output ``index`` of shape ``shape`` (ints, or None/str for dynamic axes) breaks ``contract``; None if
+    it does not (dynamic axes are not judged)."""
+    rank = output_rank(contract)
+    if rank is not None and len(shape) != rank:
+        return f"output {contract.outputs[index]!r} has rank {len(shape)} (shape {list(shape)}), expected {rank}"
+    for axis, size in expected_output_dims(contract)[index].items():
+        got = shape[axis] if -len(shape) <= axis < len(shape) else None
+        if isinstance(got, int) and got != size:
+            return (f"output {contract.outputs[index]!r} has {got} on axis {axis} (shape {list(shape)}), the "
+                    f"contract means {size}")
+    return None

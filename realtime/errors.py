@@ -30,6 +30,12 @@ class SinkError(RtvError):
     """An output (MP4, JSONL, window) cannot be written."""
 
 
+class OutputError(SinkError):
+    """An output path was refused before any work: it would replace an input, the gallery, the audit log, the config
+    or another output of the same run; it is a folder or not a regular file; it exists and ``--overwrite`` was not
+    given; or its folder cannot be written."""
+
+
 class EnrollmentError(RtvError):
     """A face was refused at enrolment (no face, several faces, too small, blurred)."""
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -102,10 +100,3 @@ def format_summary(summary: dict[str, Any], title: str = "run") -> str:
     lat = summary["latency"]
     lines.append(f"  {'capture->output':<22}{lat['p50_ms']:>10.2f}{lat['p95_ms']:>10.2f}")
     return "\n".join(lines)
-
-
-def write_json(path: Path | str, data: dict[str, Any]) -> None:
-    """Write ``data`` as pretty JSON (parent folders created)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")

@@ -11,7 +11,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from realtime.controls import Controls, KeyController
-from realtime.errors import SourceError
+from realtime.errors import SinkError, SourceError
+from realtime.io.interrupts import finalising, stop_reason
 from realtime.io.sinks import Sink
 from realtime.types import EndReason, FramePacket, RunResult, Stage
 
@@ -81,8 +82,11 @@ def run_loop(source, pipeline: Pipeline, sinks: Sequence[Sink], render: Render |
     show_overlays)``, only when a sink ``needs_display``), then to every sink in order; keys from window sinks go
     to ``controller``. Then each sink's ``finish(result)``.
 
-    A source error ends the run with reason ERROR (outputs stay valid up to the damage); Ctrl-C with
-    INTERRUPTED. The caller closes the sinks and the source (``finally``/``ExitStack``), so they still finalise.
+    A source error ends the run with reason ERROR (outputs stay valid up to the damage); an output that cannot be
+    written (disk full) with OUTPUT_ERROR; Ctrl-C with INTERRUPTED, SIGTERM/SIGHUP with TERMINATED. Sinks finish
+    in order and a stop signal waits until they have (a sink whose ``finish`` fails turns the result into
+    OUTPUT_ERROR for the sinks after it, so the JSONL's end line tells). The caller closes the sinks and the source
+    (``finally``/``ExitStack``).
     """
     controller = controller or KeyController(Controls())
     controls = controller.controls
@@ -111,16 +115,29 @@ def run_loop(source, pipeline: Pipeline, sinks: Sequence[Sink], render: Render |
     except SourceError as exc:
         reason, error = EndReason.ERROR, str(exc)
         log.debug("%s", exc)
-    except KeyboardInterrupt:
-        reason = EndReason.INTERRUPTED
-    expected = int(getattr(source.reader, "expected_frames", 0) or 0)
-    if reason == EndReason.END and 0 < frames < expected or (reason == EndReason.END and frames == 0 and expected):
-        reason, error = EndReason.ERROR, (f"{source.reader.description}: ended at frame {frames} of the {expected} "
-                                          "its header announces (truncated or damaged file)")
-        log.debug("%s", error)
-    result = RunResult(frames=frames, reason=reason, error=error, expected_frames=expected)
-    for sink in sinks:
-        sink.finish(result)
+    except SinkError as exc:
+        reason, error = EndReason.OUTPUT_ERROR, str(exc)
+        log.debug("%s", exc)
+    except KeyboardInterrupt as exc:
+        reason = EndReason(stop_reason(exc))
+    with finalising():
+        expected = int(getattr(source.reader, "expected_frames", 0) or 0)
+        # Damage is judged on what the reader read: a paced replay drops frames on purpose, and drops are not damage.
+        stats = getattr(source, "stats", None)
+        read = getattr(stats, "read", None)
+        delivered = read if isinstance(read, int) else frames + int(getattr(stats, "dropped", 0) or 0)
+        if reason == EndReason.END and expected and max(delivered, frames) < expected:
+            reason, error = EndReason.ERROR, (f"{source.reader.description}: ended at frame {max(delivered, frames)} "
+                                              f"of the {expected} its header announces (truncated or damaged file)")
+            log.debug("%s", error)
+        result = RunResult(frames=frames, reason=reason, error=error, expected_frames=expected)
+        for sink in sinks:
+            try:
+                sink.finish(result)
+            except SinkError as exc:
+                log.debug("%s", exc)
+                result = RunResult(frames=frames, reason=EndReason.OUTPUT_ERROR, error=str(exc),
+                                   expected_frames=expected)
     return result
 
 

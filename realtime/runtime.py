@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from realtime.contract import CONTRACT_KEY, ModelContract
+from realtime.contract import CONTRACT_KEY, ModelContract, shape_disagreement
 from realtime.errors import ModelError, ProviderError
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,7 @@ class OnnxModel:
             raise ModelError(f"{self.path}: is a {self.contract.kind!r} model, expected a {expected_kind!r} model")
         check_graph_matches_contract(self.session, self.contract, str(self.path))
         self._input_name = self.contract.input.name
+        check_outputs_by_probe(self.session, self.contract, str(self.path))
         log.info("loaded %s (%s) on %s", self.path.name, self.contract.kind, ", ".join(used))
 
     def run(self, input_nchw: np.ndarray, extra_inputs: dict[str, np.ndarray] | None = None) -> list[np.ndarray]:
@@ -161,7 +162,40 @@ def check_graph_matches_contract(session, contract: ModelContract, source: str) 
         w, h = spec.size_wh
         if isinstance(shape[2], int) and isinstance(shape[3], int) and (shape[2], shape[3]) != (h, w):
             raise ModelError(f"{source}: input is {shape[3]}x{shape[2]} but the contract says {w}x{h}")
-    outputs = {o.name for o in session.get_outputs()}
+    outputs = {o.name: o for o in session.get_outputs()}
     missing = [o for o in contract.outputs if o not in outputs]
     if missing:
         raise ModelError(f"{source}: contract outputs {missing} are not graph outputs (graph has {sorted(outputs)})")
+    for index, name in enumerate(contract.outputs):
+        problem = shape_disagreement(contract, index, tuple(outputs[name].shape))
+        if problem:
+            raise ModelError(f"{source}: {problem}; the graph and its contract disagree (re-export the model)")
+
+
+def probe_input_nchw(contract: ModelContract) -> np.ndarray:
+    """A zero float32 (1, 3, H, W) input at the contract's working size (its fixed or default size)."""
+    w, h = contract.input.working_size_wh()
+    return np.zeros((1, 3, h, w), dtype=np.float32)
+
+
+def check_outputs_by_probe(session, contract: ModelContract, source: str) -> None:
+    """Run the model once on a zero input when the session opens and check every output's shape against the
+    contract, so a model whose outputs differ (e.g. a 64-wide embedding under a 128 contract) is refused now, not
+    at the first face. Models with more inputs than the contract's one (a multi-style teacher) are checked only
+    statically, by :func:`check_graph_matches_contract`."""
+    if len(session.get_inputs()) != 1:
+        return
+    probe = probe_input_nchw(contract)
+    try:
+        results = session.run(list(contract.outputs), {contract.input.name: probe})
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise ModelError(f"{source}: a {probe.shape[3]}x{probe.shape[2]} test input fails to run "
+                         f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
+    for index, result in enumerate(results):
+        shape = tuple(int(d) for d in np.shape(result))
+        problem = shape_disagreement(contract, index, shape)
+        if problem is None and contract.kind in ("face_embedder", "yolo", "face_detector") and shape[:1] != (1,):
+            problem = f"output {contract.outputs[index]!r} has batch {shape[:1]} for a batch of 1"
+        if problem:
+            raise ModelError(f"{source}: {problem} on a test input; the model and its contract disagree "
+                             "(re-export it with 'rtv export')")

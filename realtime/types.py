@@ -36,6 +36,7 @@ class EndReason(StrEnum):
     INTERRUPTED = "interrupted"  # Ctrl-C
     TERMINATED = "terminated"    # SIGTERM/SIGHUP
     ERROR = "error"              # a source error or a file shorter than its header says
+    OUTPUT_ERROR = "output-error"  # an output could not be written (disk full, device gone)
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,29 @@ import numpy as np
 
 from models.face_folders import (FARS, STILL_DETECT_WIDTH, collect_faces, describe_collection, format_report,
                                  open_detector, plot_roc, prepare_chips)
-from realtime.cli.args import command_group, load_from_args, require_torch
+from realtime.cli.args import (add_overwrite, command_group, float_range, guard_output_dir, guard_outputs, int_range,
+                               load_from_args, require_torch, write_json_output)
 from realtime.errors import ConfigError, DataError
+
+
+def _guard_files(args: argparse.Namespace, outputs: dict, inputs=()) -> None:
+    """The output guard for training and evaluation (the gallery, audit log and config stay protected)."""
+    guard_outputs(outputs, load_from_args(args), inputs=inputs, overwrite=args.overwrite, serving=False)
+
+
+def _guard_folder(args: argparse.Namespace, label: str, folder, inputs=()) -> None:
+    guard_output_dir(label, folder, load_from_args(args), inputs, serving=False)
+
+
+def _siblings(out: Path, suffixes) -> dict:
+    return {f"--out ({out.stem}{suffix})": out.with_name(out.stem + suffix) for suffix in suffixes}
 
 
 def cmd_train_detector(args: argparse.Namespace) -> int:
     require_torch()
     from models.train.detector import train_detector
+
+    _guard_folder(args, "--out", args.out, [args.data, args.init])
 
     result = train_detector(args.data, args.out, epochs=args.epochs, img_size=args.img_size,
                             batch_size=args.batch_size, lr=args.lr, variant=args.variant, width=args.width,
@@ -65,9 +81,8 @@ def cmd_label(args: argparse.Namespace) -> int:
     from models.datasets import label_with_face_teacher
 
     if args.teacher != "face":
-        from realtime.errors import ConfigError
-
         raise ConfigError(f"--teacher {args.teacher!r}: only 'face' (the shipped CenterFace detector) is available")
+    _guard_folder(args, "--out", args.out, [args.source])
     result = label_with_face_teacher(args.source, args.out, every=args.every, score_threshold=args.score_threshold,
                                      val_fraction=args.val_fraction)
     print(json.dumps(result, indent=2, default=str))
@@ -114,9 +129,17 @@ def cmd_train_style(args: argparse.Namespace) -> int:
     if args.steps < 1 or args.bank < args.batch or args.batch < 1:
         raise ConfigError(f"--steps {args.steps}, --batch {args.batch}, --bank {args.bank}: need steps >= 1, "
                           "batch >= 1 and bank >= batch")
-    teacher, provenance = teacher_for(args.style, threads=args.threads)
     if args.perceptual < 0:
         raise ConfigError(f"--perceptual {args.perceptual}: must be >= 0")
+    out = Path(args.out)
+    if out.suffix != ".pt":
+        raise ConfigError(f"--out must name a .pt checkpoint file, got {out}")
+    inputs = [args.init, args.style if not args.style.strip().isdigit() else None]
+    _guard_files(args, {"--out": out, f"--out ({out.stem}_meta.json)": out.parent / f"{out.stem}_meta.json"},
+                 inputs)
+    if args.previews:
+        _guard_folder(args, "--previews", args.previews, inputs)
+    teacher, provenance = teacher_for(args.style, threads=args.threads)
     config = StyleTrainConfig(arch=args.arch, width=args.width, blocks=args.blocks, steps=args.steps,
                               batch=args.batch, lr=args.lr, bank=args.bank, threads=args.threads, seed=args.seed,
                               perceptual=args.perceptual)
@@ -128,7 +151,6 @@ def cmd_train_style(args: argparse.Namespace) -> int:
         from models.train.style import FEATURE_STYLE_LAYERS
 
         features = OnnxFeatureNet(locate(ARBITRARY_PREDICT), FEATURE_STYLE_LAYERS)
-    out = Path(args.out)
     previews = Path(args.previews) if args.previews else None
     meta = train_style(teacher, out, provenance, config, preview_dir=previews, progress=not args.no_progress,
                        log=lambda line: print(line, file=sys.stderr), features=features,
@@ -152,6 +174,8 @@ def cmd_train_embedder(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix != ".pt":
         raise ConfigError(f"--out must name a .pt checkpoint file, got {out}")
+    _guard_files(args, {"--out": out, **_siblings(out, (".last.pt", ".history.json", ".png", ".chips.npz"))},
+                 [args.data, args.base])
     data_path = Path(args.data)
     if data_path.is_file() and data_path.suffix == ".npz":
         data = load_chips(data_path)
@@ -181,9 +205,9 @@ def cmd_eval_faces(args: argparse.Namespace) -> int:
     from realtime.build import open_face_embedder
     from realtime.face.verification import pair_distances, verification_report
 
-    if not 0 < args.far < 1:
-        raise ConfigError(f"--far must be between 0 and 1, got {args.far}")
     config = load_from_args(args)
+    guard_outputs({"--roc": args.roc, "--json": args.json}, config, inputs=[args.data, args.model],
+                  overwrite=args.overwrite)
     faces_config = config.faces if args.model is None else dataclasses.replace(config.faces,
                                                                                  embedder_model=args.model)
     embedder = open_face_embedder(faces_config, config.runtime)
@@ -216,7 +240,7 @@ def cmd_eval_faces(args: argparse.Namespace) -> int:
         plot_roc(genuine, impostor, report, args.roc, title=f"{model_name} on {Path(args.data).name}")
         print(f"wrote ROC plot {args.roc}")
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
+        write_json_output(args.json, report)
         print(f"wrote {args.json}")
     return 0
 
@@ -232,10 +256,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                      "last.pt, history.json and a loss/mAP plot (training.png) in --out.")
     p.add_argument("--data", required=True, help="data YAML")
     p.add_argument("--out", required=True, help="output folder for checkpoints and curves")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--img-size", type=int, default=320)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--epochs", type=int_range(1, 100000), default=30)
+    p.add_argument("--img-size", type=int_range(32, 4096), default=320)
+    p.add_argument("--batch-size", type=int_range(1, 4096), default=16)
+    p.add_argument("--lr", type=float_range(0.0, 10.0, low_open=True), default=2e-3)
     p.add_argument("--variant", choices=("v2", "v3"), default="v3", help="v2: one scale; v3: strides 16 and 32")
     p.add_argument("--width", type=int, default=16, help="base channel width (network size)")
     p.add_argument("--no-augment", action="store_true")
@@ -263,6 +287,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--style", required=True, metavar="INDEX_OR_IMAGE", help="teacher style index 0..25, or a "
                                                                              "style image file")
     p.add_argument("--out", required=True, metavar="CKPT", help="checkpoint to write (.pt)")
+    add_overwrite(p)
     p.add_argument("--arch", choices=("student", "johnson"), default="student",
                    help="student (real-time, default) or johnson (the original, ~10x slower)")
     p.add_argument("--width", type=int, default=16, help="student channels at full resolution (default 16)")
@@ -296,6 +321,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="folder of person folders, or a .chips.npz from an earlier run")
     p.add_argument("--out", required=True, metavar="CKPT", help="checkpoint to write (.pt)")
+    add_overwrite(p)
     p.add_argument("--base", help="starting weights: dlib .dat or an earlier checkpoint (default: the released "
                                   "dlib_face_recognition_resnet_model_v1.dat from PyPI face-recognition-models)")
     p.add_argument("--epochs", type=int, default=10, help="epochs (default 10)")
@@ -328,9 +354,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "1/FAR), and the threshold with the best pair accuracy.")
     p.add_argument("--data", required=True, help="folder of person folders of images")
     p.add_argument("--model", help="face embedder ONNX (default: faces.embedder_model from config, else the zoo's)")
-    p.add_argument("--far", type=float, default=1e-3, help="also report TAR at this FAR (default 0.001)")
+    p.add_argument("--far", type=float_range(0.0, 1.0, low_open=True, high_open=True), default=1e-3,
+                   help="also report TAR at this FAR (default 0.001)")
     p.add_argument("--roc", metavar="PNG", help="write the ROC curve here")
     p.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    add_overwrite(p)
     p.add_argument("--detect-width", type=int, default=STILL_DETECT_WIDTH,
                    help=f"face detection working width (default {STILL_DETECT_WIDTH})")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -342,7 +370,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("source", help="video file or image folder")
     p.add_argument("--out", required=True, help="output data set folder (data.yaml inside)")
     p.add_argument("--teacher", default="face", help="teacher model (only 'face')")
-    p.add_argument("--every", type=int, default=5, help="label every N-th frame (default 5)")
-    p.add_argument("--score-threshold", type=float, default=0.6)
-    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--every", type=int_range(1, 100000), default=5, help="label every N-th frame (default 5)")
+    p.add_argument("--score-threshold", type=float_range(0.0, 1.0), default=0.6)
+    p.add_argument("--val-fraction", type=float_range(0.0, 1.0, high_open=True), default=0.1)
     p.set_defaults(func=cmd_label)

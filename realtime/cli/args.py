@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import logging
+import math
+from datetime import datetime
 from pathlib import Path
 
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_SOURCE = 3
+EXIT_OUTPUT = 6
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70
 DEFAULT_CONFIG_NAME = "config.yaml"
@@ -74,13 +78,75 @@ def command_group(sub: argparse._SubParsersAction, name: str) -> argparse._SubPa
     return groups[name]
 
 
-class SubParser(argparse.ArgumentParser):
+class RtvParser(argparse.ArgumentParser):
+    """A usage error is one line on stderr and exit 2 (argparse's own usage block is behind ``--help``)."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's hook
+        command = self.prog.partition(" ")[2]
+        where = f"{command}: " if command else ""
+        self.exit(EXIT_USAGE, f"rtv: error: {where}{message} (see '{self.prog} --help')\n")
+
+
+class SubParser(RtvParser):
     """Every (sub)command also takes the global options."""
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("parents", [global_options()])
         kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
         super().__init__(*args, **kwargs)
+
+
+def int_range(low: int, high: int | None = None):
+    """An argparse ``type`` for an integer in [low, high] (no upper bound when ``high`` is None)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low or (high is not None and value > high):
+            bound = f"between {low} and {high}" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"{value} is out of range: must be {bound}")
+        return value
+    parse.__name__ = "integer"
+    return parse
+
+
+def float_range(low: float, high: float, low_open: bool = False, high_open: bool = False):
+    """An argparse ``type`` for a finite number in the interval from ``low`` to ``high`` (open ends when asked)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value) or value < low or value > high or (low_open and value == low) or (
+                high_open and value == high):
+            interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+            raise argparse.ArgumentTypeError(f"{text} is out of range: must be a finite number in {interval}")
+        return value
+    parse.__name__ = "number"
+    return parse
+
+
+def iso_time(text: str) -> str:
+    """An argparse ``type`` for an ISO 8601 date or date-time (e.g. 2025-01-31 or 2025-01-31T08:00)."""
+    try:
+        datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 date or time (e.g. 2025-01-31 or "
+                                         "2025-01-31T08:00)") from None
+    return text
+
+
+def json_list(text: str) -> list:
+    """An argparse ``type`` for a JSON list (e.g. a door access schedule)."""
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not JSON; e.g. "
+                                         '\'[{"days": "mon-fri", "start": "07:00", "end": "20:00"}]\'') from None
+    if not isinstance(value, list):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a JSON list of time windows")
+    return value
 
 
 def add_global_options(parser: argparse.ArgumentParser, default) -> None:
@@ -102,6 +168,66 @@ def global_options() -> argparse.ArgumentParser:
 
 def add_metrics_json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics-json", metavar="FILE", help="also write the run's metrics as JSON to FILE")
+
+
+def signal_name(signum: int | None) -> str:
+    """How a run was stopped, for its last line: "interrupted" (Ctrl-C) or "stopped by SIGTERM"."""
+    import signal
+
+    if signum is None or signum == signal.SIGINT:
+        return "interrupted"
+    return f"stopped by {signal.Signals(signum).name}"
+
+
+def add_overwrite(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace output files that already exist (never an input, the gallery, the audit log "
+                             "or the config)")
+
+
+def kept_files(config, serving: bool = True) -> dict[str, list]:
+    """What a run reads or keeps, by what it is: the config file, the gallery and its calibration, the audit log,
+    and (``serving``) the configured models, the style models and the files of the shipped zoo. Outputs must not
+    touch any of it."""
+    from realtime.config import ZOO_DIR
+
+    gallery = config.faces.gallery
+    kept: dict[str, list] = {"the config": [config.path], "the gallery": [gallery],
+                             "the gallery's calibration": [f"{gallery}.calibration.json" if gallery else None],
+                             "the audit log": [config.door.audit]}
+    if serving:
+        style_dir = config.style.model_dir or str(ZOO_DIR)
+        kept["a model"] = [config.detector.model, config.faces.detector_model, config.faces.embedder_model,
+                           str(Path(style_dir) / "style_*.onnx"), str(ZOO_DIR / "*")]
+    return kept
+
+
+def guard_outputs(outputs: dict, config=None, inputs=(), overwrite: bool = False, serving: bool = True,
+                  make_parents: bool = False) -> dict:
+    """The output guard for one command, called from its handler before any work: see
+    :func:`realtime.io.paths.check_outputs`. ``inputs``: the files or folders the command reads."""
+    from realtime.io.paths import check_outputs
+
+    protected = {"an input": list(inputs)}
+    if config is not None:
+        protected.update(kept_files(config, serving))
+    elif Path(DEFAULT_CONFIG_NAME).is_file():
+        protected["the config"] = [DEFAULT_CONFIG_NAME]
+    return check_outputs(outputs, protected, overwrite=overwrite, make_parents=make_parents)
+
+
+def guard_output_dir(label: str, folder, config, inputs=(), owned_names=(), serving: bool = True):
+    """The guard for a folder a command owns (see :func:`realtime.io.paths.check_output_dir`)."""
+    from realtime.io.paths import check_output_dir
+
+    return check_output_dir(label, folder, owned_names, {"an input": list(inputs), **kept_files(config, serving)})
+
+
+def write_json_output(path, data) -> None:
+    """A JSON report written atomically (``.partial``, then rename; see :func:`realtime.io.paths.write_json_atomic`)."""
+    from realtime.io.paths import write_json_atomic
+
+    write_json_atomic(path, data)
 
 
 def require_torch() -> None:

@@ -6,22 +6,32 @@ import argparse
 import json
 from pathlib import Path
 
-from realtime.cli.args import command_group, load_from_args, require_torch
+from realtime.cli.args import (add_overwrite, command_group, guard_outputs, int_range, load_from_args,
+                               require_torch)
+
+MAX_BENCH_FACES = 8
+
+
+def _guard(args: argparse.Namespace, config, inputs=()) -> None:
+    guard_outputs({"--json": args.json}, config, inputs=inputs, overwrite=args.overwrite)
 
 
 def cmd_bench_pipeline(args: argparse.Namespace) -> int:
     from realtime.bench.pipeline import bench_pipeline
     from realtime.bench.clips import cached_demo_clip
-    from realtime.metrics import format_summary, write_json
+    from realtime.metrics import format_summary
 
     config = load_from_args(args)
+    _guard(args, config, [args.clip])
     clip = Path(args.clip) if args.clip else cached_demo_clip()
     report = bench_pipeline(config, clip)
     print(f"pipeline: {', '.join(report['stages']) or '(no stages)'}; clip {clip}")
     print(format_summary(report["throughput"], "throughput (every frame, unpaced)"))
     print(format_summary(report["live"], "live (clip replayed at its frame rate, newest frame only)"))
     if args.json:
-        write_json(args.json, report)
+        from realtime.io.paths import write_json_atomic
+
+        write_json_atomic(args.json, report)
         print(f"wrote {args.json}")
     return 0
 
@@ -29,9 +39,8 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
 def cmd_bench_faces(args: argparse.Namespace) -> int:
     from realtime.build import match_threshold, open_face_detector, open_face_embedder
     from realtime.bench.faces import bench_faces, format_report
-    from realtime.metrics import write_json
-
     config = load_from_args(args)
+    _guard(args, config)
     detector = open_face_detector(config.faces, config.runtime)
     embedder = open_face_embedder(config.faces, config.runtime)
     try:
@@ -46,7 +55,9 @@ def cmd_bench_faces(args: argparse.Namespace) -> int:
     report["threads"] = {"intra_op": config.runtime.intra_op_threads, "opencv": config.runtime.opencv_threads}
     print(format_report(report))
     if args.json:
-        write_json(args.json, report)
+        from realtime.io.paths import write_json_atomic
+
+        write_json_atomic(args.json, report)
         print(f"wrote {args.json}")
     return 0
 
@@ -55,9 +66,8 @@ def cmd_bench_detector(args: argparse.Namespace) -> int:
     from realtime.bench.detector import bench_detector, bench_nms, format_bench_table
     from realtime.build import model_path
     from realtime.bench.clips import cached_demo_clip
-    from realtime.metrics import write_json
-
     config = load_from_args(args)
+    _guard(args, config, [args.clip, args.model, args.checkpoint])
     onnx_path = Path(args.model) if args.model else model_path(config.detector.model, "detector")
     runners = {}
     if args.checkpoint:
@@ -72,7 +82,9 @@ def cmd_bench_detector(args: argparse.Namespace) -> int:
     print(format_bench_table(result))
     print("NMS on 1000 candidates (ms): " + json.dumps(result["nms_1000"]))
     if args.json:
-        write_json(args.json, result)
+        from realtime.io.paths import write_json_atomic
+
+        write_json_atomic(args.json, result)
         print(f"wrote {args.json}")
     return 0
 
@@ -80,14 +92,16 @@ def cmd_bench_detector(args: argparse.Namespace) -> int:
 def cmd_bench_style(args: argparse.Namespace) -> int:
     from realtime.build import runtime_options
     from realtime.config import ZOO_DIR
-    from realtime.errors import ConfigError, ModelError
-    from realtime.metrics import write_json
+    from realtime.errors import ModelError
     from realtime.bench.style import bench_style, format_report
     from realtime.style.stage import open_style_model, resolve_styles, zoo_style_files
 
+    from realtime.cli.args import kept_files
+    from realtime.io.paths import check_output_dir
+
     config = load_from_args(args)
-    if args.repeats < 1:
-        raise ConfigError(f"--repeats {args.repeats}: must be >= 1")
+    _guard(args, config)
+    check_output_dir("--out-dir", args.out_dir, (), kept_files(config))
     model_dir = Path(config.style.model_dir) if config.style.model_dir else ZOO_DIR
     files = zoo_style_files(model_dir)
     if not files:
@@ -104,7 +118,9 @@ def cmd_bench_style(args: argparse.Namespace) -> int:
     report["threads"] = {"intra_op": config.runtime.intra_op_threads}
     print(format_report(report))
     if args.json:
-        write_json(args.json, report)
+        from realtime.io.paths import write_json_atomic
+
+        write_json_atomic(args.json, report)
         print(f"wrote {args.json}")
     return 0
 
@@ -117,15 +133,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                                          "frames, capture-to-output latency).")
     p.add_argument("--clip", help="video to use instead of the built-in demo clip")
     p.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    add_overwrite(p)
     p.set_defaults(func=cmd_bench_pipeline)
 
     p = bench.add_parser("faces", help="face stage per part: detect, align, embed (batch vs single), search",
                              description="A 640x480 frame with several real faces (scikit-image photos), a random "
                                          "gallery of 300 embeddings; per-part p50/p95 ms and the whole face stage "
                                          "in steady state.")
-    p.add_argument("--faces", type=int, default=3, help="faces in the frame (default 3)")
-    p.add_argument("--repeats", type=int, default=50, help="timed repeats per part (default 50)")
+    p.add_argument("--faces", type=int_range(1, MAX_BENCH_FACES), default=3,
+                   help=f"faces in the frame, 1 to {MAX_BENCH_FACES} (default 3)")
+    p.add_argument("--repeats", type=int_range(1, 100000), default=50, help="timed repeats per part (default 50)")
     p.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    add_overwrite(p)
     p.set_defaults(func=cmd_bench_faces)
 
     p = bench.add_parser("detector", help="preprocess / inference / decode+NMS ms at several sizes; ORT vs PyTorch",
@@ -133,11 +152,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                                      "model in the same run. Also times NMS on 1000 candidates.")
     p.add_argument("--model", help="detector .onnx (default: detector.model, else the shipped default)")
     p.add_argument("--checkpoint", help="the model's checkpoint, to time PyTorch eager too (needs torch)")
-    p.add_argument("--sizes", type=int, nargs="+", default=[320, 416])
-    p.add_argument("--frames", type=int, default=60)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--sizes", type=int_range(32, 4096), nargs="+", default=[320, 416])
+    p.add_argument("--frames", type=int_range(1, 100000), default=60)
+    p.add_argument("--threads", type=int_range(0, 256), default=1)
     p.add_argument("--clip", help="video instead of the demo clip")
     p.add_argument("--json", metavar="FILE")
+    add_overwrite(p)
     p.set_defaults(func=cmd_bench_detector)
 
     p = bench.add_parser("style", help="style models: ms per model and size, student vs teacher PSNR/SSIM, flicker",
@@ -147,6 +167,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                      "a static noisy scene with and without the stabiliser; preview PNGs "
                                      "(original | teacher | student).")
     p.add_argument("--out-dir", default="out/bench_style", help="where previews go (default out/bench_style)")
-    p.add_argument("--repeats", type=int, default=20, help="timed runs per student size (teacher: a fifth)")
+    p.add_argument("--repeats", type=int_range(1, 100000), default=20,
+                   help="timed runs per student size (teacher: a fifth)")
     p.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    add_overwrite(p)
     p.set_defaults(func=cmd_bench_style)

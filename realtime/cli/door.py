@@ -9,6 +9,8 @@ import math
 import sys
 from pathlib import Path
 
+from realtime.cli.args import add_overwrite, float_range, guard_outputs, int_range
+
 EXIT_SOURCE_LOST = 3
 
 
@@ -29,6 +31,12 @@ def cmd_door(args: argparse.Namespace) -> int:
     from realtime.metrics import format_summary
 
     config = _config(args)
+    guard_outputs({"--jsonl": args.jsonl}, config, inputs=[args.source or config.source.uri],
+                  overwrite=args.overwrite)
+    if not args.no_window:
+        from realtime.io.display import require_display
+
+        require_display()
     outcome = run_door(config, args.source, show_window=not args.no_window, max_frames=args.max_frames,
                        out_jsonl=Path(args.jsonl) if args.jsonl else None)
     if outcome.summary:
@@ -39,6 +47,19 @@ def cmd_door(args: argparse.Namespace) -> int:
         print(f"rtv: door stopped at frame {outcome.result.frames}: {outcome.result.error} (alarm logged; no "
               "GRANT without a camera)", file=sys.stderr)
         return EXIT_SOURCE_LOST
+    if outcome.result.reason == "output-error":
+        from realtime.cli.args import EXIT_OUTPUT
+
+        print(f"rtv: error: {outcome.result.error} (door stopped at frame {outcome.result.frames}; stop record "
+              "written)", file=sys.stderr)
+        return EXIT_OUTPUT
+    if outcome.result.reason in ("interrupted", "terminated"):
+        from realtime.cli.args import signal_name
+        from realtime.io.interrupts import exit_code_for_interrupt, first_signal
+
+        print(f"rtv: door {config.door.door_id} {signal_name(first_signal())} after {outcome.result.frames} "
+              "frames (stop record written)", file=sys.stderr)
+        return exit_code_for_interrupt()
     return 0
 
 
@@ -69,6 +90,12 @@ def _impostor_vectors(config, folder: str):
     return np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, size), np.float32)
 
 
+def _kept(config):
+    from realtime.cli.args import kept_files
+
+    return kept_files(config)
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from realtime.build import model_path
     from realtime.door.calibrate import calibrate, calibration_path, plot_histogram, save_calibration
@@ -78,6 +105,15 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     config = _config(args)
     gallery_path = Path(config.faces.gallery)
+    out = calibration_path(gallery_path)
+    plot_file = Path(args.plot) if args.plot else out.with_suffix(".png")
+    # The calibration file and the default plot beside the gallery are calibrate's own: it replaces them.
+    kept = {k: v for k, v in _kept(config).items() if k != "the gallery's calibration"}
+    from realtime.io.paths import check_outputs
+
+    check_outputs({"calibration": out}, kept, overwrite=True)
+    check_outputs({"--plot": plot_file}, {**kept, "an input": [args.impostors], "the calibration": [out]},
+                  overwrite=args.overwrite or not args.plot)
     if not gallery_path.is_file():
         raise GalleryError(f"no gallery at {gallery_path}; enrol people first ('rtv enroll NAME PHOTO')")
     sha = file_sha256(model_path(config.faces.embedder_model, "face_embedder"))
@@ -86,10 +122,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     extra = _impostor_vectors(config, args.impostors) if args.impostors else None
     target = args.far if args.far is not None else config.door.target_far
     cal, genuine, impostor = calibrate(vectors, labels, target, sha, extra)
-    out = calibration_path(gallery_path)
     if cal.measurable:
         save_calibration(cal, out)
-    plot_file = Path(args.plot) if args.plot else out.with_suffix(".png")
     plotted = plot_histogram(genuine, impostor, cal.threshold, plot_file,
                              title=f"{gallery_path.name}: threshold {cal.threshold:.3f} at FAR <= {target:g}")
     if args.json:
@@ -149,6 +183,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
               "apart from the log")
         return 0
     config = _config(args)
+    if args.audit_command == "export":
+        guard_outputs({"FILE.csv": args.file}, config, overwrite=args.overwrite)
     key_file = args.key_file or config.door.audit_key_file
     key = load_key(key_file, "--key-file" if args.key_file else "door.audit_key_file") if key_file else None
     log_path = config.door.audit
@@ -200,9 +236,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "q/Esc quit.")
     p.add_argument("--source", help="camera index (0), stream URL, video file (default: source.uri from config)")
     p.add_argument("--no-window", action="store_true", help="headless: no OpenCV window")
-    p.add_argument("--max-frames", type=int, help="stop after N frames")
+    p.add_argument("--max-frames", type=int_range(1), help="stop after N frames")
     p.add_argument("--jsonl", metavar="FILE.jsonl", help="also write per-frame faces and decisions as JSON Lines")
     p.add_argument("--log", metavar="FILE", help="audit log file (default: door.audit from config)")
+    add_overwrite(p)
     p.set_defaults(func=cmd_door)
 
     p = sub.add_parser("calibrate", help="door threshold for a target false-accept rate, from the gallery",
@@ -211,8 +248,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "FAR, TAR there, and a histogram PNG (needs matplotlib). Stores "
                                    "<gallery>.calibration.json, which door mode uses.")
     p.add_argument("--impostors", metavar="DIR", help="folder of photos of people who are not enrolled")
-    p.add_argument("--far", type=float, help="target false-accept rate (default door.target_far, 0.001)")
+    p.add_argument("--far", type=float_range(0.0, 1.0, low_open=True, high_open=True),
+                   help="target false-accept rate (default door.target_far, 0.001)")
     p.add_argument("--plot", metavar="FILE.png", help="histogram file (default <gallery>.calibration.png)")
+    add_overwrite(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_calibrate)
 
@@ -238,6 +277,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = asub.add_parser("export", help="write the records as CSV (formula-like cells escaped with a leading ')")
     q.add_argument("file", metavar="FILE.csv")
     q.add_argument("--since", metavar="ISO", type=_since, help="only records at or after this date/time")
+    add_overwrite(q)
     q = asub.add_parser("keygen", help="create a new key file (64 random hex digits, mode 0600) for a keyed log")
     q.add_argument("file", metavar="KEYFILE")
     p.set_defaults(func=cmd_audit)

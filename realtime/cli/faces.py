@@ -8,6 +8,8 @@ import json
 import sys
 import time
 
+from realtime.cli.args import float_range, int_range, json_list
+
 STILL_DETECT_WIDTH = 640
 
 
@@ -181,6 +183,10 @@ def cmd_gallery(args: argparse.Namespace) -> int:
 
     config = _config(args)
     path = config.faces.gallery
+    if args.gallery_command == "export":
+        from realtime.cli.args import guard_outputs
+
+        guard_outputs({"FILE": args.file}, config, overwrite=args.force)
     with Gallery.open(path, create=False) as gallery:
         if args.gallery_command == "list":
             persons = gallery.persons()
@@ -203,16 +209,10 @@ def cmd_gallery(args: argparse.Namespace) -> int:
             n = gallery.import_(args.file, replace=args.replace)
             print(f"imported {n} person(s) from {args.file}")
         elif args.gallery_command == "access":
-            try:
-                schedule = json.loads(args.schedule) if args.schedule else None
-            except (ValueError, RecursionError):
-                from realtime.errors import ConfigError
-
-                raise ConfigError(f"--schedule {args.schedule!r} is not JSON; give a list like "
-                                  '\'[{"days": "mon-fri", "start": "07:00", "end": "20:00"}]\'') from None
+            schedule = args.schedule
             gallery.set_access(args.name, allowed=not args.deny, schedule=schedule)
             print(f"{args.name!r}: {'denied' if args.deny else 'allowed'}"
-                  + (f", schedule {args.schedule}" if args.schedule else ", any time"))
+                  + (f", schedule {json.dumps(args.schedule)}" if args.schedule else ", any time"))
     return 0
 
 
@@ -228,9 +228,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "starting with '-'.")
     p.add_argument("name", help="person's name")
     p.add_argument("images", nargs="*", metavar="IMAGE_OR_FOLDER", help="photos of that person")
-    p.add_argument("--camera", type=int, help="take the shots from this camera instead")
-    p.add_argument("--shots", type=int, default=5, help="shots to take from the camera (default 5)")
-    p.add_argument("--timeout", type=float, default=30.0, help="camera: give up after N seconds (default 30)")
+    p.add_argument("--camera", type=int_range(0, 99), help="take the shots from this camera instead")
+    p.add_argument("--shots", type=int_range(1, 100), default=5, help="shots to take from the camera (default 5)")
+    p.add_argument("--timeout", type=float_range(0.0, 3600.0, low_open=True), default=30.0,
+                   help="camera: give up after N seconds (default 30)")
     p.add_argument("--replace", action="store_true", help="replace the person's existing embeddings")
     p.add_argument("--force", action="store_true",
                    help="enrol even when the images (or the faces already stored) do not all match each other")
@@ -259,12 +260,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("name")
     q = gsub.add_parser("export", help="write everyone to a portable JSON file")
     q.add_argument("file")
-    q.add_argument("--force", action="store_true", help="overwrite an existing file")
+    q.add_argument("--overwrite", "--force", dest="force", action="store_true",
+                   help="replace an existing file (never the gallery, the audit log or the config)")
     q = gsub.add_parser("import", help="add everyone from an export file (same model only)")
     q.add_argument("file")
     q.add_argument("--replace", action="store_true", help="replace persons that already exist")
     q = gsub.add_parser("access", help="allow or deny a person at the door, optionally within time windows")
     q.add_argument("name")
     q.add_argument("--deny", action="store_true", help="deny instead of allow")
-    q.add_argument("--schedule", help='JSON list, e.g. \'[{"days": "mon-fri", "start": "07:00", "end": "20:00"}]\'')
+    q.add_argument("--schedule", type=json_list, help='JSON list, e.g. \'[{"days": "mon-fri", "start": "07:00", "end": "20:00"}]\'')
     p.set_defaults(func=cmd_gallery)

@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Callable
 
-from realtime.cli.args import EXIT_INTERNAL, EXIT_INTERRUPTED, SubParser, add_global_options, exit_code_for
+from realtime.cli.args import EXIT_INTERNAL, RtvParser, SubParser, add_global_options, exit_code_for
 
 
 def _registrars() -> list[Callable[[argparse._SubParsersAction], None]]:
@@ -27,7 +27,7 @@ def _registrars() -> list[Callable[[argparse._SubParsersAction], None]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = RtvParser(
         prog="rtv",
         description="Real-time vision on ONNX Runtime: object detection, faces with identities, door access, "
                     "style transfer. Config comes from --config (default ./config.yaml if present, else built-in "
@@ -55,21 +55,29 @@ def _configure_environment() -> None:
 def main(argv: list[str] | None = None) -> int:
     _configure_environment()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a usage error (one line, exit 2) or --help (exit 0): a code, as for every path
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
     logging.basicConfig(level=logging.DEBUG if args.debug else (logging.INFO if args.verbose else logging.WARNING),
                         format="%(levelname)s %(name)s: %(message)s")
     from realtime.errors import RtvError
+    from realtime.io.interrupts import exit_code_for_interrupt, first_signal, stop_signals
 
     try:
-        return int(args.func(args) or 0)
+        with stop_signals():
+            return int(args.func(args) or 0)
     except RtvError as exc:
         if args.debug:
             raise
         print(f"rtv: error: {exc}", file=sys.stderr)
         return exit_code_for(exc)
     except KeyboardInterrupt:
-        print("rtv: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        import signal
+
+        name = signal.Signals(first_signal()).name if first_signal() else "interrupted"
+        print(f"rtv: stopped by {name}" if first_signal() else "rtv: interrupted", file=sys.stderr)
+        return exit_code_for_interrupt()
     except Exception as exc:  # a bug, not bad input: still one line, with the way to see more
         if args.debug:
             raise

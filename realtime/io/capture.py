@@ -26,6 +26,7 @@ import numpy as np
 
 from realtime.config import SourceConfig
 from realtime.errors import SourceError
+from realtime.preprocess import letterbox
 from realtime.types import FramePacket
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,12 @@ class VideoFileReader:
 
 
 class ImageFolderReader:
-    """Images from a folder (sorted by name) or a glob, played at ``fps`` for their timestamps."""
+    """Images from a folder (sorted by name) or a glob, played at ``fps`` for their timestamps.
+
+    Every frame has the size of the first readable image: an image of another size is letterboxed (scaled to fit,
+    black borders, centred) to it, so one run makes one video. Unreadable images are skipped with a warning; a
+    folder where none can be read is a :class:`SourceError`, not an empty run.
+    """
 
     live = False
     kind = "images"
@@ -171,6 +177,10 @@ class ImageFolderReader:
         self.description = f"images {pattern}"
         self.paths: list[Path] = []
         self._i = 0
+        self._size_wh: tuple[int, int] | None = None
+        self.frames_read = 0
+        self.skipped = 0
+        self.letterboxed = 0
 
     def open(self) -> None:
         base = Path(self.pattern)
@@ -189,9 +199,24 @@ class ImageFolderReader:
             t = self._i / self.fps
             self._i += 1
             frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if frame is not None:
-                return RawFrame(frame, t)
-            log.warning("skipping unreadable image %s", path)
+            if frame is None or frame.size == 0:
+                self.skipped += 1
+                log.warning("skipping unreadable image %s", path)
+                continue
+            size_wh = (frame.shape[1], frame.shape[0])
+            if self._size_wh is None:
+                self._size_wh = size_wh
+            elif size_wh != self._size_wh:
+                frame, _mapping = letterbox(frame, self._size_wh, pad_value=0, center=True)
+                self.letterboxed += 1
+                if self.letterboxed == 1:
+                    log.warning("%s is %dx%d, the first image was %dx%d: letterboxed to the first size (and any "
+                                "later image of another size)", path, *size_wh, *self._size_wh)
+            self.frames_read += 1
+            return RawFrame(frame, t)
+        if self.frames_read == 0 and self.paths:
+            raise SourceError(f"none of the {len(self.paths)} image(s) in {self.pattern} could be read "
+                              "(damaged or not images)")
         return None
 
     def close(self) -> None:

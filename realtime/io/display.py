@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import cv2
@@ -12,10 +13,31 @@ from realtime.errors import SinkError
 
 
 
+# Qt platforms that draw without a display server.
+_HEADLESS_QT = ("offscreen", "minimal", "vnc", "eglfs", "linuxfb")
+
+
+def require_display(environ=None, platform: str | None = None) -> None:
+    """:class:`SinkError` (exit 6) when a window cannot open here: on Linux and the BSDs OpenCV's Qt needs
+    ``DISPLAY`` (X11) or ``WAYLAND_DISPLAY``, and without either it aborts the process (exit 134) instead of
+    raising. Checked before any work; ``QT_QPA_PLATFORM=offscreen`` counts as a display."""
+    env = os.environ if environ is None else environ
+    platform = platform or sys.platform
+    if not platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+        return
+    if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
+        return
+    if env.get("QT_QPA_PLATFORM", "").split(":")[0] in _HEADLESS_QT:
+        return
+    raise SinkError("no display to open a window on (DISPLAY and WAYLAND_DISPLAY are unset); run with "
+                    "--no-window (add --out FILE.mp4 to record the view)")
+
+
 class Window:
     """A resizable OpenCV window. ``show`` returns the key pressed (or -1). ``close()`` twice is safe."""
 
     def __init__(self, title: str = "rtv"):
+        require_display()
         self.title = title
         self._sized = False
         fonts = Path("/usr/share/fonts")

@@ -10,6 +10,7 @@ twice is safe everywhere.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from fractions import Fraction
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 import numpy as np
 
 from realtime.errors import SinkError
+from realtime.io.interrupts import finalising
 from realtime.types import FramePacket, RunResult
 
 if TYPE_CHECKING:
@@ -29,8 +31,64 @@ def _partial(path: Path) -> Path:
     return path.with_name(path.name + ".partial")
 
 
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+class _CatchingFile:
+    """The file object the MP4 muxer writes through. A failed write (disk full, device gone) is remembered and
+    reported as written, so FFmpeg never runs on in an error state (it crashed with SIGSEGV at close on a full
+    disk); :class:`Mp4Writer` checks :attr:`error` after every call into the muxer and removes the file."""
+
+    def __init__(self, path: Path):
+        self._file = open(path, "w+b", buffering=0)  # FFmpeg buffers; unbuffered, a seek never flushes (or fails)
+        self.name = str(path)  # FFmpeg reopens the file by name to move the index to the front (+faststart)
+        self.error: OSError | None = None
+
+    def write(self, data) -> int:
+        if self.error is None:
+            view = memoryview(data)
+            try:
+                while view:
+                    view = view[self._file.write(view):]
+            except OSError as exc:
+                self.error = exc
+        return len(data)
+
+    def read(self, n: int = -1) -> bytes:
+        return b"" if self.error is not None else self._file.read(n)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        try:
+            return self._file.seek(offset, whence)
+        except OSError as exc:
+            self.error = self.error or exc
+            return self._file.tell()
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def flush(self) -> None:
+        if self.error is None:
+            try:
+                self._file.flush()
+            except OSError as exc:
+                self.error = exc
+
+    def close(self) -> None:
+        try:
+            self._file.close()
+        except OSError as exc:
+            self.error = self.error or exc
+
+
 class Mp4Writer:
-    """Browser-playable H.264 (yuv420p, +faststart) MP4. Frames must all have the size of the first one."""
+    """Browser-playable H.264 (yuv420p, +faststart) MP4. Frames must all have the size of the first one.
+
+    Written to ``<name>.partial`` and renamed by :meth:`finish` (or :meth:`close`). When a write fails (disk full)
+    :meth:`write` raises :class:`SinkError` and the partial file is removed: an MP4 is either finalised up to the
+    last frame written or absent, never half-written under either name.
+    """
 
     def __init__(self, path: Path | str, fps: float, crf: int = 23, preset: str = "veryfast", threads: int = 0):
         import av
@@ -44,9 +102,14 @@ class Mp4Writer:
             raise SinkError("this PyAV build has no libx264 encoder; reinstall 'av' from PyPI wheels")
         self._tmp = _partial(self.path)
         try:
-            self._container = av.open(str(self._tmp), mode="w", format="mp4",
-                                      options={"movflags": "+faststart"})
+            self._io = _CatchingFile(self._tmp)
+        except OSError as exc:
+            raise SinkError(f"cannot write {self.path}: {_why(exc)}") from exc
+        try:
+            self._container = av.open(self._io, mode="w", format="mp4", options={"movflags": "+faststart"})
         except (av.error.FFmpegError, OSError) as exc:
+            self._io.close()
+            self._tmp.unlink(missing_ok=True)
             raise SinkError(f"cannot write {self.path}: {exc}") from exc
         rate = Fraction(fps).limit_denominator(1001) if fps > 0 else Fraction(30, 1)
         self._stream = self._container.add_stream("libx264", rate=rate)
@@ -57,10 +120,30 @@ class Mp4Writer:
         self._size: tuple[int, int] | None = None
         self._closed = False
 
+    def _check_io(self, doing: str) -> None:
+        if self._io.error is not None:
+            error = self._io.error
+            self._abandon()
+            raise SinkError(f"{doing} {self.path} failed: {_why(error)}; the unfinished MP4 was removed")
+
+    def _abandon(self) -> None:
+        """Drop the partial file (the muxer is closed against the catching file object, which cannot fail)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._container.close()
+        except Exception:  # noqa: BLE001 - the file is being removed; FFmpeg's complaint changes nothing
+            pass
+        self._io.close()
+        self._tmp.unlink(missing_ok=True)
+
     def write(self, frame_bgr: np.ndarray) -> None:
         """``frame_bgr``: uint8 (H, W, 3); odd sizes are padded by one pixel (yuv420p needs even sizes)."""
         import av
 
+        if self._closed:
+            raise SinkError(f"{self.path}: written after it was closed")
         h, w = frame_bgr.shape[:2]
         if self._size is None:
             self._size = (w + (w % 2), h + (h % 2))
@@ -74,23 +157,43 @@ class Mp4Writer:
             for packet in self._stream.encode(frame):
                 self._container.mux(packet)
         except (av.error.FFmpegError, OSError) as exc:
-            raise SinkError(f"writing {self.path} failed: {exc}") from exc
+            self._abandon()
+            raise SinkError(f"writing {self.path} failed: {exc}; the unfinished MP4 was removed") from exc
+        self._check_io("writing")
         self.frames += 1
 
-    def close(self) -> None:
+    def finish(self) -> None:
+        """Flush the encoder, write the index (moov, moved to the front) and rename to the final name; with no
+        frame written, remove the partial file. :class:`SinkError` when that fails (the partial file is removed).
+        Safe twice."""
+        import av
+
         if self._closed:
             return
-        self._closed = True
-        try:
-            if self._size is not None:
-                for packet in self._stream.encode():
-                    self._container.mux(packet)
-        finally:
-            self._container.close()
-        if self.frames:
+        with finalising():
+            try:
+                if self._size is not None:
+                    for packet in self._stream.encode():
+                        self._container.mux(packet)
+                self._check_io("finalising")
+                self._container.close()
+            except (av.error.FFmpegError, OSError) as exc:
+                self._abandon()
+                raise SinkError(f"finalising {self.path} failed: {exc}; the unfinished MP4 was removed") from exc
+            self._closed = True
+            self._io.close()
+            if self._io.error is not None or not self.frames:
+                error = self._io.error
+                self._tmp.unlink(missing_ok=True)
+                if error is not None:
+                    raise SinkError(f"finalising {self.path} failed: {_why(error)}; the unfinished MP4 was "
+                                    "removed")
+                return
             os.replace(self._tmp, self.path)
-        else:
-            self._tmp.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """:meth:`finish`; safe twice."""
+        self.finish()
 
     def __enter__(self) -> "Mp4Writer":
         return self
@@ -119,37 +222,137 @@ def packet_record(packet: FramePacket, extra: dict[str, Any] | None = None) -> d
 
 
 class JsonlWriter:
-    """One JSON object per line; flushed every ``flush_every`` records so a killed run keeps what it wrote."""
+    """One JSON object per line, written to ``<name>.partial`` and renamed on close; flushed every ``flush_every``
+    records so a killed run keeps what it wrote.
+
+    A write that fails (disk full) raises :class:`SinkError` and cuts the file back to its last whole line. A
+    small reserve file (``<name>.partial.reserve``, :data:`RESERVE_BYTES`) is held while writing and given back
+    for the last line (:meth:`write_last`), so the end line can still be written on a full disk.
+    """
+
+    RESERVE_BYTES = 64 * 1024
 
     def __init__(self, path: Path | str, flush_every: int = 30):
         self.path = Path(path)
         if self.path.parent and not self.path.parent.exists():
             raise SinkError(f"output folder does not exist: {self.path.parent}")
         self._tmp = _partial(self.path)
+        self._reserve = self._tmp.with_name(self._tmp.name + ".reserve")
         try:
-            self._handle = open(self._tmp, "w", encoding="utf-8")
+            self._handle = open(self._tmp, "wb")
         except OSError as exc:
-            raise SinkError(f"cannot write {self.path}: {exc}") from exc
+            raise SinkError(f"cannot write {self.path}: {_why(exc)}") from exc
+        try:
+            _allocate(self._reserve, self.RESERVE_BYTES)
+        except OSError as exc:
+            self._handle.close()
+            self._tmp.unlink(missing_ok=True)
+            raise SinkError(f"cannot write {self.path}: {_why(exc)} (no room for even {self.RESERVE_BYTES} "
+                            "bytes)") from exc
         self._flush_every = flush_every
+        self._pending: list[bytes] = []
+        self._good = 0  # bytes of whole lines known to be written
+        self.failed: str | None = None
         self.records = 0
+        self._done = False
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        data = b"".join(self._pending)
+        self._pending.clear()
+        try:
+            self._handle.write(data)
+            self._handle.flush()
+        except OSError as exc:
+            self.failed = _why(exc)
+            self._cut_back()
+            raise SinkError(f"writing {self.path} failed: {self.failed}") from exc
+        self._good += len(data)
+
+    def _cut_back(self) -> None:
+        """Back to the last whole line: a failed write may leave half a line, in Python's buffer or on disk."""
+        try:
+            self._handle.close()
+        except OSError:
+            pass
+        try:
+            os.truncate(self._tmp, self._good)
+            self._handle = open(self._tmp, "ab")
+        except OSError:
+            self._handle = None
 
     def write(self, record: dict[str, Any]) -> None:
-        self._handle.write(json.dumps(record, separators=(",", ":")) + "\n")
+        if self.failed is not None:
+            raise SinkError(f"writing {self.path} failed: {self.failed}")
+        self._pending.append((json.dumps(record, separators=(",", ":")) + "\n").encode("utf-8"))
         self.records += 1
         if self.records % self._flush_every == 0:
-            self._handle.flush()
+            self._flush()
+
+    def write_last(self, record: dict[str, Any]) -> None:
+        """The last line (the end record): written even after a failed write when the reserve makes room for it.
+        :class:`SinkError` when even that fails (the file then ends with its last whole line)."""
+        with finalising():
+            self._reserve.unlink(missing_ok=True)
+            if self._handle is None:
+                raise SinkError(f"writing {self.path} failed: {self.failed}")
+            if self.failed is not None:
+                self._pending.clear()
+            self._pending.append((json.dumps(record, separators=(",", ":")) + "\n").encode("utf-8"))
+            self.records += 1
+            failed_before, self.failed = self.failed, None
+            try:
+                self._flush()
+            finally:
+                self.failed = self.failed or failed_before
 
     def close(self) -> None:
-        if self._handle.closed:
+        """Write what is pending, rename to the final name; safe twice. A failed flush here still publishes the
+        whole lines written before it, then raises :class:`SinkError`."""
+        if self._done:
             return
-        self._handle.close()
-        os.replace(self._tmp, self.path)
+        self._done = True
+        with finalising():
+            error = None
+            try:
+                self._flush()
+            except SinkError as exc:
+                error = exc
+            if self._handle is not None:
+                try:
+                    self._handle.close()
+                except OSError:
+                    pass
+            self._handle = None
+            self._reserve.unlink(missing_ok=True)
+            os.replace(self._tmp, self.path)
+            if error is not None:
+                raise error
 
     def __enter__(self) -> "JsonlWriter":
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _allocate(path: Path, size: int) -> None:
+    """A file of ``size`` bytes whose blocks are really allocated (OSError when the disk cannot hold it)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        try:
+            os.posix_fallocate(fd, 0, size)
+        except (AttributeError, OSError) as exc:
+            if isinstance(exc, OSError) and exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise
+            os.write(fd, b"\0" * size)
+            os.fsync(fd)
+    except OSError:
+        os.close(fd)
+        os.unlink(path)
+        raise
+    os.close(fd)
 
 
 class Sink(Protocol):
@@ -193,6 +396,9 @@ class Mp4Sink(_SinkBase):
     def write(self, packet: FramePacket, display_bgr: np.ndarray | None) -> None:
         self.writer.write(display_bgr if display_bgr is not None else packet.frame_bgr)
 
+    def finish(self, result: RunResult) -> None:
+        self.writer.finish()
+
     def close(self) -> None:
         self.writer.close()
 
@@ -215,7 +421,7 @@ class JsonlSink(_SinkBase):
         self.writer.write(self._record(packet))
 
     def finish(self, result: RunResult) -> None:
-        self.writer.write(end_record(result))
+        self.writer.write_last(end_record(result))
 
     def close(self) -> None:
         self.writer.close()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from realtime.errors import ConfigError, SourceError
+from realtime.errors import ConfigError, OutputError, SourceError
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".mts",
                             ".wmv", ".flv", ".3gp"})
@@ -152,10 +152,10 @@ def check_outputs_spare_inputs(inputs: Sequence[BatchInput], out_dir: Path) -> N
         for suffix in (".mp4", ".jsonl", ".mp4.partial", ".jsonl.partial"):
             target = os.path.realpath(out_dir / f"{item.name}{suffix}")
             if target in real_inputs or target == ledger and ledger in real_inputs:
-                raise ConfigError(f"the output {target} would overwrite the input {real_inputs[target]}; "
+                raise OutputError(f"the output {target} would overwrite the input {real_inputs[target]}; "
                                   "choose another --out-dir")
     if ledger in real_inputs:
-        raise ConfigError(f"{ledger} is an input and the batch ledger; choose another --out-dir")
+        raise OutputError(f"{ledger} is an input and the batch ledger; choose another --out-dir")
 
 
 def input_sha256(path: str | Path, chunk: int = 1 << 20) -> str:

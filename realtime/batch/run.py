@@ -11,14 +11,14 @@ import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from realtime.batch.inputs import (BatchInput, LEDGER_NAME, check_outputs_spare_inputs, expand_inputs,
                                    expected_frames, input_sha256)
 from realtime.batch.ledger import FINISHED, Ledger, config_fingerprint
 from realtime.batch.worker import Job, job_record
 from realtime.config import Config
-from realtime.errors import ConfigError, SinkError
+from realtime.errors import ConfigError, OutputError
 
 log = logging.getLogger(__name__)
 
@@ -174,32 +174,41 @@ class _Driver:
 
 def run_batch(config: Config, inputs: Sequence[str], out_dir: Path | str, workers: int = 0,
               ray_address: str | None = None, overwrite: bool = False, reporter: Reporter | None = None,
-              ray_num_cpus: int | None = None, stop: Stop | None = None) -> BatchResult:
+              ray_num_cpus: int | None = None, stop: Stop | None = None,
+              protected: Mapping[str, Sequence[str | None]] | None = None) -> BatchResult:
     """Annotate every input into ``out_dir`` (``<name>.mp4``, ``<name>.jsonl``; ``batch.jsonl``).
 
     ``workers``: local processes (0: one per core), or Ray actors with ``ray_address`` ("auto", an address, or
     "local" for a private instance with ``ray_num_cpus`` CPUs; 0 workers: the cluster's CPUs). ``overwrite``:
-    redo every input and replace outputs that exist. Raises only for what stops the whole batch before any input
-    runs (config, models, the out-dir, Ray unreachable); a bad input is a "failed" record.
+    redo every input and replace outputs that exist. ``protected``: what else the outputs must never touch (what it
+    is -> paths, e.g. :func:`realtime.cli.args.kept_files`: the gallery, the config, the models); the inputs always
+    are. Raises only for what stops the whole batch before any input runs (config, models, the out-dir, Ray
+    unreachable); a bad input is a "failed" record.
     """
     reporter = reporter or Reporter()
     try:
         return _run(config, inputs, Path(out_dir), workers, ray_address, overwrite, reporter, ray_num_cpus,
-                    stop or Stop())
+                    stop or Stop(), dict(protected or {}))
     finally:
         reporter.close()
 
 
 def _run(config: Config, inputs: Sequence[str], out_dir: Path, workers: int, ray_address: str | None,
-         overwrite: bool, reporter: Reporter, ray_num_cpus: int | None, stop: Stop) -> BatchResult:
+         overwrite: bool, reporter: Reporter, ray_num_cpus: int | None, stop: Stop,
+         protected: dict[str, Sequence[str | None]]) -> BatchResult:
+    from realtime.io.paths import check_output_dir
+
     if out_dir.exists() and not out_dir.is_dir():
-        raise SinkError(f"--out-dir {out_dir} exists and is not a folder")
+        raise OutputError(f"--out-dir {out_dir}: is not a folder")
     items = expand_inputs(inputs, out_dir)
     if not items:
         raise ConfigError(f"no inputs found in {' '.join(map(str, inputs)) or '(nothing given)'}")
     check_outputs_spare_inputs(items, out_dir)
+    owned = [f"{LEDGER_NAME}.jsonl"] + [f"{i.name}{s}" for i in items for s in (".mp4", ".jsonl")]
+    given = [t[1:] if str(t).startswith("@") else str(t) for t in inputs]
+    check_output_dir("--out-dir", out_dir, owned,  # makes the folder
+                     {"an input": [i.path for i in items if i.exists] + given, **protected})
     fingerprint = config_fingerprint(config)
-    out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with Ledger(out_dir / f"{LEDGER_NAME}.jsonl") as ledger:
         previous = ledger.read()

@@ -3,7 +3,7 @@
 Exit codes of ``rtv batch``: 0 every input done (or skipped: done before with the same bytes and config);
 11 the batch ran to the end but at least one input failed (``batch.jsonl`` says which and why); 130 interrupted
 (re-run the same command to resume); 2-10 the batch could not start (bad config or arguments 2, model 4, gallery 5,
-out-dir 6; one line on stderr), as for every rtv command.
+an output refused or the out-dir unusable 6; one line on stderr), as for every rtv command.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from realtime.cli.args import EXIT_INTERRUPTED, command_group, load_from_args
+from realtime.cli.args import EXIT_INTERRUPTED, command_group, kept_files, load_from_args, write_json_output
 
 EXIT_SOME_FAILED = 11
 
@@ -22,7 +22,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     config = load_from_args(args)
     result = run_batch(config, args.inputs, args.out_dir, workers=args.workers, ray_address=args.ray,
-                       overwrite=args.overwrite, reporter=ProgressBar(enabled=not args.no_progress))
+                       overwrite=args.overwrite, reporter=ProgressBar(enabled=not args.no_progress),
+                       protected=kept_files(config))
     counts = ", ".join(f"{n} {status}" for status, n in result.counts().items())
     where = (f"{result.workers} Ray actors" if result.runner == "ray" else
              f"{result.workers} local worker{'s' if result.workers != 1 else ''} x {result.threads} thread"
@@ -37,14 +38,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 def cmd_bench_batch(args: argparse.Namespace) -> int:
     from realtime.batch.bench import bench_batch, format_report
-    from realtime.metrics import write_json
 
     config = load_from_args(args)
     report = bench_batch(config, clips=args.clips, seconds=args.seconds, size_wh=tuple(args.size),
                          work_dir=args.work_dir, ray=not args.no_ray)
     print(format_report(report))
     if args.json:
-        write_json(args.json, report)
+        write_json_output(args.json, report)
         print(f"wrote {args.json}")
     return 0
 

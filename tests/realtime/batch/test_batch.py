@@ -155,7 +155,10 @@ def test_cli_exit_codes_and_lines(tmp_path, clip_dir, capsys, fast_settings):
     assert code == 0 and "skipped     a" in capsys.readouterr().err
     code = main(["batch", str(clip_dir / "a.mp4"), "--out-dir", str(clip_dir), *settings])
     err = capsys.readouterr().err
-    assert code == 2 and "would overwrite the input" in err and "Traceback" not in err
+    assert code == 6 and "would overwrite the input" in err and "Traceback" not in err
+    code = main(["batch", str(clip_dir), "--out-dir", str(clip_dir / "annotated"), *settings])
+    err = capsys.readouterr().err
+    assert code == 6 and "lies inside an input" in err and not (clip_dir / "annotated").exists()
     code = main(["batch", str(tmp_path / "empty_dir_that_is_not_there"), "--out-dir", str(out), "--ray", "x",
                  "--no-progress", *settings])
     assert code == 11  # a missing input fails; Ray is never contacted when nothing is left to run

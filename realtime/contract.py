@@ -24,6 +24,7 @@ class InputSpec:
 
     ``size_wh`` is the fixed network input (width, height), or ``None`` when the graph takes any size that is a
     multiple of ``size_multiple``; ``default_size_wh`` is then the size the runtime uses unless config says otherwise.
+    ``pad_value``: the grey (0..255, before normalisation) that letterboxing pads with (darknet: 0.5 -> 128).
     """
 
     name: str
@@ -35,6 +36,7 @@ class InputSpec:
     mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
     letterbox: bool = True
+    pad_value: int = 114
 
     def working_size_wh(self) -> tuple[int, int]:
         """The (width, height) the runtime feeds: the fixed size, else the default size."""
@@ -104,6 +106,13 @@ def _size(value: Any, key: str, source: str) -> tuple[int, int] | None:
     return int(w), int(h)
 
 
+def _pad_value(value: Any, source: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 255 or value != int(value):
+        raise ModelError(f"{source}: contract field 'input.pad_value' must be an integer grey level 0..255, "
+                         f"got {value!r}")
+    return int(value)
+
+
 def contract_from_dict(data: Mapping[str, Any], source: str = "model") -> ModelContract:
     """Build a :class:`ModelContract` from parsed JSON, checking every field the runtime relies on."""
     schema = data.get("schema", SCHEMA_VERSION)
@@ -131,6 +140,7 @@ def contract_from_dict(data: Mapping[str, Any], source: str = "model") -> ModelC
         mean=_floats(raw_input.get("mean", (0.0, 0.0, 0.0)), 3, "input.mean", source),
         std=std,
         letterbox=bool(raw_input.get("letterbox", True)),
+        pad_value=_pad_value(raw_input.get("pad_value", 114), source),
     )
     if spec.size_wh is None and spec.default_size_wh is None:
         raise ModelError(f"{source}: contract needs 'input.size_wh' or 'input.default_size_wh'")

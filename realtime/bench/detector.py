@@ -86,7 +86,7 @@ def bench_detector(onnx_path: Path | str, sizes: Sequence[int] = (320, 416), sou
                 pre, inf, post, counts = [], [], [], []
                 for i, frame in enumerate(images):
                     t0 = time.perf_counter()
-                    boxed, lb = letterbox(frame, (size, size))
+                    boxed, lb = letterbox(frame, (size, size), pad_value=contract.input.pad_value)
                     x = to_input_nchw([boxed], contract.input)
                     t1 = time.perf_counter()
                     outputs = [np.asarray(o) for o in runner(x)]

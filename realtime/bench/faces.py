@@ -1,7 +1,9 @@
 """``rtv bench faces``: per-part milliseconds of the face stage on a 640x480 frame with several real faces.
 
-Parts: detection, alignment, embedding (one batch of N vs N batches of 1), gallery search, and the whole
-recognition stage in steady state (tracked faces re-embedded only every ``reembed_every`` frames).
+Parts: detection, dlib's 5 landmarks (when the embedder has a dlib aligner), alignment (landmarks + chips),
+embedding (one batch of N vs N batches of 1), gallery search, detect + align + embed of every face (a new face's
+cost), and the whole recognition stage in steady state (tracked faces re-embedded only every ``reembed_every``
+frames).
 """
 
 from __future__ import annotations
@@ -65,16 +67,29 @@ def bench_faces(detector, embedder, n_faces: int = 3, gallery_persons: int = 100
     gallery = rng.normal(size=(gallery_persons * per_person, embedder.embedding_size)).astype(np.float32)
     gallery /= np.linalg.norm(gallery, axis=1, keepdims=True)
     labels = np.repeat(np.array([f"person{i:03d}" for i in range(gallery_persons)]), per_person)
-    chips = align_faces(frame, faces.landmarks5, embedder.template5, embedder.size_wh[0])
+    chips, _ = embedder.align(frame, faces.boxes_xyxy, faces.landmarks5)
     vectors = embedder.embed(chips)
-    parts = {
-        "detect": _time(lambda: detector.detect(frame), repeats),
-        "align": _time(lambda: align_faces(frame, faces.landmarks5, embedder.template5, embedder.size_wh[0]),
-                       repeats),
+
+    def new_faces() -> None:
+        found = detector.detect(frame)
+        embedder.embed(embedder.align(frame, found.boxes_xyxy, found.landmarks5)[0])
+
+    parts = {"detect": _time(lambda: detector.detect(frame), repeats)}
+    aligner = getattr(embedder, "aligner", None)
+    if aligner is not None:
+        points = aligner.landmarks(frame, faces.boxes_xyxy)
+        parts["landmarks_dlib5"] = _time(lambda: aligner.landmarks(frame, faces.boxes_xyxy), repeats)
+        parts["chips_dlib5"] = _time(lambda: aligner.chips(frame, points), repeats)
+        # The CenterFace-template warp, for comparison (what the dlib geometry costs on top).
+        parts["align_template5"] = _time(lambda: align_faces(frame, faces.landmarks5, embedder.template5,
+                                                             embedder.size_wh[0]), repeats)
+    parts.update({
+        "align": _time(lambda: embedder.align(frame, faces.boxes_xyxy, faces.landmarks5), repeats),
         f"embed_batch{n}": _time(lambda: embedder.embed(chips), repeats),
         f"embed_{n}x_batch1": _time(lambda: [embedder.embed(chips[i:i + 1]) for i in range(n)], repeats),
         "search": _time(lambda: match_faces(vectors, gallery, labels, match_threshold, match_margin), repeats),
-    }
+        "detect+align+embed": _time(new_faces, repeats),
+    })
     stage = FaceRecognition(embedder, gallery, labels, FaceTracker(reembed_every=reembed_every),
                             match_threshold=match_threshold, match_margin=match_margin)
     steady = []
@@ -91,12 +106,13 @@ def bench_faces(detector, embedder, n_faces: int = 3, gallery_persons: int = 100
         "parts": {k: _stats(v) for k, v in parts.items()},
         "stage_steady_state": _stats(steady[repeats:]),
         "reembed_every": reembed_every,
+        "alignment": "dlib5" if aligner is not None else "template5",
     }
 
 
 def format_report(report: dict[str, Any]) -> str:
     lines = [f"faces on a {report['frame_wh'][0]}x{report['frame_wh'][1]} frame: {report['faces_found']} found; "
-             f"gallery of {report['gallery_embeddings']} embeddings",
+             f"gallery of {report['gallery_embeddings']} embeddings; chips: {report.get('alignment', '?')}",
              f"  {'part':<26}{'p50 ms':>10}{'p95 ms':>10}"]
     for name, s in report["parts"].items():
         lines.append(f"  {name:<26}{s['p50_ms']:>10.2f}{s['p95_ms']:>10.2f}")

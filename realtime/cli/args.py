@@ -62,6 +62,8 @@ COMMAND_GROUPS = {
               "Training commands. They write state-dict checkpoints and plots; export a checkpoint to ONNX with "
               "'rtv export ...'."),
     "eval": ("evaluate models on labelled data", "Evaluate models on labelled data."),
+    "import": ("other frameworks' models -> rtv ONNX with the contract (needs torch)",
+               "Import a model trained elsewhere (darknet) into rtv: ONNX with the model contract and parity."),
 }
 
 

@@ -1,4 +1,4 @@
-"""Face commands: enroll, identify, verify, gallery (list, remove, export, import, access)."""
+"""Face commands: enroll, identify, verify, embed, gallery (list, remove, export, import, access)."""
 
 from __future__ import annotations
 
@@ -140,6 +140,22 @@ def cmd_identify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_embed(args: argparse.Namespace) -> int:
+    from realtime.face.describe import embed_images
+
+    results = embed_images(args.images, _config(args), detect_width=args.detect_width)
+    if args.json:
+        print(json.dumps(results))
+        return 0
+    for item in results:
+        print(f"{item['image']}: {len(item['faces'])} face(s)")
+        for face in item["faces"]:
+            x1, y1, x2, y2 = face["box"]
+            print(f"  box {x1:.0f},{y1:.0f},{x2:.0f},{y2:.0f}  score {face['score']:.2f}  descriptor "
+                  f"[{', '.join(f'{v:.3f}' for v in face['descriptor'][:4])}, ...]")
+    return 0
+
+
 def _num(value: float) -> float | None:
     import math
 
@@ -249,6 +265,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("image1")
     p.add_argument("image2")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("embed", help="face boxes, landmarks and 128-d descriptors of images (JSON with --json)",
+                       description="For each image, every face: box [x1, y1, x2, y2], score, CenterFace's 5 "
+                                   "landmarks, dlib's 5 landmarks (the points the chip is cut from) and the "
+                                   "descriptor. Compare descriptors with the Euclidean distance (same person below "
+                                   "0.6 for dlib's network). Python: realtime.face.describe.embed_images(paths).")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--json", action="store_true", help="print one JSON list, one object per image")
+    p.add_argument("--detect-width", type=int, default=STILL_DETECT_WIDTH,
+                   help=f"face detection working width (default {STILL_DETECT_WIDTH})")
+    p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser("gallery", help="list, remove, export, import persons; set door access",
                        description="The gallery is the SQLite file at faces.gallery.")

@@ -239,7 +239,8 @@ class YoloDetector:
     def __init__(self, model, input_size: tuple[int, int] | None = None, score_threshold: float = 0.25,
                  iou_threshold: float = 0.45, class_aware: bool = True, max_candidates: int = 1000,
                  max_detections: int = 100, head: YoloHead | None = None,
-                 class_names: Sequence[str] | None = None):
+                 class_names: Sequence[str] | None = None, keep_classes: Sequence[str] = (),
+                 class_score_thresholds: Mapping[str, float] | Sequence[tuple[str, float]] = ()):
         contract: ModelContract = model.contract
         if contract.kind != "yolo":
             raise ModelError(f"{contract.name}: is a {contract.kind!r} model, the detector needs a 'yolo' model")
@@ -258,12 +259,33 @@ class YoloDetector:
             raise ModelError(f"{contract.name}: {len(self.class_names)} class names for a head with "
                              f"{self.head.num_classes} classes")
         self.input_size = self._input_size(input_size)
+        self.keep_ids, self.class_thresholds = self._class_filters(keep_classes, class_score_thresholds,
+                                                                   float(score_threshold))
         self.score_threshold = float(score_threshold)
         self.iou_threshold = float(iou_threshold)
         self.class_aware = bool(class_aware)
         self.max_candidates = int(max_candidates)
         self.max_detections = int(max_detections)
         self.grids = GridCache(self.head)
+
+    def _class_filters(self, keep: Sequence[str], thresholds, default: float
+                       ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Class ids to keep (None: all) and a per-class threshold table (None: ``default`` for all)."""
+        index = {n: i for i, n in enumerate(self.class_names)}
+        pairs = list(thresholds.items()) if isinstance(thresholds, Mapping) else list(thresholds)
+        unknown = [n for n in list(keep) + [n for n, _ in pairs] if n not in index]
+        if unknown:
+            raise ConfigError(f"detector classes {unknown} are not in the model's {len(index)} classes "
+                              f"({', '.join(self.class_names[:12])}{', ...' if len(index) > 12 else ''})")
+        keep_ids = np.array(sorted(index[n] for n in keep), np.int64) if keep else None
+        table = None
+        if pairs:
+            table = np.full(len(self.class_names), default, np.float32)
+            for n, t in pairs:
+                if not 0.0 <= float(t) <= 1.0:
+                    raise ConfigError(f"class_score_thresholds[{n!r}]={t!r}: must be in [0, 1]")
+                table[index[n]] = float(t)
+        return keep_ids, table
 
     def _input_size(self, override: tuple[int, int] | None) -> tuple[int, int]:
         if override is None:
@@ -281,10 +303,15 @@ class YoloDetector:
         """``frame_bgr``: uint8 (H, W, 3). Returns detections in source pixels; an empty frame gives none."""
         if frame_bgr is None or frame_bgr.size == 0 or frame_bgr.ndim != 3:
             return Detections(class_names=self.class_names)
-        image, lb = letterbox(frame_bgr, self.input_size)
+        image, lb = letterbox(frame_bgr, self.input_size, pad_value=self.spec.pad_value)
         outputs = self.model.run(to_input_nchw([image], self.spec))
-        boxes, scores, classes = decode_yolo(outputs, self.head, self.score_threshold, self.max_candidates,
-                                             self.grids)
+        floor = self.score_threshold if self.class_thresholds is None else float(self.class_thresholds.min())
+        boxes, scores, classes = decode_yolo(outputs, self.head, floor, self.max_candidates, self.grids)
+        if self.keep_ids is not None or self.class_thresholds is not None:
+            ok = np.ones(len(scores), bool) if self.keep_ids is None else np.isin(classes, self.keep_ids)
+            if self.class_thresholds is not None:
+                ok &= scores > self.class_thresholds[classes]
+            boxes, scores, classes = boxes[ok], scores[ok], classes[ok]
         boxes, scores, classes = select_detections(boxes, scores, classes, self.iou_threshold, self.class_aware,
                                                    self.max_detections)
         h, w = frame_bgr.shape[:2]

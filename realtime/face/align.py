@@ -9,20 +9,24 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from realtime.face.chip import dlib_face_chips
+
 CHIP_SIZE = 150
-# Where dlib's chips (get_face_chip, size 150, padding 0.25) put the 5 landmarks, in chip pixels: the mean, over the
-# six frontal face chips of the project's dlib reference data (astronaut v0..v5), of dlib's 68-point landmarks
-# reduced to 5 (eye centres = mean of points 36-41 / 42-47, nose tip 30, mouth corners 48 / 54).
-# The reference file's own ``template5_150`` averages all 14 chips, including 7 that are not faces (badges that
-# dlib's detector took for faces); it is tilted by ~5 degrees, and re-aligning the face chips onto it moves their
-# descriptors 0.19 from dlib's on average, against 0.11 with this template. The exported embedder carries a copy
-# in its contract (extra["template5_150"]); this constant is the fallback and the tests' ground truth.
+# Where CenterFace's 5 landmarks fall in dlib's chips (get_face_chip(size=150, padding=0.25) cut from dlib's own
+# 5 points), in chip pixels: the mean over the 9 real faces of ../shared/reference/dlib_shape5_reference.npz
+# (dlib 20.0.1 on scikit-image's astronaut and camera photos and variants), each face averaged with its mirror
+# image so the template is left-right symmetric. Measured by `rtv eval faces --dlib-reference --fit`.
+# It serves the "template5" alignment (CenterFace points warped onto it: a fine-tuned embedder's chips, or
+# faces.alignment=template5); the released dlib embedder's chips come from dlib's own points and geometry
+# (alignment "dlib5", see DlibAligner). Earlier versions used a template measured on six chips of one smiling
+# person (mouth corners at y = 93, here 102.6); re-aligned chips moved descriptors 0.22 from dlib's on average,
+# this one 0.21, dlib's geometry 0.06 (figures from `rtv eval faces --dlib-reference`).
 TEMPLATE5_150 = np.array(
-    [[46.667, 46.083],
-     [100.333, 46.556],
-     [74.333, 76.5],
-     [45.833, 93.167],
-     [100.667, 93.5]],
+    [[48.78, 47.64],
+     [100.22, 47.64],
+     [74.5, 78.39],
+     [53.05, 102.56],
+     [95.95, 102.56]],
     dtype=np.float32,
 )
 
@@ -79,3 +83,73 @@ def align_faces(frame_bgr: np.ndarray, landmarks5: np.ndarray, template5: np.nda
         chips[i] = cv2.warpAffine(frame_bgr, matrix, (size, size), flags=cv2.INTER_LINEAR,
                                   borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
     return chips
+
+
+# --- dlib's geometry: a dlib-like box, dlib's 5 points, dlib's chips -------------------------------------------------
+
+# CenterFace box -> the box dlib's HOG face detector would give (the boxes dlib's shape predictor was trained on):
+# a square of side DLIB_BOX_SIDE * CenterFace width, centred DLIB_BOX_SHIFT * CenterFace height below the
+# CenterFace centre (no sideways shift: the mapping is mirror-symmetric). Then one refinement: the square whose
+# centre is DLIB_REFINE_SHIFT spreads below the centroid of the 5 dlib points and whose side is DLIB_REFINE_SIDE
+# spreads (spread = RMS distance of the points from their centroid). Fitted by least squares on the 9 real faces of
+# ../shared/reference/dlib_shape5_reference.npz (dlib 20.0.1's HOG boxes); refit with
+# `rtv eval faces --dlib-reference --fit`.
+DLIB_BOX_SHIFT = 0.0328
+DLIB_BOX_SIDE = 0.9972
+DLIB_REFINE_SHIFT = 0.578
+DLIB_REFINE_SIDE = 3.944
+
+
+def _square_ltrb(cx: np.ndarray, cy: np.ndarray, side: np.ndarray) -> np.ndarray:
+    half = side / 2
+    return np.stack([np.round(cx - half), np.round(cy - half), np.round(cx + half), np.round(cy + half)],
+                    axis=1).astype(np.int64)
+
+
+def dlib_boxes_from_centerface(boxes_xyxy: np.ndarray, shift: float = DLIB_BOX_SHIFT,
+                               side: float = DLIB_BOX_SIDE) -> np.ndarray:
+    """CenterFace boxes, float (N, 4) xyxy source pixels -> dlib-like boxes, int64 (N, 4) dlib ltrb (inclusive)."""
+    b = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
+    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    return _square_ltrb((b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2 + shift * h, side * w)
+
+
+def dlib_boxes_from_points(points5: np.ndarray, shift: float = DLIB_REFINE_SHIFT,
+                           side: float = DLIB_REFINE_SIDE) -> np.ndarray:
+    """dlib 5-point landmarks, (N, 5, 2) -> dlib-like boxes, int64 (N, 4) dlib ltrb."""
+    p = np.asarray(points5, dtype=np.float64).reshape(-1, 5, 2)
+    centre = p.mean(axis=1)
+    spread = np.sqrt(((p - centre[:, None]) ** 2).sum(axis=2).mean(axis=1))
+    return _square_ltrb(centre[:, 0], centre[:, 1] + shift * spread, side * spread)
+
+
+class DlibAligner:
+    """Face boxes -> dlib's 5 landmarks -> dlib's chips (``get_face_chip(size, padding)``).
+
+    ``predictor``: a :class:`realtime.face.landmarks.ShapePredictor` (5 points). ``refine``: re-run the predictor
+    once on the box implied by its first points (closer to the box dlib's detector gives). Thread-safe.
+    """
+
+    def __init__(self, predictor, size: int = CHIP_SIZE, padding: float = 0.25, refine: bool = True):
+        if predictor.num_landmarks != 5:
+            raise ValueError(f"DlibAligner needs a 5-point shape predictor, got {predictor.num_landmarks} points")
+        self.predictor = predictor
+        self.size = int(size)
+        self.padding = float(padding)
+        self.refine = bool(refine)
+
+    def landmarks(self, frame: np.ndarray, boxes_xyxy: np.ndarray) -> np.ndarray:
+        """``frame``: uint8 (H, W, 3); ``boxes_xyxy``: float (N, 4) CenterFace boxes. Returns int64 (N, 5, 2)."""
+        points = self.predictor.predict(frame, dlib_boxes_from_centerface(boxes_xyxy))
+        if self.refine and len(points):
+            points = self.predictor.predict(frame, dlib_boxes_from_points(points))
+        return points
+
+    def chips(self, frame: np.ndarray, points5: np.ndarray) -> np.ndarray:
+        """dlib's chips from dlib 5-point landmarks: uint8 (N, size, size, 3), the frame's channel order."""
+        return dlib_face_chips(frame, points5, self.size, self.padding)
+
+    def __call__(self, frame: np.ndarray, boxes_xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(chips, landmarks_dlib5)``: uint8 (N, size, size, 3) and int64 (N, 5, 2)."""
+        points = self.landmarks(frame, boxes_xyxy)
+        return self.chips(frame, points), points

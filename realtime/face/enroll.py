@@ -16,7 +16,6 @@ import numpy as np
 
 from realtime.io.capture import IMAGE_SUFFIXES
 from realtime.errors import EnrollmentError, SourceError
-from realtime.face.align import align_faces
 from realtime.face.matching import match_faces, pairwise_distances
 from realtime.types import Faces
 
@@ -71,8 +70,8 @@ def chip_sharpness(chip_bgr: np.ndarray) -> float:
 
 
 def embed_faces(image_bgr: np.ndarray, faces: Faces, embedder) -> tuple[np.ndarray, np.ndarray]:
-    """Aligned chips and embeddings of every face: uint8 (N, S, S, 3) and float32 (N, D)."""
-    chips = align_faces(image_bgr, faces.landmarks5, embedder.template5, embedder.size_wh[0])
+    """Aligned chips (cut by ``embedder.align``) and embeddings of every face: uint8 (N, S, S, 3), float32 (N, D)."""
+    chips, _ = embedder.align(image_bgr, faces.boxes_xyxy, faces.landmarks5)
     return chips, embedder.embed(chips)
 
 

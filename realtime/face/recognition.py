@@ -20,7 +20,6 @@ import dataclasses
 
 import numpy as np
 
-from realtime.face.align import align_faces
 from realtime.face.embedder import FaceEmbedder
 from realtime.face.matching import match_faces
 from realtime.face.track import APPEARANCE_CHANGE, FaceTracker, appearance_changed, face_thumbnail
@@ -37,7 +36,9 @@ class FaceRecognition:
     ``gallery_vectors``: float32 (M, D); ``gallery_labels``: (M,) person names; ``cohort_vectors``: float32 (C, D)
     background faces (second-best candidates, never named) or None; ``appearance_change``: the thumbnail change
     that makes a face be embedded again at once (None: off). The alignment template and chip size come from
-    the embedder's contract.
+    the embedder's contract; the chips are cut by ``embedder.align`` (dlib's 5 points and dlib's chip geometry
+    when the embedder has a dlib aligner), and the dlib points of the faces embedded on this frame travel in
+    ``faces.landmarks_dlib5`` (NaN for the others).
     """
 
     name = "recognize"
@@ -94,9 +95,10 @@ class FaceRecognition:
         # so several steady faces never all cost on the same frame. A track whose newest result disagrees with its
         # identity goes first, so a change (or a stray result) is settled within a few frames.
         todo = np.asarray(new + (urgent + due)[:self.max_reembed_per_frame], dtype=np.int64)
+        landmarks_dlib5 = np.full((n, 5, 2), np.nan, dtype=np.float32)
         if todo.size:
-            chips = align_faces(packet.frame_bgr, faces.landmarks5[todo], self.embedder.template5,
-                                self.embedder.size_wh[0])
+            chips, landmarks_dlib5[todo] = self.embedder.align(packet.frame_bgr, faces.boxes_xyxy[todo],
+                                                               faces.landmarks5[todo])
             vectors = self.embedder.embed(chips)
             names, best, second = match_faces(vectors, self.gallery_vectors, self.gallery_labels,
                                                self.match_threshold, self.match_margin, self.cohort_vectors)
@@ -111,7 +113,8 @@ class FaceRecognition:
                                     track_ids=update.track_ids.astype(np.int64),
                                     track_identities=tuple(v.identity for v in voted),
                                     votes=np.asarray([v.votes for v in voted], dtype=np.int64).reshape(n),
-                                    voters=np.asarray([v.voters for v in voted], dtype=np.int64).reshape(n))
+                                    voters=np.asarray([v.voters for v in voted], dtype=np.int64).reshape(n),
+                                    landmarks_dlib5=landmarks_dlib5)
         return dataclasses.replace(packet, faces=faces)
 
     def reset(self) -> None:

@@ -14,7 +14,7 @@ from recipes.default_detector import LabelledImage, RecipeConfig, SourceImage
 
 REPO = Path(__file__).resolve().parents[2]
 ZOO = REPO / "realtime" / "zoo"
-SHIPPED = ZOO / "yolo_default.onnx"
+SHIPPED = ZOO / "yolo_faces_rtv.onnx"
 
 
 def astronaut_bgr() -> np.ndarray:
@@ -122,11 +122,11 @@ def test_free_spot_avoids_covering_a_placed_patch():
 
 
 def test_shipped_model_is_small_and_in_the_manifest():
-    assert SHIPPED.is_file(), "realtime/zoo/yolo_default.onnx must ship (python -m recipes.default_detector)"
+    assert SHIPPED.is_file(), "realtime/zoo/yolo_faces_rtv.onnx must ship (python -m recipes.default_detector)"
     assert SHIPPED.stat().st_size < 5 * 1024 * 1024
     from realtime.runtime import file_sha256
 
-    entry = json.loads((ZOO / "MANIFEST.json").read_text())["yolo_default.onnx"]
+    entry = json.loads((ZOO / "MANIFEST.json").read_text())["yolo_faces_rtv.onnx"]
     assert entry["sha256"] == file_sha256(SHIPPED)
     assert entry["licence"] == "MIT" and "CenterFace" in entry["teacher"]
     assert entry["heldout_images"] > 0 and 0.0 <= entry["heldout_ap50"] <= 1.0

@@ -113,7 +113,9 @@ def test_reference_chip_warped_by_known_transform_aligns_back():
     m_direct = similarity_transform(landmarks, TEMPLATE5_150)
     m_frame = similarity_transform(moved, TEMPLATE5_150)
     np.testing.assert_allclose(_apply(m_frame, moved), _apply(m_direct, landmarks), atol=1e-3)
-    assert np.abs(_apply(m_frame, moved) - TEMPLATE5_150).max() < 2.0
+    # Near the template: it holds where CenterFace's points fall in dlib's chips; on this smiling face dlib's
+    # 68-point mouth corners sit about 6 px above and outside those.
+    assert np.abs(_apply(m_frame, moved) - TEMPLATE5_150).max() < 8.0
     # The pixels agree too (two bilinear resamplings against one), away from the black border.
     inner = (slice(10, 140), slice(10, 140))
     diff = np.abs(direct[inner].astype(np.int16) - via_frame[inner].astype(np.int16))

@@ -15,6 +15,12 @@ class FakeEmbedder:
     def __init__(self):
         self.calls = []
 
+    def align(self, frame, boxes_xyxy, landmarks5):
+        from realtime.face.align import align_faces
+
+        chips = align_faces(frame, landmarks5, self.template5, self.size_wh[0])
+        return chips, np.full((len(chips), 5, 2), np.nan, np.float32)
+
     def embed(self, chips):
         self.calls.append(len(chips))
         out = np.zeros((len(chips), 4), np.float32)

@@ -123,6 +123,7 @@ class SourceConfig:
     reconnect_backoff_s: float = field(default=0.5, metadata=_range(0, 3600))
     reconnect_backoff_max_s: float = field(default=8.0, metadata=_range(0, 86400))
     read_timeout_s: float = field(default=10.0, metadata=_range(0, 3600, lo_open=True))
+    decode_threads: int = field(default=0, metadata=_range(0, 64))  # FFmpeg's video decoder; 0: its own choice
 
 
 @dataclass(frozen=True)
@@ -281,6 +282,7 @@ class OutputConfig:
     preset: str = field(default="veryfast", metadata=_choices(
         "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"))
     jsonl_decimals: int = field(default=2, metadata=_range(0, 10))
+    encode_threads: int = field(default=0, metadata=_range(0, 64))  # libx264's threads; 0: its own choice
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,8 @@ def file_sinks(stack: ExitStack, config: Config, fps: float, out_mp4: Path | Non
     runs on its own thread behind a bounded queue (:class:`BackgroundSink`), off the frame loop."""
     sinks: list[Sink] = []
     if out_mp4 is not None:
-        mp4 = stack.enter_context(Mp4Sink(out_mp4, fps=fps, crf=config.output.crf, preset=config.output.preset))
+        mp4 = stack.enter_context(Mp4Sink(out_mp4, fps=fps, crf=config.output.crf, preset=config.output.preset,
+                                          threads=config.output.encode_threads))
         sinks.append(stack.enter_context(BackgroundSink(mp4)))
     if out_jsonl is not None:
         sinks.append(stack.enter_context(JsonlSink(out_jsonl)))

@@ -20,6 +20,7 @@ rarely overlap twice; it is deterministic: ties go to the older track, then to t
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 
@@ -223,7 +224,12 @@ class ObjectTracking:
 
     def __init__(self, tracker: ObjectTracker, show_score_threshold: float = 0.0):
         self.tracker = tracker
+        self._tracker_as_built = copy.deepcopy(tracker)  # what reset() starts from
         self.show_score_threshold = float(show_score_threshold)
+
+    def reset(self) -> None:
+        """Start over as for a new video: the tracker as it was built (no tracks; ids from 1 again)."""
+        self.tracker = copy.deepcopy(self._tracker_as_built)
 
     def __call__(self, packet: FramePacket) -> FramePacket:
         det = packet.detections

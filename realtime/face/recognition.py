@@ -15,6 +15,7 @@ person is enrolled.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -49,6 +50,7 @@ class FaceRecognition:
         self.gallery_vectors = gallery_vectors
         self.gallery_labels = gallery_labels
         self.tracker = tracker
+        self._tracker_as_built = copy.deepcopy(tracker)  # what reset() starts from
         self.match_threshold = match_threshold
         self.match_margin = match_margin
         self.max_reembed_per_frame = max_reembed_per_frame
@@ -114,6 +116,13 @@ class FaceRecognition:
                                     voters=np.asarray([v.voters for v in voted], dtype=np.int64).reshape(n),
                                     landmarks_dlib5=landmarks_dlib5)
         return dataclasses.replace(packet, faces=faces)
+
+    def reset(self) -> None:
+        """Start over as for a new video: the tracker as it was built (no tracks; ids from 1 again), no thumbnails,
+        no embedding count."""
+        self.tracker = copy.deepcopy(self._tracker_as_built)
+        self._thumbs.clear()
+        self.embedded = 0
 
     def close(self) -> None:
         self.embedder.close()

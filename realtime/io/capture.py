@@ -107,8 +107,9 @@ class VideoFileReader:
     live = False
     kind = "file"
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, threads: int = 0):
         self.path = Path(path)
+        self.threads = int(threads)  # decoder threads; 0: FFmpeg's choice (about one per core)
         self.description = f"video {self.path}"
         self._container = None
         self._frames: Iterator | None = None
@@ -130,6 +131,8 @@ class VideoFileReader:
             raise SourceError(f"{self.path}: has no video stream")
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
+        if self.threads:
+            stream.codec_context.thread_count = self.threads
         self.expected_frames = int(stream.frames or 0)
         rate = stream.average_rate or stream.guessed_rate or Fraction(30, 1)
         self.fps = float(rate)
@@ -236,7 +239,7 @@ def make_reader(uri: str, config: SourceConfig) -> FrameReader:
         return ImageFolderReader(str(path), config.fps)
     if not path.exists():
         raise SourceError(f"source not found: {text} (give a camera index, a video file, a URL or an image folder)")
-    return VideoFileReader(path)
+    return VideoFileReader(path, config.decode_threads)
 
 
 # ---------------------------------------------------------------- the capture thread

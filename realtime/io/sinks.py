@@ -90,7 +90,7 @@ class Mp4Writer:
     last frame written or absent, never half-written under either name.
     """
 
-    def __init__(self, path: Path | str, fps: float, crf: int = 23, preset: str = "veryfast"):
+    def __init__(self, path: Path | str, fps: float, crf: int = 23, preset: str = "veryfast", threads: int = 0):
         import av
 
         self.path = Path(path)
@@ -115,6 +115,8 @@ class Mp4Writer:
         self._stream = self._container.add_stream("libx264", rate=rate)
         self._stream.pix_fmt = "yuv420p"
         self._stream.options = {"crf": str(crf), "preset": preset}
+        if threads:  # 0: libx264's own choice (about 1.5 per core)
+            self._stream.codec_context.thread_count = int(threads)
         self._size: tuple[int, int] | None = None
         self._closed = False
 
@@ -388,8 +390,8 @@ class Mp4Sink(_SinkBase):
 
     needs_display = True
 
-    def __init__(self, path: Path | str, fps: float, crf: int = 23, preset: str = "veryfast"):
-        self.writer = Mp4Writer(path, fps=fps, crf=crf, preset=preset)
+    def __init__(self, path: Path | str, fps: float, crf: int = 23, preset: str = "veryfast", threads: int = 0):
+        self.writer = Mp4Writer(path, fps=fps, crf=crf, preset=preset, threads=threads)
 
     def write(self, packet: FramePacket, display_bgr: np.ndarray | None) -> None:
         self.writer.write(display_bgr if display_bgr is not None else packet.frame_bgr)

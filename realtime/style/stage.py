@@ -194,6 +194,7 @@ class StyleTransfer:
         self.target_fps = float(target_fps)
         self.min_width, self.max_width = int(min_width), int(max_width)
         self.width = int(min(max(width, min_width), max_width))
+        self._initial_width = self.width
         self.adaptive = adaptive
         self.stabilise = stabilise
         self.stabilise_strength = float(stabilise_strength)
@@ -286,6 +287,14 @@ class StyleTransfer:
             self._style_ms *= (width / self.width) ** 2
             self.width = width
             self._prev = None
+
+    def reset(self) -> None:
+        """Start over as for a new video: first style, initial width, no stabiliser history or timings."""
+        self.current = 0
+        self.width = self._initial_width
+        self._style_ms = self._rest_ms = self._last_end = None
+        self._frames = 0
+        self._prev = None
 
     def close(self) -> None:
         if self._closed:

@@ -1,0 +1,140 @@
+"""One worker slot: the pipeline (its ONNX sessions) built once, then one input after another, each with fresh
+per-input state (face tracks, style stabiliser), so an input's outputs do not depend on what the worker did before
+or on which worker got it. Used by the local process pool and by the Ray actors alike."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from realtime.batch.inputs import input_sha256
+from realtime.config import Config
+from realtime.errors import RtvError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Job:
+    """An input to annotate: absolute ``input`` path, output stem ``name``, absolute output paths, the config
+    fingerprint recorded with the result."""
+
+    input: str
+    name: str
+    mp4: str
+    jsonl: str
+    config: str
+
+
+class Abandon(KeyboardInterrupt):
+    """Raised from inside the run loop when the driver abandons in-flight inputs (Ctrl-C twice); the loop ends
+    the input as "interrupted" and its outputs are finalised, as Ctrl-C does for ``rtv annotate``."""
+
+
+def worker_config(config: Config, threads: int) -> Config:
+    """``config`` sized for one of several workers (workers x threads <= cores): ``threads`` ONNX Runtime intra-op
+    threads, as many FFmpeg decoder and libx264 encoder threads, one inter-op and one OpenCV thread."""
+    threads = max(1, int(threads))
+    runtime = dataclasses.replace(config.runtime, intra_op_threads=threads, inter_op_threads=1, opencv_threads=1)
+    return dataclasses.replace(config, runtime=runtime,
+                               source=dataclasses.replace(config.source, decode_threads=threads),
+                               output=dataclasses.replace(config.output, encode_threads=threads))
+
+
+class _Counted:
+    """The pipeline, calling ``on_frame()`` after each packet (progress, and the driver's chance to abandon)."""
+
+    def __init__(self, pipeline, on_frame: Callable[[], None]):
+        self._pipeline = pipeline
+        self._on_frame = on_frame
+
+    def __call__(self, packet):
+        packet = self._pipeline(packet)
+        self._on_frame()
+        return packet
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pipeline, name)
+
+
+def annotate_input(config: Config, job: Job, pipeline, on_frame: Callable[[], None] | None):
+    """The one call into the library's annotate path (adapt here if its signature changes)."""
+    from realtime.session import annotate
+
+    counted = _Counted(pipeline, on_frame) if on_frame is not None else pipeline
+    return annotate(config, job.input, Path(job.mp4), Path(job.jsonl), progress=False, pipeline=counted)
+
+
+def job_record(job: Job, status: str, frames: int = 0, expected: int | None = None, seconds: float = 0.0,
+               sha256: str | None = None, error: str | None = None) -> dict[str, Any]:
+    """A ``batch.jsonl`` line (see :mod:`realtime.batch.ledger`)."""
+    return {"input": job.input, "name": job.name, "status": status, "frames": int(frames),
+            "expected_frames": expected or None, "seconds": round(float(seconds), 3), "sha256": sha256,
+            "config": job.config, "mp4": Path(job.mp4).name, "jsonl": Path(job.jsonl).name, "error": error}
+
+
+def reset_state(pipeline) -> None:
+    """Fresh per-input state: every stage that keeps some between frames has ``reset()``."""
+    for stage in pipeline.stages:
+        reset = getattr(stage, "reset", None)
+        if callable(reset):
+            reset()
+
+
+class BatchWorker:
+    """Builds the pipeline for ``config`` (sized by :func:`worker_config`) once; ``process`` annotates one input.
+
+    ``process`` never raises for a bad input: a damaged, missing or unreadable input, or a failing output, is a
+    "failed" record with the one-line reason. :class:`Abandon` from ``on_frame`` ends it as "interrupted".
+    """
+
+    def __init__(self, config: Config, threads: int = 1):
+        from realtime.build import build_pipeline
+
+        self.config = worker_config(config, threads)
+        self._build = build_pipeline
+        self.pipeline = build_pipeline(self.config)
+        self._stage_names = self.pipeline.names
+        self.inputs = 0
+
+    def process(self, job: Job, on_frame: Callable[[], None] | None = None) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        sha256 = None
+        try:
+            sha256 = input_sha256(job.input)
+            self._fresh_pipeline()
+            outcome = annotate_input(self.config, job, self.pipeline, on_frame)
+        except Abandon:
+            return job_record(job, "interrupted", seconds=time.perf_counter() - t0, sha256=sha256,
+                              error="abandoned on Ctrl-C")
+        except RtvError as exc:
+            return job_record(job, "failed", seconds=time.perf_counter() - t0, sha256=sha256, error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - one bad input must not stop the batch; the record says what
+            log.debug("%s failed", job.input, exc_info=True)
+            return job_record(job, "failed", seconds=time.perf_counter() - t0, sha256=sha256,
+                              error=f"{type(exc).__name__}: {exc}")
+        finally:
+            self.inputs += 1
+        result = outcome.result
+        seconds = time.perf_counter() - t0
+        expected = result.expected_frames or None
+        if result.reason == "end":
+            return job_record(job, "done", result.frames, expected, seconds, sha256)
+        if result.reason == "interrupted":
+            return job_record(job, "interrupted", result.frames, expected, seconds, sha256, "abandoned on Ctrl-C")
+        return job_record(job, "failed", result.frames, expected, seconds, sha256,
+                          result.error or f"ended: {result.reason}")
+
+    def _fresh_pipeline(self) -> None:
+        if self.pipeline.names != self._stage_names:  # a fail-soft stage turned itself off on an earlier input
+            self.pipeline.close()
+            self.pipeline = self._build(self.config)
+        elif self.inputs:
+            reset_state(self.pipeline)
+
+    def close(self) -> None:
+        self.pipeline.close()

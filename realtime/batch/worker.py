@@ -57,6 +57,12 @@ class _Counted:
         self._on_frame()
         return packet
 
+    def complete(self, pending):
+        """The run loop finishes frames through ``start``/``complete`` (frames in flight): count here too."""
+        packet = self._pipeline.complete(pending)
+        self._on_frame()
+        return packet
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._pipeline, name)
 

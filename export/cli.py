@@ -109,11 +109,8 @@ def cmd_import_darknet(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix != ".onnx":
         raise ConfigError(f"--out {out}: must be an .onnx file")
-    for given in (args.cfg, args.weights) + ((args.names,) if args.names else ()):
-        if Path(given).resolve() == out.resolve():
-            raise ConfigError(f"--out {out} would overwrite an input")
-    if out.exists() and not args.force:
-        raise ConfigError(f"--out {out} exists; pass --force to replace it")
+    outputs = {"--out": out, **({"--checkpoint": args.checkpoint} if args.checkpoint else {})}
+    _guard(args, outputs, [args.cfg, args.weights] + ([args.names] if args.names else []))
     result = export_darknet(args.cfg, args.weights, out, args.names, img_size=args.img_size, name=args.name)
     print(result["report_text"])
     if args.checkpoint:
@@ -365,7 +362,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="the .onnx to write")
     p.add_argument("--img-size", type=int, default=416, help="default input size in the contract (default 416)")
     p.add_argument("--name", help="model name in the contract (default: the cfg's file name)")
-    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--overwrite", "--force", dest="overwrite", action="store_true",
+                   help="replace --out and --checkpoint if they exist (never an input)")
     p.add_argument("--checkpoint", metavar="X.pt", help="also write the imported network as an rtv checkpoint "
                                                         "(state dict + cfg) for 'rtv train detector --init'")
     p.set_defaults(func=cmd_import_darknet)

@@ -73,8 +73,8 @@ def test_import_cli_writes_a_usable_model(darknet_files, tmp_path, capsys):
     assert "OK" in stdout and f"wrote {out}" in stdout and "3 classes, strides [32, 16]" in stdout
     assert read_contract(out).classes == ("class0", "class1", "class2")
     code, _, err = _cli(capsys, "import", "darknet", str(cfg), str(weights), "--out", str(out))
-    assert code == 2 and "exists; pass --force" in err
-    code, _, err = _cli(capsys, "import", "darknet", str(cfg), str(weights), "--out", str(out), "--force")
+    assert code == 6 and "exists; pass --overwrite" in err
+    code, _, err = _cli(capsys, "import", "darknet", str(cfg), str(weights), "--out", str(out), "--overwrite")
     assert code == 0, err
 
 
@@ -84,7 +84,7 @@ def test_import_cli_writes_a_usable_model(darknet_files, tmp_path, capsys):
     ("unknown_layer", 4, "layer type [wat]"),
     ("bad_route", 4, "not an earlier layer"),
     ("not_onnx", 2, "must be an .onnx file"),
-    ("overwrite_input", 2, "would overwrite an input"),
+    ("overwrite_input", 6, "is an input"),
 ])
 def test_import_cli_errors_are_one_line_with_exit_codes(darknet_files, darknet_cfg_texts, tmp_path, capsys, case,
                                                         code, needle):

@@ -50,7 +50,7 @@ def config_fingerprint(config: Config) -> str:
     for key in ("uri", "policy", "pace", "decode_threads"):
         data["source"].pop(key, None)
     data["output"].pop("encode_threads", None)
-    for key in ("intra_op_threads", "inter_op_threads", "opencv_threads"):
+    for key in ("workers", "intra_op_threads", "inter_op_threads", "opencv_threads", "blas_threads", "frames_in_flight"):
         data["runtime"].pop(key, None)
     files: dict[str, str] = {}
     if config.detector.enabled:

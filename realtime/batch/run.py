@@ -235,7 +235,8 @@ def _run(config: Config, inputs: Sequence[str], out_dir: Path, workers: int, ray
                 from realtime.batch.ray_runner import RayPool, ray_session
 
                 ray = stack.enter_context(ray_session(ray_address, ray_num_cpus))
-                threads = max(1, config.runtime.intra_op_threads or 1)
+                given = config.runtime.intra_op_threads
+                threads = given if isinstance(given, int) and given > 0 else 1
                 pool = RayPool(ray, config, workers or None, threads)
                 n_workers = pool.workers
             elif jobs:

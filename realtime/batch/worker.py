@@ -36,10 +36,13 @@ class Abandon(KeyboardInterrupt):
 
 
 def worker_config(config: Config, threads: int) -> Config:
-    """``config`` sized for one of several workers (workers x threads <= cores): ``threads`` ONNX Runtime intra-op
-    threads, as many FFmpeg decoder and libx264 encoder threads, one inter-op and one OpenCV thread."""
+    """``config`` sized for one of several workers (workers x threads <= cores): one stage worker (stages in
+    sequence), ``threads`` ONNX Runtime intra-op threads, as many FFmpeg decoder and libx264 encoder threads, one
+    inter-op, OpenCV and BLAS thread."""
     threads = max(1, int(threads))
-    runtime = dataclasses.replace(config.runtime, intra_op_threads=threads, inter_op_threads=1, opencv_threads=1)
+    # One stage worker per process: the batch's processes are the parallelism (workers x threads <= cores).
+    runtime = dataclasses.replace(config.runtime, workers=1, frames_in_flight=1, intra_op_threads=threads,
+                                  inter_op_threads=1, opencv_threads=1, blas_threads=1)
     return dataclasses.replace(config, runtime=runtime,
                                source=dataclasses.replace(config.source, decode_threads=threads),
                                output=dataclasses.replace(config.output, encode_threads=threads))

@@ -34,11 +34,7 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
         print(f"pipeline: {', '.join(report['stages']) or '(no stages)'}; clip {clip}")
         print(format_summary(report["throughput"], "throughput (every frame, unpaced)"))
         print(format_summary(report["live"], "live (clip replayed at its frame rate, newest frame only)"))
-    if args.json:
-        from realtime.io.paths import write_json_atomic
-
-        write_json_atomic(args.json, report)
-        print(f"wrote {args.json}")
+    write_report(args.json, report)
     return 0
 
 
@@ -62,11 +58,7 @@ def cmd_bench_faces(args: argparse.Namespace) -> int:
     report["detect_width"] = config.faces.detect_width
     report["threads"] = plan.to_dict()
     print(format_report(report))
-    if args.json:
-        from realtime.io.paths import write_json_atomic
-
-        write_json_atomic(args.json, report)
-        print(f"wrote {args.json}")
+    write_report(args.json, report)
     return 0
 
 
@@ -89,11 +81,7 @@ def cmd_bench_detector(args: argparse.Namespace) -> int:
     result["nms_1000"] = bench_nms()
     print(format_bench_table(result))
     print("NMS on 1000 candidates (ms): " + json.dumps(result["nms_1000"]))
-    if args.json:
-        from realtime.io.paths import write_json_atomic
-
-        write_json_atomic(args.json, result)
-        print(f"wrote {args.json}")
+    write_report(args.json, result)
     return 0
 
 
@@ -127,11 +115,7 @@ def cmd_bench_style(args: argparse.Namespace) -> int:
             model.close()
     report["threads"] = plan.to_dict()
     print(format_report(report))
-    if args.json:
-        from realtime.io.paths import write_json_atomic
-
-        write_json_atomic(args.json, report)
-        print(f"wrote {args.json}")
+    write_report(args.json, report)
     return 0
 
 
@@ -139,7 +123,6 @@ def cmd_bench_every(args: argparse.Namespace) -> int:
     from realtime.bench.every import bench_every, format_every
     from realtime.build import build_detector_stage
     from realtime.errors import ConfigError, ModelError
-    from realtime.io.paths import write_json_atomic
 
     config = load_from_args(args)
     _guard(args, config, [args.clip])
@@ -155,9 +138,7 @@ def cmd_bench_every(args: argparse.Namespace) -> int:
     finally:
         stage.close()
     print(format_every(report))
-    if args.json:
-        write_json_atomic(args.json, report)
-        print(f"wrote {args.json}")
+    write_report(args.json, report)
     return 0
 
 
@@ -223,3 +204,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", metavar="FILE", help="write the report as JSON")
     add_overwrite(p)
     p.set_defaults(func=cmd_bench_style)
+
+
+def write_report(path: str | None, report: dict) -> None:
+    """``--json FILE``: the report written atomically (the guard checked FILE before any work), then say so."""
+    if path:
+        from realtime.io.paths import write_json_atomic
+
+        write_json_atomic(path, report)
+        print(f"wrote {path}")

@@ -34,7 +34,7 @@ from realtime.door.calibrate import calibration_path, choose_threshold, gallery_
 from realtime.door.hook import FAILED, TIMED_OUT, HookJob, HookResult, UnlockHook, check_hook
 from realtime.door.events import DENY, GRANT, DoorAlarm, DoorDecision, DoorRecovery
 from realtime.door.live_gallery import GalleryWatch, LiveGallery
-from realtime.door.policy import Access, DoorPolicy, DoorRules
+from realtime.door.policy import DoorPolicy, DoorRules
 from realtime.errors import AuditError, GalleryError, ModelError, RtvError, SourceError
 from realtime.pipeline import Pipeline
 from realtime.types import RunResult

@@ -86,7 +86,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.metrics_json:
         guard_outputs({"--metrics-json": args.metrics_json}, config, overwrite=args.overwrite)
     clip = write_demo_clip(out / "demo_input.mp4", seconds=args.seconds)
-    print(f"demo clip: {clip} (scikit-image photos: astronaut, cameraman, coffee, cat)", file=sys.stderr)
+    print(f"demo clip: {clip} (scikit-image photos: astronaut, cameraman, coffee cup, motorcycle, cat)", file=sys.stderr)
     if config.faces.enabled and config.faces.recognize:
         gallery = out / "demo_gallery.sqlite"
         names = enroll_demo_faces(config, gallery)

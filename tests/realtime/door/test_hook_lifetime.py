@@ -3,7 +3,6 @@ door, queued jobs at shutdown are reported as not run, and a name that could pas
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path

@@ -198,7 +198,6 @@ def test_random_walk_ids_follow_true_identity():
 
 # --- identity votes with hysteresis -------------------------------------------------------------------------------
 
-from realtime.errors import ConfigError  # noqa: E402
 from realtime.face.track import TrackIdentity, VoteRule, vote_identity  # noqa: E402
 
 

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 
 import numpy as np
 
 from realtime.boxes import box_iou
+from realtime.checks import check_count, check_fraction
 from realtime.errors import ConfigError
 from realtime.types import Detections, FramePacket
 
@@ -104,18 +104,18 @@ class ObjectTracker:
     def __init__(self, iou_threshold: float = 0.3, max_age: int = 30, min_hits: int = 3,
                  high_score_threshold: float = 0.0, low_score_threshold: float | None = None,
                  velocity_smoothing: float = 0.5, buffer: float = 0.0) -> None:
-        self.iou_threshold = _fraction("iou_threshold", iou_threshold, allow_zero=False)
-        self.max_age = _count("max_age", max_age, minimum=0)
-        self.min_hits = _count("min_hits", min_hits, minimum=1)
-        self.high_score_threshold = _fraction("high_score_threshold", high_score_threshold, allow_zero=True)
+        self.iou_threshold = check_fraction("tracking.iou_threshold", iou_threshold, allow_zero=False)
+        self.max_age = check_count("tracking.max_age", max_age, minimum=0)
+        self.min_hits = check_count("tracking.min_hits", min_hits, minimum=1)
+        self.high_score_threshold = check_fraction("tracking.high_score_threshold", high_score_threshold, allow_zero=True)
         if low_score_threshold is not None:
-            low_score_threshold = _fraction("low_score_threshold", low_score_threshold, allow_zero=True)
+            low_score_threshold = check_fraction("tracking.low_score_threshold", low_score_threshold, allow_zero=True)
             if low_score_threshold >= self.high_score_threshold:
                 raise ConfigError(f"low_score_threshold ({low_score_threshold:g}) must be below "
                                   f"high_score_threshold ({self.high_score_threshold:g})")
         self.low_score_threshold = low_score_threshold
-        self.velocity_smoothing = _fraction("velocity_smoothing", velocity_smoothing, allow_zero=True)
-        self.buffer = _fraction("buffer", buffer, allow_zero=True)
+        self.velocity_smoothing = check_fraction("tracking.velocity_smoothing", velocity_smoothing, allow_zero=True)
+        self.buffer = check_fraction("tracking.buffer", buffer, allow_zero=True)
         self._tracks: list[_Track] = []
         self._next_key = 0
         self._next_id = 1
@@ -246,18 +246,3 @@ class ObjectTracking:
         pass
 
 
-def _fraction(name: str, value: float, allow_zero: bool) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"tracking.{name} must be a number in [0, 1], got {value!r}") from None
-    low_ok = number >= 0 if allow_zero else number > 0
-    if not math.isfinite(number) or not low_ok or number > 1:
-        raise ConfigError(f"tracking.{name} must be in {'[0' if allow_zero else '(0'}, 1], got {value!r}")
-    return number
-
-
-def _count(name: str, value: int, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(f"tracking.{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)

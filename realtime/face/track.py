@@ -13,7 +13,6 @@ track, and ``change_votes`` to change a named track's identity (to another perso
 
 from __future__ import annotations
 
-import math
 from collections import Counter, deque
 from dataclasses import dataclass
 from typing import NamedTuple, Sequence
@@ -22,6 +21,7 @@ import cv2
 import numpy as np
 
 from realtime.boxes import box_iou
+from realtime.checks import check_count, check_fraction
 from realtime.errors import ConfigError
 
 
@@ -83,7 +83,7 @@ class VoteRule:
 
     def __post_init__(self) -> None:
         for name in ("window", "name_votes", "change_votes"):
-            _count(f"faces.vote_{name}" if name == "window" else f"faces.{name}", getattr(self, name), minimum=1)
+            check_count(f"faces.vote_{name}" if name == "window" else f"faces.{name}", getattr(self, name), minimum=1)
         if not self.name_votes <= self.change_votes <= self.window:
             raise ConfigError(f"identity votes need faces.name_votes ({self.name_votes}) <= faces.change_votes "
                               f"({self.change_votes}) <= vote_window ({self.window})")
@@ -174,11 +174,11 @@ class FaceTracker:
     def __init__(self, iou_threshold: float = 0.3, max_missed: int = 5, reembed_every: int = 10,
                  reembed_iou: float = 0.6, history_size: int = 32, vote: VoteRule | None = None,
                  swap_distance: float = 0.6) -> None:
-        self.iou_threshold = _fraction("iou_threshold", iou_threshold, allow_zero=False)
-        self.reembed_iou = _fraction("reembed_iou", reembed_iou, allow_zero=True)
-        self.max_missed = _count("max_missed", max_missed, minimum=0)
-        self.reembed_every = _count("reembed_every", reembed_every, minimum=1)
-        self.history_size = _count("history_size", history_size, minimum=1)
+        self.iou_threshold = check_fraction("iou_threshold", iou_threshold, allow_zero=False)
+        self.reembed_iou = check_fraction("reembed_iou", reembed_iou, allow_zero=True)
+        self.max_missed = check_count("max_missed", max_missed, minimum=0)
+        self.reembed_every = check_count("reembed_every", reembed_every, minimum=1)
+        self.history_size = check_count("history_size", history_size, minimum=1)
         self.vote = vote or VoteRule()
         self.swap_distance = float(swap_distance)
         self._tracks: dict[int, _Track] = {}
@@ -323,18 +323,3 @@ class FaceTracker:
         return bool(moved < self.reembed_iou)
 
 
-def _fraction(name: str, value: float, allow_zero: bool) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number in (0, 1], got {value!r}") from None
-    low_ok = number >= 0 if allow_zero else number > 0
-    if not math.isfinite(number) or not low_ok or number > 1:
-        raise ConfigError(f"{name} must be in {'[0' if allow_zero else '(0'}, 1], got {value!r}")
-    return number
-
-
-def _count(name: str, value: int, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)

@@ -225,7 +225,7 @@ def build_pipeline(config: Config) -> Pipeline:
     branches = [group for group in (("detect", "track"), ("face_detect", "recognize")) if group[0] in names]
     branches = [tuple(n for n in group if n in names) for group in branches]
     pipeline = Pipeline(stages, branches=branches if len(branches) > 1 else (), workers=plan.workers,
-                        in_flight=plan.in_flight)
+                        in_flight=plan.in_flight, live_in_flight=plan.live_in_flight)
     pipeline.thread_plan = plan
     log.info("stage workers: %d (%s)", plan.workers, "frames overlap" if pipeline.pipelined else
              "detection beside faces" if pipeline.concurrent else "every stage in sequence")

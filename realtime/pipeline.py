@@ -39,7 +39,7 @@ class Pipeline:
     """
 
     def __init__(self, stages: Sequence[Stage], branches: Sequence[Sequence[str]] = (), workers: int = 1,
-                 in_flight: int = 1):
+                 in_flight: int = 1, live_in_flight: int | None = None):
         self.stages: tuple[Stage, ...] = tuple(stages)
         names = [s.name for s in self.stages]
         grouped = [n for group in branches for n in group]
@@ -48,6 +48,8 @@ class Pipeline:
         self.branches: tuple[tuple[str, ...], ...] = tuple(tuple(g) for g in branches if g)
         self.workers = max(1, int(workers))
         self.in_flight = max(1, int(in_flight))
+        # frames in flight when the source is live (newest-frame policy): overlap adds queueing to latency there
+        self.live_in_flight = self.in_flight if live_in_flight is None else max(1, int(live_in_flight))
         self.disabled: list[str] = []
         self.thread_plan = None
         self._pool: ThreadPoolExecutor | None = None
@@ -69,15 +71,17 @@ class Pipeline:
     def extended(self, stages: Sequence[Stage]) -> "Pipeline":
         """A pipeline with ``stages`` appended after these (same branches, workers and frames in flight); closing
         it closes every stage, :meth:`close_pool` only its workers."""
-        return Pipeline([*self.stages, *stages], self.branches, self.workers, self.in_flight)
+        return Pipeline([*self.stages, *stages], self.branches, self.workers, self.in_flight, self.live_in_flight)
 
-    def start(self, packet: FramePacket) -> "Pending":
+    def start(self, packet: FramePacket, overlap: bool = True) -> "Pending":
         """Begin ``packet``. When :attr:`pipelined`, its *pure* stages (``pure`` true: they read only the original
         frame and keep no state between frames, e.g. the detectors' inference) are submitted to the worker pool
         now, each as its own task, and :meth:`complete` later merges them and runs every other stage in order on
         the calling thread. Frames are completed in the order they were started, so stateful stages (trackers,
-        recognition, door policy) see frames in order and files give the sequential result."""
-        if not self.pipelined:
+        recognition, door policy) see frames in order and files give the sequential result. ``overlap=False``
+        (one frame in flight, e.g. a live source): nothing starts early and :meth:`complete` runs the branches as
+        :meth:`__call__` does, so face detection + recognition still run beside object detection."""
+        if not (overlap and self.pipelined):
             return Pending(packet, ())
         pool = self._ensure_pool(self.workers)
         tasks = tuple((s, pool.submit(_timed_call, s, packet)) for s in self.stages if _is_pure(s))
@@ -249,7 +253,8 @@ def run_loop(source, pipeline: Pipeline, sinks: Sequence[Sink], render: Render |
     show_overlays)``, only when a sink ``needs_display``), then to every sink in order; keys from window sinks go
     to ``controller``. Then each sink's ``finish(result)``.
 
-    With a :attr:`Pipeline.pipelined` pipeline up to ``pipeline.in_flight`` frames are in flight: a frame is
+    With a :attr:`Pipeline.pipelined` pipeline up to ``pipeline.in_flight`` frames are in flight
+    (``pipeline.live_in_flight`` for a live source, newest-frame policy): a frame is
     started as soon as the source has it and completed (then rendered and written) in capture order; the loop reads
     ahead only frames already waiting, so a finished frame never waits for the next capture.
 
@@ -265,7 +270,8 @@ def run_loop(source, pipeline: Pipeline, sinks: Sequence[Sink], render: Render |
     wants_display = render is not None and any(s.needs_display for s in sinks)
     frames = 0
     reason, error = EndReason.END, None
-    depth = pipeline.in_flight if pipeline.pipelined else 1
+    live = getattr(source, "policy", None) == "latest"
+    depth = (pipeline.live_in_flight if live else pipeline.in_flight) if pipeline.pipelined else 1
     ready = getattr(source, "frame_ready", None)
     pending: deque = deque()
     ended = False
@@ -289,7 +295,7 @@ def run_loop(source, pipeline: Pipeline, sinks: Sequence[Sink], render: Render |
                 if packet is None:
                     ended = True
                 else:
-                    pending.append(pipeline.start(packet))
+                    pending.append(pipeline.start(packet, overlap=depth > 1))
                 continue
             if not pending:
                 break

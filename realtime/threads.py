@@ -55,6 +55,7 @@ class ThreadPlan:
     allow_spinning: bool
     explicit: tuple[str, ...] = ()
     in_flight: int = 1
+    live_in_flight: int = 1
 
     @property
     def peak_compute_threads(self) -> int:
@@ -69,7 +70,7 @@ class ThreadPlan:
     def describe(self) -> str:
         auto = [n for n in ("workers", "intra_op", "opencv", "blas", "in_flight") if n not in self.explicit]
         text = (f"{self.cores} cores: {self.workers} stage worker(s) x {self.intra_op or 'ORT-default'} intra-op "
-                f"thread(s), {self.in_flight} frame(s) in flight, inter-op {self.inter_op}, OpenCV {self.opencv}, "
+                f"thread(s), {self.in_flight} frame(s) in flight ({self.live_in_flight} live), inter-op {self.inter_op}, OpenCV {self.opencv}, "
                 f"BLAS {self.blas}, "
                 f"ORT spinning {'on' if self.allow_spinning else 'off'}")
         if auto:
@@ -80,7 +81,7 @@ class ThreadPlan:
 
     def to_dict(self) -> dict[str, Any]:
         return {"cores": self.cores, "workers": self.workers, "intra_op": self.intra_op, "inter_op": self.inter_op,
-                "opencv": self.opencv, "blas": self.blas, "in_flight": self.in_flight,
+                "opencv": self.opencv, "blas": self.blas, "in_flight": self.in_flight, "live_in_flight": self.live_in_flight,
                 "allow_spinning": self.allow_spinning,
                 "explicit": list(self.explicit), "peak_compute_threads": self.peak_compute_threads,
                 "oversubscribed": self.oversubscribed}
@@ -123,12 +124,14 @@ def plan_threads(runtime: Any, cores: int | None = None, branches: int = 2) -> T
         opencv = max(1, intra if intra > 0 else cores // workers)
     if blas is None:
         blas = 1
+    live_in_flight = in_flight if in_flight is not None else 1  # live: latency first (measured: see README)
     if in_flight is None:
         in_flight = workers  # each worker can hold one frame's detector while the caller finishes another frame
     per_session = intra if intra > 0 else cores
     spinning = workers == 1 and per_session * workers <= cores
     plan = ThreadPlan(cores=cores, workers=workers, intra_op=intra, inter_op=inter, opencv=opencv, blas=blas,
-                      allow_spinning=spinning, explicit=tuple(explicit), in_flight=max(1, in_flight))
+                      allow_spinning=spinning, explicit=tuple(explicit), in_flight=max(1, in_flight),
+                      live_in_flight=max(1, live_in_flight))
     return plan
 
 

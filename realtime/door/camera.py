@@ -66,6 +66,11 @@ class ResilientSource:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    @property
+    def policy(self) -> str | None:
+        """The wrapped source's hand-over policy (the run loop keeps one frame in flight for a live one)."""
+        return getattr(self._source, "policy", None)
+
     def next_packet(self) -> FramePacket | None:
         try:
             packet = self._source.next_packet()

@@ -272,7 +272,7 @@ def _run(config, pipeline: Pipeline, rules: DoorRules, live: LiveGallery, source
         watch = GalleryWatch(live, recognizer)
         door_pipeline = Pipeline([watch, *pipeline.stages, DoorPolicy(rules, live.access, now=now)],
                                  branches=pipeline.branches, workers=pipeline.workers,
-                                 in_flight=pipeline.in_flight)
+                                 in_flight=pipeline.in_flight, live_in_flight=pipeline.live_in_flight)
         stack.callback(door_pipeline.close_pool)
         inner = source if source is not None else open_source(config.source, source_uri)
 

@@ -341,3 +341,22 @@ def test_a_detector_that_carries_boxes_is_not_pure():
     from realtime.face.detector import FaceDetector
 
     assert FaceDetector.pure
+
+
+def test_a_live_source_keeps_one_frame_in_flight_when_frames_in_flight_is_auto():
+    from realtime.pipeline import run_loop
+    from realtime.threads import plan_threads
+    from realtime.config import RuntimeConfig
+
+    auto = plan_threads(RuntimeConfig(), cores=2)
+    assert (auto.in_flight, auto.live_in_flight) == (2, 1)
+    explicit = plan_threads(RuntimeConfig(frames_in_flight=3), cores=2)
+    assert (explicit.in_flight, explicit.live_in_flight) == (3, 3)
+
+    class LiveSource(ListSource):
+        policy = "latest"
+
+    detect = PureDetect()
+    with Pipeline([detect, PureFaces(), Recognize(), Tail()], workers=2, in_flight=3, live_in_flight=1) as pipeline:
+        result = run_loop(LiveSource(6), pipeline, [Collect()])
+    assert result.frames == 6 and detect.max_active == 1  # no second frame started while one was in flight

@@ -8,30 +8,26 @@ with darknet's grey 0.5 (pad 128), dynamic H and W (multiples of the largest str
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import onnx
 import torch
 
 from export.onnx_export import export_onnx
+from export.metadata import read_contract
 from export.parity import ParityReport, Tolerance, require_parity, run_parity
 from models.darknet import DarknetNet, read_names
 from models.importers.darknet_weights import WeightsHeader, load_darknet
 from realtime.boxes import batched_nms
-from realtime.contract import CONTRACT_KEY, InputSpec, ModelContract
+from realtime.contract import InputSpec, ModelContract
 from realtime.errors import ExportError, ModelError
 from realtime.preprocess import letterbox, to_input_nchw
 from realtime.detect.yolo import GridCache, YoloHead, decode_yolo
+from realtime.runtime import file_sha256
 
 DARKNET_PAD_VALUE = 128  # darknet letterboxes with 0.5 grey; 128 is the nearest uint8 level
 PARITY_SIZES = (416, 320)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def darknet_head(net: DarknetNet) -> YoloHead:
@@ -138,14 +134,6 @@ def check_darknet(onnx_path: Path | str, net: DarknetNet, inputs: Sequence[np.nd
     return require_parity(report)
 
 
-def read_contract(onnx_path: Path | str) -> ModelContract:
-    model = onnx.load(str(onnx_path), load_external_data=False)
-    text = next((p.value for p in model.metadata_props if p.key == CONTRACT_KEY), None)
-    if text is None:
-        raise ExportError(f"{onnx_path}: has no {CONTRACT_KEY!r} metadata")
-    return ModelContract.from_json(text, str(onnx_path))
-
-
 def import_darknet(cfg_path: Path | str, weights_path: Path | str) -> tuple[DarknetNet, WeightsHeader]:
     """The PyTorch network with its weights; darknet format errors come out as :class:`ExportError`-free
     :class:`ModelError` (exit code 4) naming the file."""
@@ -174,8 +162,8 @@ def export_darknet(cfg_path: Path | str, weights_path: Path | str, out_path: Pat
     if len(classes) != head.num_classes:
         raise ModelError(f"{len(classes)} class names for a model with {head.num_classes} classes; give the "
                          f".names file the model was trained with (--names)")
-    extra = {"darknet": {"cfg": cfg_path.name, "cfg_sha256": _sha256(cfg_path), "weights": weights_path.name,
-                         "weights_sha256": _sha256(weights_path), "header": header.to_dict()},
+    extra = {"darknet": {"cfg": cfg_path.name, "cfg_sha256": file_sha256(cfg_path), "weights": weights_path.name,
+                         "weights_sha256": file_sha256(weights_path), "header": header.to_dict()},
              **(provenance or {})}
     result = _export_net(net, classes, out_path, img_size, name or cfg_path.stem, extra, check, tolerance)
     return {**result, "header": header}
@@ -193,7 +181,7 @@ def _export_net(net: DarknetNet, classes: Sequence[str], out_path: Path, img_siz
         except (ExportError, ModelError):
             out.unlink(missing_ok=True)
             raise
-    return {"path": out, "sha256": _sha256(out), "contract": contract, "net": net,
+    return {"path": out, "sha256": file_sha256(out), "contract": contract, "net": net,
             "parity": report.to_dict() if report else None, "report_text": report.format() if report else ""}
 
 
@@ -207,7 +195,7 @@ def export_darknet_checkpoint(checkpoint: Path | str, out_path: Path | str, img_
     net, classes, data = load_darknet_checkpoint(checkpoint)
     size = int(img_size or data.get("img_size") or 416)
     size = size if size % 32 == 0 else 416
-    extra = {"darknet_checkpoint": {"file": checkpoint.name, "sha256": _sha256(checkpoint),
+    extra = {"darknet_checkpoint": {"file": checkpoint.name, "sha256": file_sha256(checkpoint),
                                     "epoch": data.get("epoch"), "metrics": data.get("metrics", {})}}
     return _export_net(net, classes, Path(out_path), size, name or checkpoint.stem, extra, True, tolerance)
 
@@ -269,7 +257,7 @@ def check_imported(onnx_path: Path | str, cfg_path: Path | str | None = None,
         if darknet.get("weights_sha256") != YOLOV3_TINY_WEIGHTS.sha256:
             raise ExportError(f"{float_path}: imported from {darknet.get('weights')}; pass --cfg and --weights")
         cfg_path, weights_path = locate(YOLOV3_TINY_CFG), locate(YOLOV3_TINY_WEIGHTS)
-    if _sha256(Path(weights_path)) != darknet.get("weights_sha256"):
+    if file_sha256(Path(weights_path)) != darknet.get("weights_sha256"):
         raise ExportError(f"{weights_path}: not the weights {float_path.name} was made from (sha256 differs)")
     net, _ = import_darknet(cfg_path, weights_path)
     lines = [f"{float_path.name} vs {Path(weights_path).name} (PyTorch import):", check_darknet(float_path, net).format()]

@@ -1,10 +1,13 @@
-"""Write the model contract into an ONNX model's metadata."""
+"""The model contract in an ONNX model's metadata: write it, read it back from a file."""
 
 from __future__ import annotations
 
 import onnx
 
+from pathlib import Path
+
 from realtime.contract import CONTRACT_KEY, ModelContract, contract_from_dict
+from realtime.errors import ExportError
 
 
 def attach_contract(model: onnx.ModelProto, contract: ModelContract) -> onnx.ModelProto:
@@ -23,3 +26,12 @@ def attach_contract(model: onnx.ModelProto, contract: ModelContract) -> onnx.Mod
     entry.key = CONTRACT_KEY
     entry.value = text
     return model
+
+
+def read_contract(onnx_path: Path | str) -> ModelContract:
+    """The contract stored in ``onnx_path``'s metadata (weights not loaded); :class:`ExportError` when absent."""
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    text = next((p.value for p in model.metadata_props if p.key == CONTRACT_KEY), None)
+    if text is None:
+        raise ExportError(f"{onnx_path}: has no {CONTRACT_KEY!r} metadata")
+    return ModelContract.from_json(text, str(onnx_path))

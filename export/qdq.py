@@ -17,7 +17,7 @@ from realtime.contract import CONTRACT_KEY
 from realtime.errors import ExportError
 
 
-class _Reader:
+class CalibrationReader:
     """An ``onnxruntime.quantization.CalibrationDataReader`` over a list of input arrays."""
 
     def __init__(self, input_name: str, batches: Sequence[np.ndarray]):
@@ -67,7 +67,7 @@ def quantize_qdq(float_path: Path | str, out_path: Path | str, calibration_nchw:
         except Exception:  # noqa: BLE001 - symbolic inference gives up on some dynamic graphs; ONNX's own is enough
             quant_pre_process(str(folded), str(prepared), skip_optimization=True, skip_symbolic_shape=True)
         extra = {"CalibPercentile": 99.999} if method == "percentile" else {}
-        quantize_static(str(prepared), str(Path(tmp) / "int8.onnx"), _Reader(input_name, batches),
+        quantize_static(str(prepared), str(Path(tmp) / "int8.onnx"), CalibrationReader(input_name, batches),
                         quant_format=QuantFormat.QDQ, per_channel=per_channel, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, calibrate_method=methods[method],
                         op_types_to_quantize=op_types, nodes_to_exclude=list(float_nodes) or None,

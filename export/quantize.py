@@ -17,10 +17,11 @@ import cv2
 import numpy as np
 import onnx
 
-from export.metadata import attach_contract
+from export.metadata import attach_contract, read_contract
+from export.qdq import CalibrationReader
 from models.sources import OPENCV_DOC_DATA, VTEST_AVI, DebianFile, debian_version, locate_debian
 from models.evaluate import evaluate_predictions
-from realtime.contract import CONTRACT_KEY, ModelContract
+from realtime.contract import ModelContract
 from realtime.errors import ExportError
 from realtime.preprocess import letterbox, to_input_nchw
 from realtime.runtime import OnnxModel, RuntimeOptions
@@ -76,27 +77,6 @@ def measurement_frames(every: int = 3, limit: int = 400, video: DebianFile = VTE
     return _video_frames(locate_debian(video), every, limit)
 
 
-def _read_contract(path: Path) -> ModelContract:
-    model = onnx.load(str(path), load_external_data=False)
-    text = next((p.value for p in model.metadata_props if p.key == CONTRACT_KEY), None)
-    if text is None:
-        raise ExportError(f"{path}: has no {CONTRACT_KEY!r} metadata")
-    return ModelContract.from_json(text, str(path))
-
-
-class _Reader:
-    """onnxruntime.quantization CalibrationDataReader over letterboxed frames."""
-
-    def __init__(self, frames: Sequence[np.ndarray], contract: ModelContract, size: int):
-        self.items = iter([to_input_nchw([letterbox(f, (size, size), pad_value=contract.input.pad_value)[0]],
-                                         contract.input) for f in frames])
-        self.name = contract.input.name
-
-    def get_next(self):
-        x = next(self.items, None)
-        return None if x is None else {self.name: x}
-
-
 def quantize_detector(float_onnx: Path | str, out_onnx: Path | str, frames: Sequence[np.ndarray],
                       size: int | None = None, method: str = "minmax", extra: dict[str, Any] | None = None
                       ) -> ModelContract:
@@ -107,7 +87,7 @@ def quantize_detector(float_onnx: Path | str, out_onnx: Path | str, frames: Sequ
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     float_onnx, out_onnx = Path(float_onnx), Path(out_onnx)
-    contract = _read_contract(float_onnx)
+    contract = read_contract(float_onnx)
     size = int(size or contract.input.working_size_wh()[0])
     methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                "percentile": CalibrationMethod.Percentile}
@@ -116,7 +96,10 @@ def quantize_detector(float_onnx: Path | str, out_onnx: Path | str, frames: Sequ
     with tempfile.TemporaryDirectory() as tmp:
         prepped = Path(tmp) / "prepped.onnx"
         quant_pre_process(str(float_onnx), str(prepped), skip_symbolic_shape=True)
-        quantize_static(str(prepped), str(out_onnx), _Reader(frames, contract, size), quant_format=QuantFormat.QDQ,
+        batches = [to_input_nchw([letterbox(f, (size, size), pad_value=contract.input.pad_value)[0]], contract.input)
+                   for f in frames]
+        quantize_static(str(prepped), str(out_onnx), CalibrationReader(contract.input.name, batches),
+                        quant_format=QuantFormat.QDQ,
                         per_channel=True, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
                         calibrate_method=methods[method])
     model = onnx.load(str(out_onnx))

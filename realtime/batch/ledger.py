@@ -24,18 +24,11 @@ from typing import Any, Iterable, Mapping
 
 from realtime.config import ZOO_DIR, Config
 from realtime.errors import ConfigError, SinkError
+from realtime.runtime import file_sha256
 
 FINISHED = ("done", "skipped")
 STATUSES = ("done", "failed", "skipped", "interrupted", "pending")
 TIMING_KEYS = ("seconds",)  # the only fields that differ between two runs of the same batch
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def config_fingerprint(config: Config) -> str:
@@ -56,22 +49,22 @@ def config_fingerprint(config: Config) -> str:
     if config.detector.enabled:
         path = model_path(config.detector.model, "detector", required=bool(config.detector.model))
         if path is not None:
-            files["detector"] = _file_sha256(path)
+            files["detector"] = file_sha256(path)
     if config.faces.enabled:
-        files["face_detector"] = _file_sha256(model_path(config.faces.detector_model, "face_detector"))
+        files["face_detector"] = file_sha256(model_path(config.faces.detector_model, "face_detector"))
         if config.faces.recognize:
-            files["face_embedder"] = _file_sha256(model_path(config.faces.embedder_model, "face_embedder"))
+            files["face_embedder"] = file_sha256(model_path(config.faces.embedder_model, "face_embedder"))
             gallery = Path(config.faces.gallery)
-            files["gallery"] = _file_sha256(gallery) if gallery.is_file() else "absent"
+            files["gallery"] = file_sha256(gallery) if gallery.is_file() else "absent"
             if config.faces.cohort:
                 from realtime.face.cohort import COHORT_FILE
 
                 cohort = ZOO_DIR / COHORT_FILE
-                files["cohort"] = _file_sha256(cohort) if cohort.is_file() else "absent"
+                files["cohort"] = file_sha256(cohort) if cohort.is_file() else "absent"
     if config.style.enabled:
         folder = Path(config.style.model_dir) if config.style.model_dir else ZOO_DIR
         for path in sorted(folder.glob("style_*.onnx")):
-            files[f"style/{path.name}"] = _file_sha256(path)
+            files[f"style/{path.name}"] = file_sha256(path)
     text = json.dumps({"config": data, "files": files, "rtv": realtime.__version__}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -450,12 +450,13 @@ class MetricsSink(_SinkBase):
         self.source_stats = source_stats
 
     def write(self, packet: FramePacket, display_bgr: np.ndarray | None) -> None:
-        if self.source_stats is not None:
-            self.metrics.dropped = self.source_stats.dropped
-            self.metrics.reconnects = self.source_stats.reconnects
+        self._copy_source_counts()
         self.metrics.record(packet.timings_ms, packet.t_capture)
 
     def finish(self, result: RunResult) -> None:
+        self._copy_source_counts()
+
+    def _copy_source_counts(self) -> None:
         if self.source_stats is not None:
             self.metrics.dropped = self.source_stats.dropped
             self.metrics.reconnects = self.source_stats.reconnects

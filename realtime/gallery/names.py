@@ -83,3 +83,30 @@ def spreadsheet_cell(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value
     return value
+
+
+# Letters of other scripts that look like Latin ones (Cyrillic, Greek), mapped to the Latin letter they pass for.
+_LOOKALIKES = str.maketrans({
+    "а": "a", "в": "b", "с": "c", "е": "e", "ё": "e", "һ": "h", "і": "i", "ї": "i", "ј": "j", "к": "k", "м": "m",
+    "н": "h", "о": "o", "р": "p", "ѕ": "s", "т": "t", "у": "y", "х": "x", "ԁ": "d", "ԛ": "q", "ԝ": "w", "ɡ": "g",
+    "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t", "υ": "u",
+    "χ": "x", "γ": "y", "ӏ": "l", "ℓ": "l", "ı": "i", "0": "o", "1": "l", "|": "l",
+})
+
+
+def confusable_key(name: str) -> str:
+    """What ``name`` looks like on screen, for telling look-alikes apart: compatibility forms folded (NFKC), case
+    folded, letters of other scripts that pass for Latin ones mapped to them, digits 0/1 read as o/l, spaces
+    squeezed. Two different names with the same key are refused side by side (a Cyrillic "Аlice" next to
+    "Alice")."""
+    folded = unicodedata.normalize("NFKC", name).casefold().translate(_LOOKALIKES)
+    return " ".join(folded.split())
+
+
+def check_not_confusable(name: str, others: "dict[str, str]") -> None:
+    """:class:`GalleryError` when ``name`` differs from a name in ``others`` (confusable key -> stored name) but
+    looks like it."""
+    other = others.get(confusable_key(name))
+    if other is not None and other != name:
+        raise GalleryError(f"person name {escape_text(name)!r} looks like {escape_text(other)!r} already there (same "
+                           "letters on screen, different characters); use a clearly different name, or the same one")

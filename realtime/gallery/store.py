@@ -19,35 +19,29 @@ A schedule is a list of time windows in local wall-clock time, e.g.
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import os
-import re
 import sqlite3
-import tempfile
 import unicodedata
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from realtime.errors import GalleryError
-from realtime.gallery.names import MAX_NAME_CHARS, check_name, escape_text, name_problem
+from realtime.gallery.names import (MAX_NAME_CHARS, check_name, check_not_confusable, confusable_key, escape_text,
+                                    name_problem)
 from realtime.gallery.schedule import validate_schedule
+from realtime.gallery.transfer import (FIX_MODEL, MAX_EXPORT_BYTES, check_sha, check_size, export_document,
+                                       now_text, read_import, write_export)
 from realtime.io.sqlite_file import create_schema, identify, use_wal
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x72747667  # b"rtvg"
-EXPORT_FORMAT = "rtv-gallery"
-EXPORT_VERSION = 1
 SQLITE_HEADER = b"SQLite format 3\x00"
-MAX_EXPORT_BYTES = 256 * 2**20  # ~250k embeddings of 128 floats; a bigger file is refused before it is read
-MAX_EXPORT_DEPTH = 6            # document > persons > person > embeddings > embedding (schedule > window)
-MAX_TEXT_CHARS = 1000           # source and created_at texts of an import
 
 _SCHEMA = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -73,8 +67,7 @@ _COLUMNS = {
     "embeddings": ("id", "person_id", "vector", "model_sha256", "source", "quality", "created_at"),
 }
 _META_KEYS = ("schema_version", "model_sha256", "model_name", "embedding_size", "created")
-_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-_FIX_MODEL = "re-enrol with 'rtv enroll' or rebuild the gallery"
+_FIX_MODEL = FIX_MODEL
 
 
 @dataclass(frozen=True)
@@ -105,6 +98,7 @@ class Gallery:
         self._verified = verified
         self._busy_timeout_s = busy_timeout_s
         self._cache: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._schema_cookie = _schema_cookie(connection)
 
     # ----------------------------------------------------------------------------------------------------- opening
     @classmethod
@@ -220,18 +214,25 @@ class Gallery:
         with self._transaction(f"enrolling {person!r}") as conn:
             row = conn.execute("SELECT id FROM persons WHERE name = ?", (person,)).fetchone()
             if row is None:
+                stored = {confusable_key(n): n for (n,) in conn.execute("SELECT name FROM persons")}
+                check_not_confusable(person, stored)
                 person_id = conn.execute("INSERT INTO persons (name, created_at) VALUES (?, ?)",
                                          (person, now)).lastrowid
             else:
                 person_id = row[0]
                 if replace:
                     conn.execute("DELETE FROM embeddings WHERE person_id = ?", (person_id,))
+            before = 0 if row is None or replace else int(conn.execute(
+                "SELECT count(*) FROM embeddings WHERE person_id = ?", (person_id,)).fetchone()[0])
             conn.executemany(
                 "INSERT INTO embeddings (person_id, vector, model_sha256, source, quality, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 self._embedding_rows(person_id, vecs, srcs, quals, [now] * k))
-            return int(conn.execute("SELECT count(*) FROM embeddings WHERE person_id = ?",
-                                    (person_id,)).fetchone()[0])
+        count = self._count_embeddings(person)
+        if count != before + k:
+            raise self._did_not_take(f"enrolling {escape_text(person)!r}", f"{count} embedding(s) stored, "
+                                     f"{before + k} expected")
+        return count
 
     def remove(self, name: str) -> int:
         """Delete a person and (by cascade) their embeddings. Returns how many embeddings went."""
@@ -240,6 +241,10 @@ class Gallery:
             person_id = self._person_id(conn, person)
             count = conn.execute("SELECT count(*) FROM embeddings WHERE person_id = ?", (person_id,)).fetchone()[0]
             conn.execute("DELETE FROM persons WHERE id = ?", (person_id,))
+        left = self._read("reading back", "SELECT count(*) FROM persons WHERE id = ?", (person_id,))[0][0]
+        orphans = self._read("reading back", "SELECT count(*) FROM embeddings WHERE person_id = ?", (person_id,))
+        if left or orphans[0][0]:
+            raise self._did_not_take(f"removing {escape_text(person)!r}", "the person is still there")
         return int(count)
 
     def set_access(self, name: str, allowed: bool, schedule: Sequence[Mapping[str, str]] | None = None) -> None:
@@ -253,6 +258,10 @@ class Gallery:
             person_id = self._person_id(conn, person)
             conn.execute("UPDATE persons SET allowed = ?, schedule = ? WHERE id = ?",
                          (int(bool(allowed)), text, person_id))
+        row = self._read("reading back", "SELECT allowed, schedule FROM persons WHERE id = ?", (person_id,))
+        if not row or row[0] != (int(bool(allowed)), text):
+            raise self._did_not_take(f"setting access of {escape_text(person)!r}",
+                                     f"stored {row[0] if row else 'nothing'}, wanted {(int(bool(allowed)), text)}")
 
     # ------------------------------------------------------------------------------------------------------ reads
     def persons(self) -> list[PersonSummary]:
@@ -280,8 +289,32 @@ class Gallery:
                                "remove them with 'rtv gallery remove -- NAME' and enrol them again under a valid name")
 
     def data_version(self) -> int:
-        """SQLite's ``PRAGMA data_version``: changes when another connection commits to the file."""
+        """SQLite's ``PRAGMA data_version``: changes when another connection commits to the file. Also checks the
+        schema when SQLite's schema version changed (a running door calls this every frame), so a trigger, view or
+        table that rtv did not make is a :class:`GalleryError` at once."""
+        self.check_schema()
         return int(self._read("reading the data version", "PRAGMA data_version")[0][0])
+
+    def check_schema(self) -> None:
+        """:class:`GalleryError` when the file holds a schema object rtv did not make (trigger, view, table, index)
+        or a changed definition; cheap (one pragma) while SQLite's schema version is unchanged."""
+        conn = self._require_open()
+        try:
+            cookie = _schema_cookie(conn)
+            if cookie != self._schema_cookie:
+                _check_schema(conn, self.path)
+                self._schema_cookie = cookie
+        except sqlite3.Error as exc:
+            raise _db_error(self.path, "checking the schema", exc, self._busy_timeout_s) from exc
+
+    def _count_embeddings(self, name: str) -> int:
+        return int(self._read("reading back", "SELECT count(*) FROM embeddings e JOIN persons p ON p.id = "
+                              "e.person_id WHERE p.name = ?", (name,))[0][0])
+
+    def _did_not_take(self, action: str, what: str) -> GalleryError:
+        return GalleryError(f"gallery {self.path}: {action} did not take ({what} when read back after the "
+                            "commit); the file has been tampered with (a trigger, or another writer). Keep it as "
+                            "evidence and rebuild the gallery from an export")
 
     def vectors(self, refresh: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """All embeddings for matching: ``(vectors float32 (M, D), labels str (M,) person names)``, by name.
@@ -289,7 +322,7 @@ class Gallery:
         Cached until the gallery changes (a write here, or a commit by another process, seen through
         ``PRAGMA data_version``) or ``refresh``. The arrays are read-only; a new read returns new arrays.
         """
-        version = self.data_version()
+        version = self.data_version()  # checks the schema first
         if self._cache is not None and self._cache[0] == version and not refresh:
             return self._cache[1], self._cache[2]
         rows = self._read("reading embeddings",
@@ -315,75 +348,33 @@ class Gallery:
         return vecs, labels
 
     # ---------------------------------------------------------------------------------------------- export/import
+    # ---------------------------------------------------------------------------------------------- export/import
     def export(self, path: str | os.PathLike, *, overwrite: bool = False) -> int:
-        """Write everyone to a portable JSON file (base64 little-endian float32 vectors plus the model sha256).
-
-        The file is written to a temporary name and renamed, so a failure never leaves half a file.
-        Returns the number of persons written.
-        """
-        out = Path(path)
-        if out.exists() and not overwrite:
-            raise GalleryError(f"export file {out} already exists; choose another path or allow overwriting")
-        if not out.parent.is_dir():
-            raise GalleryError(f"cannot export to {out}: folder {out.parent} does not exist")
+        """Write everyone to a portable JSON file (see :mod:`realtime.gallery.transfer`); never half a file.
+        Returns the number of persons written."""
         people = self._read("exporting", "SELECT id, name, allowed, schedule, created_at FROM persons ORDER BY name")
         rows = self._read("exporting",
                           "SELECT person_id, vector, model_sha256, source, quality, created_at FROM embeddings "
                           "ORDER BY person_id, id")
-        by_person: dict[int, list[dict[str, Any]]] = {}
-        for person_id, blob, sha, source, quality, created in rows:
-            if sha != self.model_sha256:
-                raise GalleryError(f"gallery {self.path} holds embeddings from another model (sha256 {sha}); "
-                                   f"{_FIX_MODEL}")
-            by_person.setdefault(person_id, []).append({
-                "vector": base64.b64encode(blob).decode("ascii"), "source": source,
-                "quality": quality, "created_at": created})
-        document = {
-            "format": EXPORT_FORMAT, "version": EXPORT_VERSION, "exported_at": _now(),
-            "model": {"sha256": self.model_sha256, "name": self.model_name, "embedding_size": self.embedding_size},
-            "persons": [{"name": name, "allowed": bool(allowed),
-                         "schedule": self._load_schedule(name, schedule), "created_at": created,
-                         "embeddings": by_person.get(person_id, [])}
-                        for person_id, name, allowed, schedule, created in people],
-        }
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(document, fh, allow_nan=False, indent=1)
-            os.replace(tmp, out)
-        except OSError as exc:
-            Path(tmp).unlink(missing_ok=True)
-            raise GalleryError(f"cannot write export file {out}: {exc}") from exc
+        model = {"sha256": self.model_sha256, "name": self.model_name, "embedding_size": self.embedding_size}
+        write_export(path, export_document(model, people, rows, self._load_schedule), overwrite)
         return len(people)
 
     def import_(self, path: str | os.PathLike, *, replace: bool = False, max_bytes: int = MAX_EXPORT_BYTES) -> int:
-        """Add everyone from an :meth:`export` file, all or nothing. Returns the number of persons imported.
-
-        Refuses a file made with another embedding model or embedding size, a file over ``max_bytes`` (before
-        reading it) or nested deeper than :data:`MAX_EXPORT_DEPTH`, and invalid names. A name already in the gallery
-        is an error unless ``replace`` (the existing person, embeddings and access are then replaced by the file's).
-        """
+        """Add everyone from an :meth:`export` file, all or nothing, read within the limits of
+        :mod:`realtime.gallery.transfer`; every person is read back after the commit. A name already in the
+        gallery is an error unless ``replace`` (that person's embeddings and access are then replaced); a
+        look-alike of a stored name is refused. Returns the number of persons imported."""
         src = Path(path)
-        people = _read_export(src, max_bytes)
-        model = people["model"]
-        if model["sha256"] != self.model_sha256:
-            raise GalleryError(
-                f"{src} holds embeddings from model {model['name']} (sha256 {model['sha256']}), but gallery "
-                f"{self.path} uses model {self.model_name} (sha256 {self.model_sha256}); {_FIX_MODEL}")
-        if model["embedding_size"] != self.embedding_size:
-            raise GalleryError(f"{src} holds {model['embedding_size']}-dimensional embeddings, but gallery "
-                               f"{self.path} holds {self.embedding_size}; {_FIX_MODEL}")
-        entries = [self._parse_export_person(src, i, entry) for i, entry in enumerate(people["persons"])]
-        names = [e["name"] for e in entries]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise GalleryError(f"{src} lists {duplicates[0]!r} more than once; fix the file")
+        stored = [name for (name,) in self._read("importing", "SELECT name FROM persons")]
+        entries = read_import(src, self.model_sha256, self.embedding_size, stored, max_bytes)
         with self._transaction(f"importing {src}") as conn:
-            existing = sorted(n for n in names
-                              if conn.execute("SELECT 1 FROM persons WHERE name = ?", (n,)).fetchone())
+            existing = sorted(e["name"] for e in entries
+                              if conn.execute("SELECT 1 FROM persons WHERE name = ?", (e["name"],)).fetchone())
             if existing and not replace:
-                raise GalleryError(f"{src} holds people already in gallery {self.path}: {', '.join(existing)}; "
-                                   "remove them first, or import with replace")
+                raise GalleryError(f"{src} holds people already in gallery {self.path}: "
+                                   f"{', '.join(map(escape_text, existing[:5]))}; remove them first, or import "
+                                   "with replace")
             for entry in entries:
                 conn.execute("DELETE FROM persons WHERE name = ?", (entry["name"],))
                 person_id = conn.execute(
@@ -394,6 +385,11 @@ class Gallery:
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     self._embedding_rows(person_id, entry["vectors"], entry["sources"], entry["qualities"],
                                          entry["created"]))
+        counts = dict(self._read("reading back", "SELECT p.name, count(e.id) FROM persons p LEFT JOIN embeddings e "
+                                 "ON e.person_id = p.id GROUP BY p.id"))
+        wrong = [e["name"] for e in entries if counts.get(e["name"]) != len(e["vectors"])]
+        if wrong:
+            raise self._did_not_take(f"importing {src}", f"{escape_text(wrong[0])!r} is not as imported")
         return len(entries)
 
     # -------------------------------------------------------------------------------------------------- internals
@@ -411,6 +407,7 @@ class Gallery:
         except sqlite3.Error as exc:
             raise _db_error(self.path, action, exc, self._busy_timeout_s) from exc
         try:
+            self.check_schema()  # under the write lock: nothing can be planted between the check and the write
             yield conn
             conn.execute("COMMIT")
         except BaseException as exc:
@@ -469,37 +466,6 @@ class Gallery:
             raise GalleryError(f"gallery {self.path}: the schedule of {name!r} is unreadable ({exc}); set it again "
                                "with the access command") from None
 
-    def _parse_export_person(self, src: Path, index: int, entry: Any) -> dict[str, Any]:
-        where = f"{src}: person {index}"
-        if not isinstance(entry, dict):
-            raise GalleryError(f"{where} is not an object; the file is not a valid rtv gallery export")
-        try:
-            name = _check_name(entry["name"])
-            where = f"{src}: person {name!r}"
-            allowed = entry.get("allowed", True)
-            if not isinstance(allowed, bool):
-                raise GalleryError(f"allowed must be true or false, got {allowed!r}")
-            windows = validate_schedule(entry.get("schedule"))
-            embeddings = entry["embeddings"]
-            if not isinstance(embeddings, list) or not embeddings:
-                raise GalleryError("it has no embeddings")
-            blobs = [base64.b64decode(e["vector"], validate=True) for e in embeddings]
-        except (KeyError, TypeError, ValueError, GalleryError) as exc:
-            raise GalleryError(f"{where} is malformed ({exc}); the file is not a valid rtv gallery export") from None
-        d = self.embedding_size
-        if any(len(b) != 4 * d for b in blobs):
-            raise GalleryError(f"{where}: an embedding is not {d} float32 values; {_FIX_MODEL}")
-        vectors = self._check_vectors(np.frombuffer(b"".join(blobs), dtype="<f4").reshape(-1, d), where)
-        return {
-            "name": name, "allowed": allowed,
-            "schedule": None if windows is None else json.dumps(windows, separators=(",", ":")),
-            "created_at": _import_text(entry.get("created_at"), where, "created_at") or _now(),
-            "vectors": vectors,
-            "sources": [_import_text(e.get("source"), where, "source") for e in embeddings],
-            "qualities": _check_qualities_import([e.get("quality") for e in embeddings], where),
-            "created": [_import_text(e.get("created_at"), where, "created_at") or _now() for e in embeddings],
-        }
-
 
 # ------------------------------------------------------------------------------------------------------- schedules
 
@@ -510,20 +476,9 @@ def _vector_blob(vector: np.ndarray) -> bytes:
     return np.ascontiguousarray(vector, dtype="<f4").tobytes()
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _check_sha(value: Any, field: str) -> str:
-    if not isinstance(value, str) or not _SHA256_RE.match(value.lower()):
-        raise GalleryError(f"{field} must be 64 hex digits (the sha256 of the model file), got {value!r}")
-    return value.lower()
-
-
-def _check_size(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) <= 0:
-        raise GalleryError(f"embedding_size must be a positive integer, got {value!r}")
-    return int(value)
+_now = now_text
+_check_sha = check_sha
+_check_size = check_size
 
 
 def _check_name(name: Any) -> str:
@@ -538,26 +493,6 @@ def _lookup_name(name: Any) -> str:
         raise GalleryError(f"a person's name must be non-empty text of at most {MAX_NAME_CHARS} characters, got "
                            f"{escape_text(name) if isinstance(name, str) else name!r}")
     return name
-
-
-def _import_text(value: Any, where: str, field: str) -> str | None:
-    """A text field of an import: None, or a string of at most :data:`MAX_TEXT_CHARS` printable characters."""
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value) > MAX_TEXT_CHARS or not value.isprintable():
-        shown = escape_text(value)[:60] if isinstance(value, str) else type(value).__name__
-        raise GalleryError(f"{where}: {field} must be printable text of at most {MAX_TEXT_CHARS} characters, got "
-                           f"{shown!r}; the file is not a valid rtv gallery export")
-    return value
-
-
-def _check_qualities_import(qualities: list[Any], where: str) -> list[float | None]:
-    if any(isinstance(q, bool) or not (q is None or isinstance(q, (int, float))) for q in qualities):
-        raise GalleryError(f"{where}: a quality is not a number; the file is not a valid rtv gallery export")
-    try:
-        return _check_qualities(qualities, len(qualities))
-    except GalleryError as exc:
-        raise GalleryError(f"{where}: {exc}; the file is not a valid rtv gallery export") from None
 
 
 def _check_sources(sources: Sequence[Any] | None, k: int) -> list[str | None]:
@@ -633,6 +568,7 @@ def _read_or_create(conn: sqlite3.Connection, path: Path, create: bool, sha: str
         if found != columns:
             raise GalleryError(f"gallery {path} has a damaged schema: table {table} has columns "
                                f"{list(found)}, expected {list(columns)}; rebuild the gallery")
+    _check_schema(conn, path)
     meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
     missing = [key for key in _META_KEYS if key not in meta]
     if missing or meta.get("schema_version") != str(SCHEMA_VERSION):
@@ -646,61 +582,37 @@ def _read_or_create(conn: sqlite3.Connection, path: Path, create: bool, sha: str
     return meta
 
 
-def _json_depth(document: Any, limit: int) -> int:
-    """Nesting depth of parsed JSON (a scalar is 0), walked without recursion; stops counting past ``limit``."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(document, 0)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, (dict, list)):
-            depth += 1
-            deepest = max(deepest, depth)
-            if depth > limit:
-                return deepest
-            stack.extend((child, depth) for child in (node.values() if isinstance(node, dict) else node))
-    return deepest
+_PLANNER_TABLES = ("sqlite_stat1", "sqlite_stat4")  # ANALYZE's statistics: planner hints only
 
 
-def _read_export(src: Path, max_bytes: int = MAX_EXPORT_BYTES) -> dict[str, Any]:
-    if not src.is_file():
-        raise GalleryError(f"no export file at {src}; check the path (an export is a regular file)")
-    try:
-        size = src.stat().st_size
-    except OSError as exc:
-        raise GalleryError(f"cannot read export file {src}: {exc.strerror or exc}") from None
-    if size > max_bytes:
-        raise GalleryError(f"{src} is {size / 2**20:.0f} MiB, more than the {max_bytes / 2**20:.0f} MiB an rtv "
-                           "gallery export may be; it is not one (or split the gallery)")
-    try:
-        with open(src, "rb") as fh:
-            raw = fh.read(max_bytes + 1)
-        if len(raw) > max_bytes:
-            raise GalleryError(f"{src} grew past {max_bytes / 2**20:.0f} MiB while it was read; it is not an rtv "
-                               "gallery export")
-        document = json.loads(raw.decode("utf-8"))
-    except OSError as exc:
-        raise GalleryError(f"cannot read export file {src}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise GalleryError(f"{src} is not an rtv gallery export (not UTF-8 text: byte {exc.start})") from None
-    except RecursionError:
-        raise GalleryError(f"{src} is not an rtv gallery export (JSON nested deeper than "
-                           f"{MAX_EXPORT_DEPTH} levels)") from None
-    except ValueError as exc:
-        raise GalleryError(f"{src} is not an rtv gallery export (not JSON: {exc})") from None
-    if _json_depth(document, MAX_EXPORT_DEPTH) > MAX_EXPORT_DEPTH:
-        raise GalleryError(f"{src} is not an rtv gallery export (JSON nested deeper than {MAX_EXPORT_DEPTH} "
-                           "levels)")
-    if not isinstance(document, dict) or document.get("format") != EXPORT_FORMAT:
-        raise GalleryError(f"{src} is not an rtv gallery export (no \"format\": \"{EXPORT_FORMAT}\")")
-    if document.get("version") != EXPORT_VERSION:
-        raise GalleryError(f"{src} is export version {document.get('version')!r}; this rtv reads version "
-                           f"{EXPORT_VERSION}")
-    model = document.get("model")
-    if not isinstance(model, dict) or not isinstance(document.get("persons"), list):
-        raise GalleryError(f"{src} is not a valid rtv gallery export (no model or persons)")
-    try:
-        model = {"sha256": _check_sha(model.get("sha256"), "model.sha256"), "name": str(model.get("name")),
-                 "embedding_size": _check_size(model.get("embedding_size"))}
-    except GalleryError as exc:
-        raise GalleryError(f"{src} is not a valid rtv gallery export ({exc})") from None
-    return {"model": model, "persons": document["persons"]}
+def _schema_cookie(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA schema_version").fetchone()[0])
+
+
+def _expected_schema() -> list[tuple]:
+    with sqlite3.connect(":memory:") as conn:
+        for statement in _SCHEMA:
+            conn.execute(statement)
+        return sorted(conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall(),
+                      key=lambda row: (row[0], row[1]))
+
+
+def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
+    """:class:`GalleryError` naming the first schema object rtv did not make (a trigger can silently keep a removed
+    person or a revoked access), or one that differs."""
+    found = sorted((row for row in conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master")
+                    if not (row[0] == "table" and row[1] in _PLANNER_TABLES)), key=lambda row: (row[0], row[1]))
+    expected = _expected_schema()
+    if found == expected:
+        return
+    extra = [row for row in found if row not in expected]
+    missing = [row for row in expected if row not in found]
+    if extra:
+        what = f"{extra[0][0]} {extra[0][1]!r} on {extra[0][2]!r} that rtv did not make (or that was changed)"
+    else:
+        what = f"no {missing[0][0]} {missing[0][1]!r}"
+    raise GalleryError(f"gallery {path} has been altered: it has {what}; refusing it, since such a change can keep "
+                       "removed people or revoked access. Keep the file as evidence and rebuild the gallery from an "
+                       "export (after checking it)")
+
+

@@ -163,13 +163,11 @@ def test_failure_halfway_through_enrolment_stores_nothing(filled, monkeypatch):
 
 
 def test_database_error_halfway_is_rolled_back(filled):
-    conn = sqlite3.connect(filled)
-    conn.execute("CREATE TRIGGER fail_third BEFORE INSERT ON embeddings "
-                 "WHEN (SELECT count(*) FROM embeddings WHERE person_id = NEW.person_id) >= 2 "
-                 "BEGIN SELECT RAISE(ABORT, 'injected constraint failure'); END")
-    conn.commit()
-    conn.close()
     with Gallery.open(filled, SHA) as g:
+        # a TEMP trigger lives in this connection only (a trigger in the file is refused at open)
+        g._conn.execute("CREATE TEMP TRIGGER fail_third BEFORE INSERT ON embeddings "
+                        "WHEN (SELECT count(*) FROM embeddings WHERE person_id = NEW.person_id) >= 2 "
+                        "BEGIN SELECT RAISE(ABORT, 'injected constraint failure'); END")
         before = _state(g)
         with pytest.raises(GalleryError, match="injected constraint failure"):
             g.enroll("carol", _vecs(3, 7))

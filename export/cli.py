@@ -20,6 +20,17 @@ def _guard(args: argparse.Namespace, outputs: dict, inputs=(), owned: bool = Fal
 from realtime.config import ZOO_DIR
 
 
+MAX_IMG_SIZE = 4096
+
+
+def _check_img_size(value: int | None, option: str = "--img-size") -> None:
+    """An input size is a positive multiple of 32 (the detectors' largest stride), at most :data:`MAX_IMG_SIZE`."""
+    from realtime.errors import ConfigError
+
+    if value is not None and (value < 32 or value % 32 or value > MAX_IMG_SIZE):
+        raise ConfigError(f"{option} {value}: must be a multiple of 32 from 32 to {MAX_IMG_SIZE}")
+
+
 def _default_reference() -> Path | None:
     candidate = Path.cwd().parent / "shared" / "reference" / "dlib_face_reference.npz"
     return candidate if candidate.is_file() else None
@@ -68,6 +79,8 @@ def cmd_export_faces(args: argparse.Namespace) -> int:
 
 def cmd_export_detector(args: argparse.Namespace) -> int:
     _guard(args, {"--out": args.out}, [args.checkpoint])  # both branches, before any work
+    _check_img_size(args.img_size)
+    _check_checkpoint(args.checkpoint)
     require_torch()
     from models.darknet import is_darknet_checkpoint
 
@@ -108,19 +121,63 @@ def cmd_import_darknet(args: argparse.Namespace) -> int:
     _guard(args, outputs, [args.cfg, args.weights] + ([args.names] if args.names else []))
     if out.suffix != ".onnx":
         raise ConfigError(f"--out {out}: must be an .onnx file")
+    _check_img_size(args.img_size)
     require_torch()
     from export.darknet import export_darknet
-    result = export_darknet(args.cfg, args.weights, out, args.names, img_size=args.img_size, name=args.name)
-    print(result["report_text"])
-    if args.checkpoint:
-        from models.darknet import save_darknet_checkpoint
+    from models.darknet import read_cfg, read_names
+    from models.importers.darknet_weights import check_weights_size, expected_floats
 
-        save_darknet_checkpoint(args.checkpoint, result["net"], result["contract"].classes, img_size=args.img_size)
-        print(f"wrote {args.checkpoint} (PyTorch state dict, for 'rtv train detector --init')")
+    # bounded pre-flight, before anything big is allocated or read: the cfg within the memory budget at
+    # --img-size, the weights file's size against the cfg, the names file
+    net = read_cfg(args.cfg, args.img_size)
+    check_weights_size(args.weights, expected_floats(net))
+    del net
+    if args.names:
+        read_names(args.names)
+    # written beside --out first and renamed over it only when parity holds: a failure leaves --out as it was
+    staging = out.with_name(f".{out.stem}.partial.onnx")
+    staging.unlink(missing_ok=True)
+    try:
+        result = export_darknet(args.cfg, args.weights, staging, args.names, img_size=args.img_size,
+                                name=args.name or Path(args.cfg).stem)
+        if args.checkpoint:
+            from models.darknet import save_darknet_checkpoint
+
+            save_darknet_checkpoint(args.checkpoint, result["net"], result["contract"].classes,
+                                    img_size=args.img_size)
+            print(f"wrote {args.checkpoint} (PyTorch state dict, for 'rtv train detector --init')")
+        staging.replace(out)
+    finally:
+        staging.unlink(missing_ok=True)
+    result["path"] = out
+    print(result["report_text"])
     contract = result["contract"]
     print(f"wrote {result['path']} ({len(contract.classes)} classes, strides {list(contract.strides)}, layout "
           f"{contract.output_layout}; sha256 {result['sha256'][:12]}…)")
     return 0
+
+
+def _check_checkpoint(path) -> None:
+    """A checkpoint argument must be a readable regular file (a torch error would be several lines)."""
+    import os
+    import stat
+
+    from realtime.errors import ModelError
+
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise ModelError(f"checkpoint {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ModelError(f"checkpoint {path} is not a regular file")
+    require_torch()
+    import torch
+
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)  # never runs pickled code
+    except Exception as exc:  # noqa: BLE001 - torch raises many kinds, each with several lines
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"checkpoint {path} is not a PyTorch checkpoint rtv can read ({first[:200]})") from None
 
 
 def cmd_export_darknet(args: argparse.Namespace) -> int:

@@ -167,6 +167,9 @@ def run_parity(torch_forward: Callable[[np.ndarray], list[np.ndarray]], onnx_pat
             ref = [np.asarray(o) for o in torch_forward(x)]
             got = model.run(x)
             case: dict[str, Any] = {"input": label, **raw_errors(ref, got)}
+            bad = sum(int((~np.isfinite(o)).sum()) for o in [*ref, *got])
+            if bad:  # NaN - NaN is NaN, which no tolerance comparison catches
+                report.failures.append(f"{label}: {bad} output values are NaN or infinite (weights out of range?)")
             if case["max_abs"] > tolerance.raw_abs and case["max_rel"] > tolerance.raw_rel:
                 report.failures.append(f"{label}: raw max abs {case['max_abs']:.2e} > {tolerance.raw_abs:g} and "
                                        f"max rel {case['max_rel']:.2e} > {tolerance.raw_rel:g}")

@@ -24,7 +24,9 @@ Layers, with darknet's semantics (``parser.c`` and the ``*_layer.c`` files of pj
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -49,6 +51,34 @@ UNSUPPORTED = {
     "region": {},
 }
 BN_DENOM_EPS = 1e-6  # darknet: (x - mean) / (sqrt(var) + .000001)
+MAX_CFG_BYTES = 1 << 20          # a cfg is text of a few kB; yolov4's is 12 kB
+MAX_NAMES_BYTES = 1 << 20
+MAX_CLASS_NAME_CHARS = 200
+MAX_KERNEL = 64                  # conv kernels and maxpool windows (darknet's are 1-13)
+MEMORY_BUDGET_BYTES = 4 << 30    # float32 parameters + every layer's output at the input size, checked per layer
+                                 # before anything is allocated (yolov3 at 416: ~0.25 GB + ~0.3 GB)
+
+
+def read_bounded(path: Path | str, what: str, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``; :class:`ModelError` for anything else (a device such
+    as /dev/zero, a FIFO, a folder, a bigger file), checked before reading."""
+    path = Path(path)
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise ModelError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ModelError(f"{what} {path} is not a regular file (a device, pipe or folder); give the file itself")
+    if st.st_size > max_bytes:
+        raise ModelError(f"{what} {path} is {st.st_size} bytes, more than the {max_bytes} a {what} may be")
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise ModelError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if len(data) > max_bytes:
+        raise ModelError(f"{what} {path} grew past {max_bytes} bytes while it was read")
+    return data
 
 
 @dataclass(frozen=True)
@@ -283,8 +313,12 @@ class DarknetNet(nn.Module):
     of every layer's output at the [net] size.
     """
 
-    def __init__(self, sections: Sequence[Section], source: str = "cfg"):
+    def __init__(self, sections: Sequence[Section], source: str = "cfg", img_size: int | None = None,
+                 budget_bytes: int = MEMORY_BUDGET_BYTES):
         super().__init__()
+        self._budget = int(budget_bytes)
+        self._params = 0
+        self._activations = 0
         if not sections or sections[0].kind not in ("net", "network"):
             raise ModelError(f"{source}: a darknet cfg starts with a [net] section")
         net = _Options(sections[0], source)
@@ -294,11 +328,14 @@ class DarknetNet(nn.Module):
         self.channels = net.int("channels", 3)
         if self.width <= 0 or self.height <= 0 or self.channels <= 0:
             raise ModelError(f"{net.where}: width, height and channels must be positive")
+        # activations are counted at the larger of the [net] size and img_size (the export and parity sizes)
+        self._scale = max(1.0, float(img_size or 0) ** 2 / (self.width * self.height))
         self.kinds: list[str] = []
         self.layers = nn.ModuleList()
         self.shapes: list[tuple[int, int, int]] = []
         heads: list[HeadSpec] = []
         shape = (self.channels, self.height, self.width)
+        self._account(0, shape, net.where)
         for index, section in enumerate(sections[1:]):
             opts = _Options(section, source)
             if section.kind not in LAYER_KINDS:
@@ -317,6 +354,22 @@ class DarknetNet(nn.Module):
         self._keep = {i for layer in self.layers for i in getattr(layer, "sources", ())}
         self._keep |= {layer.source for layer in self.layers if isinstance(layer, ShortcutLayer)}
 
+    def _account(self, params: int, shape: tuple[int, int, int], where: str) -> None:
+        """Add a layer's parameters and output to the running total; :class:`ModelError` past the memory budget,
+        before the layer is allocated."""
+        self._params += int(params)
+        self._activations += int(shape[0]) * int(shape[1]) * int(shape[2])
+        need = 4 * (self._params + self._activations * self._scale)
+        if need > self._budget:
+            raise ModelError(f"{where}: the cfg needs {need / 2**30:.3g} GiB ({self._params} parameters and "
+                             f"{self._activations} activation values so far), more than the {self._budget / 2**30:g} "
+                             "GiB memory budget for a darknet import; not a model rtv can run")
+
+    @property
+    def parameter_count(self) -> int:
+        """float32 values the cfg's layers hold (= what a weights file must carry)."""
+        return self._params
+
     def _source_index(self, value: int, index: int, opts: _Options, key: str) -> int:
         absolute = index + value if value < 0 else value
         if not 0 <= absolute < index:
@@ -332,13 +385,18 @@ class DarknetNet(nn.Module):
             filters, size = opts.int("filters", 1), opts.int("size", 1)
             stride, groups = opts.int("stride", 1), opts.int("groups", 1)
             padding = size // 2 if opts.int("pad", 0) else opts.int("padding", 0)
+            if size > MAX_KERNEL:
+                raise ModelError(f"{where}: size={size}: a kernel larger than {MAX_KERNEL} is not a darknet model "
+                                 "rtv can run")
             if filters < 1 or size < 1 or stride < 1 or groups < 1 or c % groups or filters % groups:
                 raise ModelError(f"{where}: filters={filters}, size={size}, stride={stride}, groups={groups} do not "
                                  f"fit {c} input channels")
-            layer = ConvLayer(c, filters, size, stride, padding, groups, bool(opts.int("batch_normalize", 0)),
-                              opts.str("activation", "logistic"), where)
+            bn = bool(opts.int("batch_normalize", 0))
             out = (filters, (h + 2 * padding - size) // stride + 1, (w + 2 * padding - size) // stride + 1)
-            return layer, self._positive(out, where), None
+            self._positive(out, where)
+            self._account(filters * (c // groups) * size * size + filters * (4 if bn else 1), out, where)
+            layer = ConvLayer(c, filters, size, stride, padding, groups, bn, opts.str("activation", "logistic"), where)
+            return layer, out, None
         if kind == "maxpool":
             size = opts.int("size", 1)
             stride = opts.int("stride", 1)
@@ -347,12 +405,19 @@ class DarknetNet(nn.Module):
                 raise ModelError(f"{where}: size={size}, stride={stride}, padding={padding} must be positive")
             if padding // 2 >= size or padding - padding // 2 >= size:
                 raise ModelError(f"{where}: padding={padding} with size={size} makes windows of padding only")
+            if size > MAX_KERNEL:
+                raise ModelError(f"{where}: size={size}: a window larger than {MAX_KERNEL} is not a darknet model "
+                                 "rtv can run")
             out = (c, (h + padding - size) // stride + 1, (w + padding - size) // stride + 1)
-            return MaxPoolLayer(size, stride, padding), self._positive(out, where), None
+            self._positive(out, where)
+            self._account(0, (c, h + padding, w + padding), where)  # the padded copy the layer makes
+            self._account(0, out, where)
+            return MaxPoolLayer(size, stride, padding), out, None
         if kind == "upsample":
             stride = opts.int("stride", 2)
             if stride < 1:
                 raise ModelError(f"{where}: stride={stride}: only upsampling by a positive integer is supported")
+            self._account(0, (c, h * stride, w * stride), where)
             return UpsampleLayer(stride, opts.float("scale", 1.0)), (c, h * stride, w * stride), None
         if kind == "route":
             values = opts.ints("layers")
@@ -370,6 +435,7 @@ class DarknetNet(nn.Module):
             if any(ch % groups for ch in chans):
                 raise ModelError(f"{where}: channels {chans} are not divisible by groups={groups}")
             oh, ow = sizes.pop()
+            self._account(0, (sum(ch // groups for ch in chans), oh, ow), where)
             return RouteLayer(sources, groups, group_id, chans), (sum(ch // groups for ch in chans), oh, ow), None
         if kind == "shortcut":
             values = opts.ints("from")
@@ -381,6 +447,7 @@ class DarknetNet(nn.Module):
             if self.shapes[src] != shape:
                 raise ModelError(f"{where}: from layer {src} has shape {self.shapes[src]}, the previous layer "
                                  f"{shape}; rtv's reader adds only equal shapes")
+            self._account(0, shape, where)
             return ShortcutLayer(src, opts.str("activation", "linear"), where), shape, None
         # yolo / region heads
         classes = opts.int("classes", 20)
@@ -444,26 +511,31 @@ class DarknetNet(nn.Module):
         return tuple(results)
 
 
-def read_cfg(path: Path | str) -> DarknetNet:
-    """Parse the cfg file at ``path`` into an untrained :class:`DarknetNet`; :class:`ModelError` if it is bad."""
+def read_cfg(path: Path | str, img_size: int | None = None, budget_bytes: int = MEMORY_BUDGET_BYTES) -> DarknetNet:
+    """Parse the cfg file at ``path`` (a regular file of at most :data:`MAX_CFG_BYTES`) into an untrained
+    :class:`DarknetNet`, refusing one whose parameters and activations (at ``img_size`` when larger than the
+    [net] size) exceed ``budget_bytes`` before allocating it; :class:`ModelError` if it is bad."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise ModelError(f"cannot read darknet cfg {path}: {exc.strerror or exc}") from exc
-    return DarknetNet(parse_cfg(text, str(path)), str(path))
+    text = read_bounded(path, "darknet cfg", MAX_CFG_BYTES).decode("utf-8", errors="replace")
+    return DarknetNet(parse_cfg(text, str(path)), str(path), img_size=img_size, budget_bytes=budget_bytes)
 
 
 def read_names(path: Path | str) -> tuple[str, ...]:
-    """Class names, one per line (darknet's ``.names``); blank lines are dropped."""
+    """Class names, one per line (darknet's ``.names``); blank lines are dropped. A name must be printable text
+    (no control, bidi or zero-width characters) of at most :data:`MAX_CLASS_NAME_CHARS` characters."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelError(f"cannot read class names {path}: {exc}") from exc
+        lines = read_bounded(path, "class names file", MAX_NAMES_BYTES).decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise ModelError(f"cannot read class names {path}: not UTF-8 text (byte {exc.start})") from None
     names = tuple(line.strip() for line in lines if line.strip())
     if not names:
         raise ModelError(f"{path}: holds no class names")
+    for number, name in enumerate(names, start=1):
+        if len(name) > MAX_CLASS_NAME_CHARS or not name.isprintable():
+            shown = name[:40].encode("unicode_escape").decode("ascii")
+            raise ModelError(f"{path}: class name {number} ({shown!r}) is not printable text of at most "
+                             f"{MAX_CLASS_NAME_CHARS} characters (control, bidi or zero-width characters)")
     return names
 
 

@@ -11,6 +11,8 @@ refused with both counts (it belongs to another cfg, or is truncated).
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,29 +42,55 @@ def seen_is_64bit(major: int, minor: int) -> bool:
     return major * 10 + minor >= 2 and major < 1000 and minor < 1000
 
 
-def read_weights_file(path: Path | str) -> tuple[WeightsHeader, np.ndarray]:
-    """Header and all float32 values of a ``.weights`` file. Raises :class:`ModelError` when the file is too short
-    for a header or its body is not a whole number of float32 values."""
+def check_weights_size(path: Path | str, expected_floats: int) -> WeightsHeader:
+    """The header of a ``.weights`` file and its size against ``expected_floats``, without reading the body."""
+    return read_weights_file(path, expected_floats, header_only=True)[0]
+
+
+def read_weights_file(path: Path | str, expected_floats: int | None = None, header_only: bool = False) -> tuple[WeightsHeader, np.ndarray]:
+    """Header and all float32 values of a ``.weights`` file (a regular file: a device or a FIFO is refused).
+    Raises :class:`ModelError` when the file is too short for a header, its body is not a whole number of float32
+    values, or (``expected_floats``) its size is not what the cfg needs - checked from the file's size before the
+    body is read, so a huge or sparse file is never read whole."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        st = os.stat(path)
     except OSError as exc:
-        raise ModelError(f"cannot read darknet weights {path}: {exc.strerror or exc}") from exc
-    if len(data) < 16:
-        raise ModelError(f"{path}: {len(data)} bytes is too short for a darknet weights header (16 or 20 bytes)")
-    major, minor, revision = (int(v) for v in np.frombuffer(data, "<i4", 3))
-    wide = seen_is_64bit(major, minor)
-    header_bytes = 20 if wide else 16
-    if len(data) < header_bytes:
-        raise ModelError(f"{path}: {len(data)} bytes is too short for a version {major}.{minor} header "
-                         f"({header_bytes} bytes)")
-    seen = int(np.frombuffer(data, "<u8" if wide else "<u4", 1, offset=12)[0])
-    body = len(data) - header_bytes
-    if body % 4:
-        raise ModelError(f"{path}: {body} bytes after the {header_bytes}-byte header is not a whole number of "
-                         "float32 values (truncated or not a darknet weights file)")
-    values = np.frombuffer(data, "<f4", body // 4, offset=header_bytes)
-    return WeightsHeader(major, minor, revision, seen, header_bytes), values
+        raise ModelError(f"cannot read darknet weights {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ModelError(f"darknet weights {path} is not a regular file (a device, pipe or folder)")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(20)
+            if len(head) < 16:
+                raise ModelError(f"{path}: {len(head)} bytes is too short for a darknet weights header (16 or 20 "
+                                 "bytes)")
+            major, minor, revision = (int(v) for v in np.frombuffer(head, "<i4", 3))
+            wide = seen_is_64bit(major, minor)
+            header_bytes = 20 if wide else 16
+            if len(head) < header_bytes:
+                raise ModelError(f"{path}: {len(head)} bytes is too short for a version {major}.{minor} header "
+                                 f"({header_bytes} bytes)")
+            seen = int(np.frombuffer(head, "<u8" if wide else "<u4", 1, offset=12)[0])
+            body = st.st_size - header_bytes
+            if body % 4:
+                raise ModelError(f"{path}: {body} bytes after the {header_bytes}-byte header is not a whole number "
+                                 "of float32 values (truncated or not a darknet weights file)")
+            if expected_floats is not None and body // 4 != expected_floats:
+                what = ("truncated or for a smaller cfg" if body // 4 < expected_floats
+                        else "extra values: for a larger cfg")
+                raise ModelError(f"{path}: the cfg needs {expected_floats} float32 weights after the header but the "
+                                 f"file holds {body // 4} ({what}); use the .cfg the weights were trained with")
+            header = WeightsHeader(major, minor, revision, seen, header_bytes)
+            if header_only:
+                return header, np.zeros(0, np.float32)
+            fh.seek(header_bytes)
+            data = fh.read(body + 1)
+    except OSError as exc:
+        raise ModelError(f"cannot read darknet weights {path}: {exc.strerror or exc}") from None
+    if len(data) != body:
+        raise ModelError(f"{path} changed size while it was read")
+    return header, np.frombuffer(data, "<f4", body // 4)
 
 
 def expected_floats(net: DarknetNet) -> int:
@@ -79,8 +107,8 @@ def load_darknet_weights(net: DarknetNet, path: Path | str) -> WeightsHeader:
     Raises :class:`ModelError` saying how many floats were expected and found when the counts differ, or when a
     batch-norm variance is negative or a value is not finite.
     """
-    header, values = read_weights_file(path)
     want = expected_floats(net)
+    header, values = read_weights_file(path, want)
     if len(values) != want:
         what = "truncated or for a smaller cfg" if len(values) < want else "extra values: for a larger cfg"
         raise ModelError(f"{path}: the cfg needs {want} float32 weights after the header but the file holds "
@@ -119,8 +147,10 @@ def _fill_conv(layer: ConvLayer, take, path: Path | str, index: int) -> None:
     layer.conv.weight.copy_(torch.from_numpy(weight.reshape(layer.conv.weight.shape).copy()))
 
 
-def load_darknet(cfg_path: Path | str, weights_path: Path | str) -> tuple[DarknetNet, WeightsHeader]:
-    """A :class:`DarknetNet` built from ``cfg_path`` with the weights of ``weights_path``, in eval mode."""
-    net = read_cfg(cfg_path)
+def load_darknet(cfg_path: Path | str, weights_path: Path | str,
+                 img_size: int | None = None) -> tuple[DarknetNet, WeightsHeader]:
+    """A :class:`DarknetNet` built from ``cfg_path`` with the weights of ``weights_path``, in eval mode (the cfg is
+    checked against the memory budget at ``img_size`` before anything is allocated)."""
+    net = read_cfg(cfg_path, img_size)
     header = load_darknet_weights(net, weights_path)
     return net.eval(), header

@@ -128,7 +128,7 @@ def choose_precision(role: str, provider: str, requested: str, cpu: CpuInfo, man
         candidates.append((float(speed) if isinstance(speed, (int, float)) else float("inf"),
                            _CHEAPER_FIRST.index(precision), precision, record))
     if not any(c[2] != "float" for c in candidates):
-        return made("float", f"no reduced precision measured to pass on {provider} with a {cpu.isa} CPU")
+        return made("float", f"no reduced precision measured to pass on {provider} with a CPU of class {cpu.isa}")
     _, _, precision, record = min(candidates, key=lambda c: (c[0], c[1]))
-    return made(precision, f"measured to pass on {provider} with a {cpu.isa} CPU ({record.get('summary', '')})"
+    return made(precision, f"measured to pass on {provider} with a CPU of class {cpu.isa} ({record.get('summary', '')})"
                 .replace(" ()", ""))

@@ -97,7 +97,7 @@ def openvino_devices(ort=None) -> list:
     ort = ort or import_onnxruntime()
     if register_openvino_plugin(ort) is not None:
         return []
-    return [d for d in ort.get_ep_devices() if d.ep_name == _OPENVINO and str(d.device.type).endswith("CPU")]
+    return [d for d in ort.get_ep_devices() if d.ep_name == _OPENVINO and d.ep_metadata.get("ov_device") == "CPU"]
 
 
 def resolve_provider(policy: str, ort=None, cpu=None) -> ProviderDecision:

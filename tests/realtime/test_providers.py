@@ -38,6 +38,7 @@ class FakeDevice:
 class FakeEpDevice:
     ep_name: str
     device: FakeDevice = field(default_factory=FakeDevice)
+    ep_metadata: dict = field(default_factory=dict)
 
 
 class FakeOrt:
@@ -57,7 +58,8 @@ class FakeOrt:
     def get_ep_devices(self):
         devices = [FakeEpDevice("CPUExecutionProvider")]
         if self.registered and self.ov_device:
-            devices.append(FakeEpDevice("OpenVINOExecutionProvider"))
+            devices.append(FakeEpDevice("OpenVINOExecutionProvider", ep_metadata={"ov_device": "GPU"}))
+            devices.append(FakeEpDevice("OpenVINOExecutionProvider", ep_metadata={"ov_device": "CPU"}))
         return devices
 
 
@@ -105,6 +107,7 @@ def test_plugin_registers_once_per_process(fake_plugin):
         rt.openvino_devices(ort)
         rt.resolve_provider("auto", ort, INTEL_AMX)
     assert ort.registered == [("OpenVINOExecutionProvider", "/fake/libopenvino_plugin.so")]
+    assert [d.ep_metadata["ov_device"] for d in rt.openvino_devices(ort)] == ["CPU"]
 
 
 def test_without_the_plugin_auto_falls_back_and_openvino_says_how_to_install(no_plugin, tiny_model):
@@ -220,3 +223,18 @@ def test_default_detector_on_this_machine_passes_its_record():
     if choice.precision != "float":
         assert any(r["precision"] == choice.precision and r["isa"] == cpu_info().isa and r["pass"]
                    for r in precision_records(manifest_for(ZOO_DIR), "yolov3_tiny_coco.onnx"))
+
+
+def test_doctor_names_the_provider_and_each_models_precision(no_plugin, capsys):
+    from realtime.cli.main import main
+
+    assert main(["doctor", "--no-camera", "--json"]) == 0
+    acc = json.loads(capsys.readouterr().out)["acceleration"]
+    assert acc["provider"]["name"] == "cpu" and "not installed" in acc["provider"]["reason"]
+    assert acc["openvino_plugin"].startswith("the onnxruntime-ep-openvino plugin is not installed")
+    assert {m["precision"] for m in acc["models"].values()} <= {"float", "int8"}
+    assert acc["models"]["detector"]["file"] in ("yolov3_tiny_coco.onnx", "yolov3_tiny_coco_int8.onnx")
+    assert acc["cpu"]["isa"] in ("amx", "avx512_vnni", "avx_vnni", "avx512", "avx2", "baseline")
+    assert main(["doctor", "--no-camera"]) == 0
+    text = capsys.readouterr().out
+    assert "provider     cpu: the onnxruntime-ep-openvino plugin is not installed" in text

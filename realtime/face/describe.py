@@ -16,6 +16,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from realtime.serialize import descriptor_faces_json
+
 STILL_DETECT_WIDTH = 640
 
 
@@ -23,18 +25,7 @@ def describe_faces(image_bgr: np.ndarray, detector, embedder) -> list[dict[str, 
     """Every face of ``image_bgr`` (uint8 (H, W, 3)) as a JSON-ready dict, largest score first."""
     faces = detector.detect(image_bgr)
     chips, points = embedder.align(image_bgr, faces.boxes_xyxy, faces.landmarks5)
-    vectors = embedder.embed(chips)
-    out = []
-    for i in range(len(faces)):
-        dlib = None if not np.isfinite(points[i]).all() else [[int(x), int(y)] for x, y in points[i]]
-        out.append({
-            "box": [round(float(v), 2) for v in faces.boxes_xyxy[i]],
-            "score": round(float(faces.scores[i]), 4),
-            "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in faces.landmarks5[i]],
-            "landmarks_dlib": dlib,
-            "descriptor": [round(float(v), 7) for v in vectors[i]],
-        })
-    return out
+    return descriptor_faces_json(faces, points, embedder.embed(chips))
 
 
 def embed_images(paths: Iterable[Path | str], config=None, detect_width: int = STILL_DETECT_WIDTH

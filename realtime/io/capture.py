@@ -198,6 +198,9 @@ class ImageFolderReader:
             path = self.paths[self._i]
             t = self._i / self.fps
             self._i += 1
+            from realtime.io.image_header import check_image_file
+
+            check_image_file(path)  # a decompression bomb stops the run (SourceError) before it is decoded
             frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if frame is None or frame.size == 0:
                 self.skipped += 1
@@ -226,12 +229,13 @@ class ImageFolderReader:
 def read_image(path: Path | str) -> np.ndarray:
     """A photo as uint8 (H, W, 3) BGR at its own size, turned upright by its EXIF orientation (OpenCV's
     ``IMREAD_COLOR`` applies it). :class:`SourceError` when the file is missing or not a readable image."""
+    from realtime.io.image_header import check_image_file
+
     path = Path(path)
-    if not path.is_file():
-        raise SourceError(f"image not found: {path}")
+    check_image_file(path)  # missing, a folder, a device, or too many pixels: refused before decoding
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None or image.size == 0:
-        raise SourceError(f"{path}: not a readable image")
+        raise SourceError(f"{path}: not a readable image (not a photo OpenCV can decode)")
     return image
 
 

@@ -149,7 +149,7 @@ def check_outputs_spare_inputs(inputs: Sequence[BatchInput], out_dir: Path) -> N
     out_dir = Path(out_dir)
     ledger = os.path.realpath(out_dir / f"{LEDGER_NAME}.jsonl")
     for item in inputs:
-        for suffix in (".mp4", ".jsonl", ".mp4.partial", ".jsonl.partial"):
+        for suffix in (".mp4", ".jsonl", ".partial.mp4", ".partial.jsonl"):
             target = os.path.realpath(out_dir / f"{item.name}{suffix}")
             if target in real_inputs or target == ledger and ledger in real_inputs:
                 raise OutputError(f"the output {target} would overwrite the input {real_inputs[target]}; "
@@ -185,6 +185,8 @@ def expected_frames(path: str | Path) -> int:
     path = Path(path)
     if path.is_dir():
         return sum(1 for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not path.is_file():  # a FIFO would block the probe, a device never end
+        return 0
     try:
         import av
 

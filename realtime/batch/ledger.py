@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -28,7 +29,8 @@ from realtime.runtime import file_sha256
 
 FINISHED = ("done", "skipped")
 STATUSES = ("done", "failed", "skipped", "interrupted", "pending")
-TIMING_KEYS = ("seconds",)  # the only fields that differ between two runs of the same batch
+TIMING_KEYS = ("seconds",)
+_CUT_NAME = re.compile(r'"name":"([A-Za-z0-9._-]+)"')  # the only fields that differ between two runs of the same batch
 
 
 def config_fingerprint(config: Config) -> str:
@@ -100,6 +102,11 @@ class Ledger:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
+                # a line cut short by a crash: if it still names its input, that input's outputs are this
+                # batch's (redone, never skipped: the record cannot be checked)
+                found = _CUT_NAME.search(line)
+                if found and found.group(1) not in latest:
+                    latest[found.group(1)] = {"name": found.group(1), "status": "cut"}
                 continue
             if isinstance(record, dict) and isinstance(record.get("name"), str):
                 latest[record["name"]] = record
@@ -111,10 +118,18 @@ class Ledger:
         self._lock_folder()
         try:
             self._handle = open(self.path, "a", encoding="utf-8")
+            if self.path.stat().st_size and not self._ends_with_newline():
+                self._handle.write("\n")  # a line cut short by a crash stays alone on its line (and is ignored)
+                self._handle.flush()
         except OSError as exc:
             self.close()
             raise SinkError(f"cannot write {self.path}: {exc}") from exc
         return self
+
+    def _ends_with_newline(self) -> bool:
+        with open(self.path, "rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) == b"\n"
 
     def _lock_folder(self) -> None:
         """An exclusive lock on the out-dir itself (so it survives ``compact`` replacing the file)."""

@@ -12,6 +12,7 @@ import logging
 import multiprocessing as mp
 import os
 import signal
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -31,6 +32,11 @@ MAX_ATTEMPTS = 2  # an input whose worker dies is tried on one more worker
 def _worker_main(conn, abandon, config: Config, threads: int) -> None:
     """A worker process: build once, then serve jobs until told to stop (or the driver goes away)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # SIGTERM/SIGHUP to the process group too: the driver decides (it abandons the input in flight, which the
+    # worker then finalises and reports, so the ledger keeps it); a driver that dies takes the worker with it
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    _die_with_parent()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
     from realtime.batch.worker import Abandon, BatchWorker
@@ -70,6 +76,36 @@ def _worker_main(conn, abandon, config: Config, threads: int) -> None:
             conn.send(("result", record))
     finally:
         worker.close()
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this worker when the driver dies (even by SIGKILL), so no worker goes on writing. What it
+    wrote so far carries ``.partial`` names only; the next run removes and redoes it."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the worker notices the driver's pipe closing instead
+        pass
+    if os.getppid() == 1:  # the driver died before prctl took effect
+        os._exit(0)
+
+
+def _tracker_ignores_sighup() -> None:
+    """Start multiprocessing's resource tracker with SIGHUP ignored (it ignores SIGINT and SIGTERM itself), so a
+    SIGHUP to the process group leaves it to clean up after the driver instead of dying with a traceback."""
+    from multiprocessing import resource_tracker
+
+    if threading.current_thread() is not threading.main_thread():
+        resource_tracker.ensure_running()
+        return
+    old = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        signal.signal(signal.SIGHUP, old)
 
 
 def _send_error(conn, exc: BaseException) -> None:
@@ -115,6 +151,7 @@ class LocalPool:
         """Annotate ``jobs``; returns the jobs never started (Ctrl-C)."""
         pending = deque(jobs)
         attempts: dict[str, int] = {}
+        _tracker_ignores_sighup()
         abandon = self._ctx.Event()
         slots = [self._start(abandon) for _ in range(min(self.workers, len(pending)))]
         try:
@@ -126,7 +163,7 @@ class LocalPool:
                     abandon.set()
                 if stop.level >= 3:  # a third Ctrl-C: stop waiting for workers that do not return
                     for slot in busy:
-                        slot.process.terminate()
+                        slot.process.kill()
                         events.finished(job_record(slot.job, "interrupted", error="terminated on Ctrl-C"))
                         slot.job = None
                     break
@@ -197,6 +234,6 @@ class LocalPool:
         for slot in slots:
             slot.process.join(max(0.0, deadline - time.monotonic()))
             if slot.process.is_alive():
-                slot.process.terminate()
+                slot.process.kill()  # workers ignore SIGTERM (the driver decides)
                 slot.process.join(2.0)
             slot.conn.close()

@@ -30,6 +30,14 @@ class Stop:
     (abandon), a second one 3."""
 
     level: int = 0
+    signum: int | None = None  # the first signal that stopped the batch (SIGINT, SIGTERM, SIGHUP)
+
+    @property
+    def words(self) -> str:
+        """How the batch was stopped, for records and messages: "Ctrl-C", "SIGTERM", "SIGHUP"."""
+        if self.signum in (None, signal.SIGINT):
+            return "Ctrl-C"
+        return signal.Signals(self.signum).name
 
 
 class Reporter:
@@ -60,6 +68,7 @@ class BatchResult:
     wall_s: float
     worker_deaths: int = 0
     startup_s: tuple[float, ...] = ()
+    signum: int | None = None  # the signal that interrupted it (None: Ctrl-C or not interrupted)
 
     @property
     def ok(self) -> bool:
@@ -100,21 +109,27 @@ def _signals(stop: Stop, reporter: Reporter) -> Iterator[None]:
         return
 
     def on_int(_signum, _frame) -> None:
+        stop.signum = stop.signum or signal.SIGINT
         stop.level += 1
         reporter.note(("Ctrl-C: finishing the inputs in flight, starting no more (Ctrl-C again abandons them)",
                        "Ctrl-C: abandoning the inputs in flight (their outputs are finalised)",
                        "Ctrl-C: no more waiting")[min(stop.level, 3) - 1])
 
-    def on_term(_signum, _frame) -> None:  # abandon; a second SIGTERM stops waiting
+    def on_term(signum, _frame) -> None:  # SIGTERM/SIGHUP: abandon (records kept); a second one stops waiting
+        stop.signum = stop.signum or signum
         stop.level = max(stop.level + 1, 2)
+        reporter.note(f"{signal.Signals(signum).name}: abandoning the inputs in flight (their outputs are "
+                      "finalised and recorded)")
 
     old_int = signal.signal(signal.SIGINT, on_int)
     old_term = signal.signal(signal.SIGTERM, on_term)
+    old_hup = signal.signal(signal.SIGHUP, on_term)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGHUP, old_hup)
 
 
 def _outputs(out_dir: Path, item: BatchInput) -> tuple[Path, Path]:
@@ -127,6 +142,12 @@ def _skip_or_refuse(item: BatchInput, job: Job, previous: dict[str, Any] | None,
     outputs still there), or "failed" (the input is missing, or outputs exist that no batch here wrote)."""
     if not item.exists:
         return job_record(job, "failed", error=f"input not found: {item.path}")
+    if not (os.path.isfile(item.path) or os.path.isdir(item.path)):
+        return job_record(job, "failed", error=f"input {item.path} is not a regular file (a device or pipe); "
+                                               "give video files or image folders")
+    for orphan in (job.partial_mp4, job.partial_jsonl):  # an earlier run died mid-input: its unfinished copy
+        if os.path.isfile(orphan) and not os.path.islink(orphan):
+            os.unlink(orphan)
     mp4, jsonl = Path(job.mp4), Path(job.jsonl)
     for path in (mp4, jsonl):
         if path.exists() and not path.is_file():
@@ -140,21 +161,39 @@ def _skip_or_refuse(item: BatchInput, job: Job, previous: dict[str, Any] | None,
                                                    "writing it; pass --overwrite to replace it")
         return None
     if (previous.get("status") in FINISHED and previous.get("config") == job.config and mp4.is_file()
-            and jsonl.is_file() and previous.get("mp4") == mp4.name and previous.get("jsonl") == jsonl.name):
+            and jsonl.is_file() and previous.get("mp4") == mp4.name and previous.get("jsonl") == jsonl.name
+            and mp4.stat().st_size > 0 and jsonl.stat().st_size > 0):  # a zero-byte output is redone
         sha256 = input_sha256(item.path)
         if sha256 == previous.get("sha256"):
             record = job_record(job, "skipped", previous.get("frames", 0), previous.get("expected_frames"),
-                                0.0, sha256)
+                                float(previous.get("seconds") or 0.0), sha256)  # the original run's timing
             return record
     return None
+
+
+def publish(record: dict[str, Any], job: Job | None) -> dict[str, Any]:
+    """The driver's step after a worker's result: each unfinished output (``.partial.``) renamed to its final
+    name, and the record naming only outputs that exist."""
+    if job is not None:
+        for partial, final in ((job.partial_mp4, job.mp4), (job.partial_jsonl, job.jsonl)):
+            if os.path.isfile(partial):
+                os.replace(partial, final)
+        folder = Path(job.mp4).parent
+        for key in ("mp4", "jsonl"):
+            if record.get(key) and not (folder / record[key]).is_file():
+                record[key] = None
+    return record
 
 
 class _Driver:
     """The events a runner reports: written to the ledger as they come, passed on to the reporter."""
 
-    def __init__(self, ledger: Ledger, reporter: Reporter):
+    def __init__(self, ledger: Ledger, reporter: Reporter, jobs: Mapping[str, Job] | None = None,
+                 stop: Stop | None = None):
         self.ledger = ledger
         self.reporter = reporter
+        self.jobs = dict(jobs or {})
+        self.stop = stop
         self.records: dict[str, dict[str, Any]] = {}
 
     def started(self, job: Job, worker: Any) -> None:
@@ -164,6 +203,10 @@ class _Driver:
         self.reporter.frames(n)
 
     def finished(self, record: dict[str, Any]) -> None:
+        record = dict(record)
+        if record.get("status") == "interrupted" and self.stop is not None and self.stop.words != "Ctrl-C":
+            record["error"] = f"abandoned on {self.stop.words}"
+        record = publish(record, self.jobs.get(record["name"]))
         self.records[record["name"]] = record
         self.ledger.append(record)
         self.reporter.finished(record)
@@ -202,6 +245,13 @@ def _run(config: Config, inputs: Sequence[str], out_dir: Path, workers: int, ray
         raise OutputError(f"--out-dir {out_dir}: is not a folder")
     items = expand_inputs(inputs, out_dir)
     if not items:
+        real_out = os.path.realpath(out_dir)
+        inside = [t for t in inputs if os.path.isdir(str(t)) and
+                  (real_out + os.sep).startswith(os.path.realpath(str(t)) + os.sep)]
+        if inside:
+            raise ConfigError(f"no inputs found: --out-dir {out_dir} is (or lies inside) the input folder "
+                              f"{inside[0]}, and files in the out-dir are never taken as inputs; choose another "
+                              "--out-dir")
         raise ConfigError(f"no inputs found in {' '.join(map(str, inputs)) or '(nothing given)'}")
     check_outputs_spare_inputs(items, out_dir)
     owned = [f"{LEDGER_NAME}.jsonl"] + [f"{i.name}{s}" for i in items for s in (".mp4", ".jsonl")]
@@ -212,13 +262,14 @@ def _run(config: Config, inputs: Sequence[str], out_dir: Path, workers: int, ray
     t0 = time.perf_counter()
     with Ledger(out_dir / f"{LEDGER_NAME}.jsonl") as ledger:
         previous = ledger.read()
-        driver = _Driver(ledger, reporter)
+        driver = _Driver(ledger, reporter, stop=stop)
         jobs: list[Job] = []
         early: list[dict[str, Any]] = []
         for item in items:
             mp4, jsonl = _outputs(out_dir.resolve(), item)
             job = Job(input=item.path, name=item.name, mp4=str(mp4), jsonl=str(jsonl), config=fingerprint)
             record = _skip_or_refuse(item, job, previous.get(item.name), overwrite)
+            driver.jobs[job.name] = job
             if record is None:
                 jobs.append(job)
             else:
@@ -255,5 +306,5 @@ def _run(config: Config, inputs: Sequence[str], out_dir: Path, workers: int, ray
     return BatchResult(records=records, interrupted=stop.level > 0, runner="ray" if ray_address else "local",
                        workers=n_workers, threads=threads, wall_s=time.perf_counter() - t0,
                        worker_deaths=pool.deaths if pool else 0,
-                       startup_s=tuple(pool.startup_s) if pool else ())
+                       startup_s=tuple(pool.startup_s) if pool else (), signum=stop.signum)
 

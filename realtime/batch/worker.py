@@ -29,6 +29,22 @@ class Job:
     jsonl: str
     config: str
 
+    @property
+    def partial_mp4(self) -> str:
+        """Where a worker writes the MP4: ``<name>.partial.mp4``; only the driver renames it to :attr:`mp4`."""
+        return staging_path(self.mp4)
+
+    @property
+    def partial_jsonl(self) -> str:
+        return staging_path(self.jsonl)
+
+
+def staging_path(final: str) -> str:
+    """``dir/clip.mp4`` -> ``dir/clip.partial.mp4``: an unfinished output keeps its extension (the container
+    follows it) and never carries the final name."""
+    path = Path(final)
+    return str(path.with_name(f"{path.stem}.partial{path.suffix}"))
+
 
 class Abandon(KeyboardInterrupt):
     """Raised from inside the run loop when the driver abandons in-flight inputs (Ctrl-C twice); the loop ends
@@ -75,7 +91,8 @@ def annotate_input(config: Config, job: Job, pipeline, on_frame: Callable[[], No
     from realtime.session import annotate
 
     counted = _Counted(pipeline, on_frame) if on_frame is not None else pipeline
-    return annotate(config, job.input, Path(job.mp4), Path(job.jsonl), progress=False, pipeline=counted)
+    return annotate(config, job.input, Path(job.partial_mp4), Path(job.partial_jsonl), progress=False,
+                    pipeline=counted)
 
 
 def job_record(job: Job, status: str, frames: int = 0, expected: int | None = None, seconds: float = 0.0,

@@ -2,6 +2,7 @@
 
 Exit codes of ``rtv batch``: 0 every input done (or skipped: done before with the same bytes and config);
 11 the batch ran to the end but at least one input failed (``batch.jsonl`` says which and why); 130 interrupted
+(Ctrl-C), 143 stopped by SIGTERM, 129 by SIGHUP
 (re-run the same command to resume); 2-10 the batch could not start (bad config or arguments 2, model 4, gallery 5,
 an output refused or the out-dir unusable 6; one line on stderr), as for every rtv command.
 """
@@ -31,8 +32,14 @@ def cmd_batch(args: argparse.Namespace) -> int:
     print(f"batch: {len(result.records)} inputs: {counts} in {result.wall_s:.1f} s on {where}; "
           f"ledger {args.out_dir}/batch.jsonl", file=sys.stderr)
     if result.interrupted:
-        print("rtv: batch interrupted; run the same command again to resume", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        import signal
+
+        if result.signum in (None, signal.SIGINT):
+            print("rtv: batch interrupted; run the same command again to resume", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        print(f"rtv: batch stopped by {signal.Signals(result.signum).name} (the inputs in flight are recorded as "
+              "interrupted); run the same command again to resume", file=sys.stderr)
+        return 128 + int(result.signum)
     return 0 if result.ok else EXIT_SOME_FAILED
 
 
@@ -61,7 +68,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "skipped), frames, seconds, sha256. Re-running the same command skips inputs done before with "
                     "the same bytes and config and redoes the rest. One bad file never stops the batch. Ctrl-C "
                     "once: finish the inputs in flight; twice: abandon them (outputs finalised).\n\n"
-                    "Exit codes: 0 all inputs done or skipped; 11 some input failed; 130 interrupted; 2-10 the "
+                    "Exit codes: 0 all inputs done or skipped; 11 some input failed; 130 interrupted (Ctrl-C), "
+                    "143 SIGTERM, 129 SIGHUP; 2-10 the "
                     "batch could not start.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT",

@@ -193,6 +193,8 @@ class UnlockHook:
             self._results.put(HookResult(job, status == OK, detail, time.perf_counter() - t0, self.action, status))
 
     def _run_command(self, job: HookJob) -> tuple[str, str]:
+        become_subreaper()
+        known = child_pids()
         with tempfile.TemporaryFile() as output:
             try:
                 proc = subprocess.Popen(hook_argv(self.command, job), stdin=subprocess.DEVNULL, stdout=output,
@@ -209,10 +211,12 @@ class UnlockHook:
                 timed_out = True
             finally:
                 leftover = _kill_group(proc)
+                leftover = kill_orphans(known) or leftover  # what it started in another session (setsid)
                 with self._lock:
                     self._running = None
             output.seek(0)
-            text = output.read(4 * OUTPUT_CHARS).decode("utf-8", "replace").strip()[:OUTPUT_CHARS]
+            # escaped: a hook's output must not reach the terminal as control sequences or forged lines
+            text = escape_text(output.read(4 * OUTPUT_CHARS).decode("utf-8", "replace").strip())[:OUTPUT_CHARS]
         if timed_out:
             return TIMED_OUT, f"timed out after {self.timeout_s:g} s (its process group was killed)"
         detail = f"exit status {proc.returncode}" + (f": {text}" if text else "")
@@ -221,6 +225,18 @@ class UnlockHook:
         return (OK if proc.returncode == 0 else FAILED), detail
 
     def _post(self, job: HookJob) -> tuple[str, str]:
+        """The POST on a helper thread, waited for at most ``timeout_s`` as a whole (urllib's own timeout is per
+        socket operation: a server that sends a header line a second would never trip it)."""
+        box: list[tuple[str, str]] = []
+        helper = threading.Thread(target=lambda: box.append(self._post_once(job)), name="door-hook-post",
+                                  daemon=True)
+        helper.start()
+        helper.join(self.timeout_s)
+        if not box:
+            return TIMED_OUT, f"timed out after {self.timeout_s:g} s (the request was abandoned)"
+        return box[0]
+
+    def _post_once(self, job: HookJob) -> tuple[str, str]:
         body = json.dumps({"event": "grant", "person": job.person, "door_id": job.door_id,
                            "audit_seq": job.audit_seq,
                            "ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}).encode("utf-8")
@@ -235,6 +251,70 @@ class UnlockHook:
             reason = getattr(exc, "reason", exc)
             return FAILED, f"POST failed: {reason}"
         return (OK if 200 <= status < 300 else FAILED), f"HTTP {status}"
+
+
+PR_SET_CHILD_SUBREAPER = 36
+_subreaper = False
+
+
+def become_subreaper() -> bool:
+    """Linux: make this process the child subreaper of everything it starts, so a hook's grandchild that left its
+    process group (``setsid``) is reparented here instead of to init, and :func:`kill_orphans` can find it."""
+    global _subreaper
+    if not _subreaper:
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            _subreaper = libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            _subreaper = False
+    return _subreaper
+
+
+def child_pids() -> set[int]:
+    """PIDs of this process's children (from /proc; empty where there is none)."""
+    me = os.getpid()
+    found = set()
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return found
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                text = fh.read().decode("ascii", "replace")
+        except OSError:
+            continue
+        fields = text[text.rfind(")") + 2:].split()
+        if len(fields) > 1 and fields[1].isdigit() and int(fields[1]) == me:
+            found.add(int(entry))
+    return found
+
+
+def kill_orphans(known: set[int], rounds: int = 20) -> bool:
+    """SIGKILL and reap every child of this process not in ``known`` (a hook's descendants, reparented here by
+    the subreaper), round after round until none is left (a killed one's own children are reparented next).
+    True when there was one."""
+    killed = False
+    for _ in range(rounds):
+        extra = child_pids() - known
+        if not extra:
+            break
+        for pid in extra:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed = True
+            except (ProcessLookupError, PermissionError):
+                pass
+        for pid in extra:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+    return killed
 
 
 def _kill_group(proc: subprocess.Popen) -> bool:

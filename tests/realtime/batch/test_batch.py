@@ -192,7 +192,7 @@ def test_ctrl_c_at_the_terminal(tmp_path, clip_dir, tiny_clip, fast_settings):
                              *settings], cwd=Path(__file__).resolve().parents[3], start_new_session=True,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while not (out / "long.jsonl.partial").exists() and time.monotonic() < deadline and proc.poll() is None:
+    while not list(out.glob("long.partial*")) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGINT)
     time.sleep(0.3)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from realtime.batch.run import publish
 from realtime.batch.worker import BatchWorker, Job, worker_config
 from realtime.config import ZOO_DIR, load_config
 
@@ -47,8 +48,10 @@ def test_each_input_starts_with_fresh_tracks(tmp_path, settings, key):
     clips = [people_clip(tmp_path / f"face{i}.mp4", 6) for i in range(2)]
     worker = BatchWorker(config, threads=1)
     try:
-        records = [worker.process(Job(str(c), c.stem, str(tmp_path / f"{c.stem}.out.mp4"),
-                                      str(tmp_path / f"{c.stem}.out.jsonl"), "fp")) for c in clips]
+        jobs = [Job(str(c), c.stem, str(tmp_path / f"{c.stem}.out.mp4"), str(tmp_path / f"{c.stem}.out.jsonl"),
+                    "fp") for c in clips]
+        records = [publish(worker.process(job), job) for job in jobs]  # the worker writes .partial., the driver
+        # publishes
     finally:
         worker.close()
     assert [r["status"] for r in records] == ["done", "done"]

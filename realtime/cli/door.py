@@ -32,6 +32,7 @@ def cmd_door(args: argparse.Namespace) -> int:
     from realtime.metrics import format_summary
 
     config = _config(args)
+    check_door_id(config.door.door_id)
     guard_outputs({"--jsonl": args.jsonl}, config, inputs=[args.source or config.source.uri],
                   overwrite=args.overwrite)
     if not args.no_window:
@@ -62,6 +63,29 @@ def cmd_door(args: argparse.Namespace) -> int:
               "frames (stop record written)", file=sys.stderr)
         return exit_code_for_interrupt()
     return 0
+
+
+MAX_DOOR_ID_CHARS = 64
+
+
+def check_door_id(door_id: str) -> None:
+    """``door.door_id`` reaches the hook's argv, the audit log and the terminal: 1 to 64 printable characters
+    without control/bidi characters, not starting with '-'; :class:`ConfigError` otherwise."""
+    from realtime.errors import ConfigError
+    from realtime.gallery.names import escape_text
+
+    text = str(door_id)
+    problem = None
+    if not text.strip():
+        problem = "it is empty"
+    elif len(text) > MAX_DOOR_ID_CHARS:
+        problem = f"it has {len(text)} characters, more than {MAX_DOOR_ID_CHARS}"
+    elif not text.isprintable() or text != text.strip():
+        problem = "it holds control, bidi or line-break characters or surrounding white space"
+    elif text.startswith("-"):
+        problem = "it starts with '-', which programs read as an option"
+    if problem:
+        raise ConfigError(f"door.door_id={escape_text(text)[:80]!r}: {problem}; use a short printable name")
 
 
 def _impostor_vectors(config, folder: str):
@@ -128,6 +152,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     extra = _impostor_vectors(config, args.impostors) if args.impostors else None
     target = args.far if args.far is not None else config.door.target_far
     cal, genuine, impostor = calibrate(vectors, labels, target, sha, extra)
+    if cal.measurable and cal.threshold > config.door.deny_threshold:
+        from realtime.errors import ConfigError
+
+        raise ConfigError(f"the calibrated threshold {cal.threshold:.4f} is above door.deny_threshold "
+                          f"{config.door.deny_threshold:g}, which door mode would refuse; NOT stored. Raise "
+                          f"door.deny_threshold to at least {cal.threshold:.2f} (--set door.deny_threshold=...) and "
+                          "calibrate again")
     if cal.measurable:
         save_calibration(cal, out)
     plotted = plot_histogram(genuine, impostor, cal.threshold, plot_file,

@@ -148,10 +148,25 @@ def load_key(path: str | os.PathLike, setting: str = "door.audit_key_file") -> b
     """The key in a key file (its bytes, surrounding white space removed): :class:`ConfigError` naming
     ``setting`` when it is missing, unreadable, not a regular file, shorter than :data:`MIN_KEY_BYTES` or longer
     than :data:`MAX_KEY_BYTES`. Make one with ``rtv audit keygen FILE``."""
+    import stat as _stat
+
     p = Path(path)
     try:
-        if not p.is_file():
-            raise ConfigError(f"{setting}={str(p)!r}: no such key file (make one with 'rtv audit keygen FILE')")
+        try:
+            st = os.stat(p)
+        except FileNotFoundError:
+            raise ConfigError(f"{setting}={str(p)!r}: no such key file (make one with 'rtv audit keygen FILE')") \
+                from None
+        if _stat.S_ISDIR(st.st_mode):
+            raise ConfigError(f"{setting}={str(p)!r} is a folder, not a key file")
+        if not _stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{setting}={str(p)!r} is not a regular file (a device or pipe), so not a key file")
+        if st.st_mode & 0o077:
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "%s=%s is readable or writable by other users (mode %o); anyone who can read it can forge the log: "
+                "chmod 600 it", setting, p, _stat.S_IMODE(st.st_mode))
         with open(p, "rb") as fh:
             if fh.read(15) == b"SQLite format 3":
                 raise ConfigError(f"{setting}={str(p)!r} is an SQLite database, not a key file; the key must live "

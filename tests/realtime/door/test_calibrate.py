@@ -123,13 +123,19 @@ def test_rtv_calibrate_end_to_end(tmp_path, astronaut_gallery, capsys):
     cv2.imwrite(str(impostors / "cameraman_small.png"), cv2.resize(data.camera(), (384, 384)))
     code = main(["calibrate", "--impostors", str(impostors), "--far", "0.4", "--json",
                  "--set", f"faces.gallery={gallery}"])
+    err = capsys.readouterr().err
+    # a threshold above door.deny_threshold (0.7) would be refused by door mode: not stored, exit 2
+    assert code == 2 and "door.deny_threshold" in err and not calibration_path(gallery).exists(), err
+    code = main(["calibrate", "--impostors", str(impostors), "--far", "0.4", "--json",
+                 "--set", f"faces.gallery={gallery}", "--set", "door.deny_threshold=1.5"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["stored"]
     assert out["n_impostor"] == 3 and out["n_genuine"] == 0 and out["tar"] is None and out["far"] <= 0.4
     assert 0.6 < out["threshold"] < 1.2  # distances of the cameraman's face to the astronaut's
     stored = load_calibration(calibration_path(gallery))
     assert isinstance(stored, Calibration) and stored.threshold == out["threshold"]
-    threshold, text, _sha = resolve_threshold(load_config(None, [f"faces.gallery={gallery}"]))
+    threshold, text, _sha = resolve_threshold(load_config(None, [f"faces.gallery={gallery}",
+                                                                 "door.deny_threshold=1.5"]))
     assert threshold == stored.threshold and text.startswith("calibrated threshold")
     if out["plot"]:
         assert (tmp_path / "g.sqlite.calibration.png").read_bytes()[:4] == b"\x89PNG"

@@ -61,9 +61,9 @@ def test_sigkill_of_the_driver_leaves_no_half_output_and_the_resume_redoes_it(tm
     time.sleep(1.0)
     assert not (out / "long.mp4").exists() and not (out / "long.jsonl").exists()
     assert list(out.glob("long.partial*"))  # the orphan is there, under its unfinished name
-    settings = [x for s in fast_settings for x in ("--set", s)]
-    code = main(["batch", *map(str, inputs), "--out-dir", str(out), "--workers", "1", "--no-progress", *settings])
-    assert code == 0
+    resume = _start(out, inputs, fast_settings)
+    _, err = resume.communicate(timeout=120)
+    assert resume.returncode == 0, err
     records = ledger(out)
     assert records["long"]["status"] == "done" and records["long"]["frames"] == 400
     assert not list(out.glob("*.partial*"))

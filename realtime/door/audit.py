@@ -369,6 +369,21 @@ class AuditLog:
             raise AuditError(f"audit log {self.path}: writing a {kind} record failed ({exc})") from exc
         return seq
 
+    def grants_without_hook(self, since_seq: int) -> list[tuple[int, str | None]]:
+        """``(seq, person)`` of every GRANT after record ``since_seq`` that no hook record refers to (the door
+        logs those as not run when it stops, so no GRANT is left without its hook outcome)."""
+        rows = self._db.execute("SELECT seq, kind, decision, person, detail FROM events WHERE seq > ? ORDER BY seq",
+                                (int(since_seq),)).fetchall()
+        hooked = set()
+        for _seq, kind, _decision, _person, detail in rows:
+            if kind == "hook" and detail:
+                try:
+                    hooked.add(int(json.loads(detail).get("grant_seq")))
+                except (ValueError, TypeError, AttributeError):
+                    pass
+        return [(seq, person) for seq, kind, decision, person, _detail in rows
+                if kind == "decision" and decision == "GRANT" and seq not in hooked]
+
     # ------------------------------------------------------------------------------------- watching the file
     def _remember_file(self) -> None:
         """What :meth:`watch` compares with: the file's (device, inode) and size, SQLite's data_version, the last

@@ -112,6 +112,7 @@ class AuditSink:
         self.sha = sha
         self.echo = echo
         self.last_packet: FramePacket | None = None
+        self.start_seq = 0  # the start record's seq, once written
 
     def write(self, packet: FramePacket, display_bgr: np.ndarray | None) -> None:
         self.last_packet = packet
@@ -215,7 +216,7 @@ def run_door(config: Config, source_uri: str | None = None, show_window: bool = 
             outcome.threshold, outcome.threshold_text = threshold, text
             echo(f"{door.door_id}: {text}")
             echo(NO_LIVENESS)
-            audit.append("start", door.door_id, f"door mode started: {text}", threshold=threshold,
+            outputs.start_seq = audit.append("start", door.door_id, f"door mode started: {text}", threshold=threshold,
                          model_sha256=sha, detail={"hook": hook.action or None, "rules": dataclasses.asdict(rules),
                                                    "audit_mac": audit.meta.get("mac")})
             with pipeline:
@@ -238,6 +239,11 @@ def _stop(config: Config, audit: AuditLog, hook: UnlockHook, outputs: AuditSink,
     results = hook.close()
     try:
         outputs.log_hook_results(results)
+        if hook.enabled and outputs.start_seq:  # a signal between a GRANT's commit and its hook
+            for seq, person in audit.grants_without_hook(outputs.start_seq):
+                audit.append("hook", config.door.door_id, "unlock hook not run", person=person,
+                             model_sha256=outputs.sha, detail={"grant_seq": seq, "ok": False, "status": "not run",
+                                                               "result": "the door stopped before it started"})
         result = outcome.result
         if failure is None and result.reason == EndReason.ERROR:
             outputs.alarm("camera", f"camera/source lost: {result.error}")

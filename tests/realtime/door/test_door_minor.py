@@ -94,3 +94,42 @@ def test_door_audit_errors_at_start_are_one_line(tmp_path, astronaut_gallery, ca
 def test_a_full_disk_is_named():
     assert _disk_full(Path("/tmp"), sqlite3.OperationalError("database or disk is full"))
     assert not _disk_full(Path("/tmp"), sqlite3.OperationalError("no such table: x"))
+
+
+def test_a_grant_whose_hook_never_ran_gets_a_not_run_record(tmp_path):
+    """A stop signal between a GRANT's commit and its hook submission: the stop path finds the GRANT without a hook
+    record and logs it as not run (so no GRANT is left without its hook outcome)."""
+    log = tmp_path / "a.sqlite"
+    with AuditLog.open(log) as audit:
+        start = audit.append("start", "d", "go")
+        audit.append("decision", "d", "ok", decision="GRANT", person="ann")
+        hooked = audit.append("decision", "d", "ok", decision="GRANT", person="bob")
+        audit.append("hook", "d", "unlock hook ok", person="bob", detail={"grant_seq": hooked, "ok": True})
+        assert audit.grants_without_hook(start) == [(2, "ann")]
+
+
+def test_a_write_lock_held_longer_than_the_busy_timeout_is_waited_for(tmp_path):
+    """Another program holds the log's write lock for 3 s (more than SQLite's 2 s busy timeout, which used to stop
+    the door with exit 10): the append waits and succeeds; a lock held past the budget is one AuditError."""
+    import threading
+    import time
+
+    import realtime.door.audit as audit_module
+    from realtime.errors import AuditError
+
+    log = tmp_path / "a.sqlite"
+    with AuditLog.open(log) as audit:
+        audit.append("start", "d", "go")
+        other = sqlite3.connect(log, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        threading.Timer(3.0, lambda: other.execute("COMMIT")).start()
+        start = time.monotonic()
+        audit.append("decision", "d", "ok", decision="DENY")
+        assert time.monotonic() - start >= 2.5
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(AuditError, match="held its write lock"):
+                audit_module._begin_immediate(audit._db, log, budget_s=2.5)
+        finally:
+            other.execute("COMMIT")
+            other.close()

@@ -120,7 +120,7 @@ def test_a_write_lock_held_longer_than_the_busy_timeout_is_waited_for(tmp_path):
     log = tmp_path / "a.sqlite"
     with AuditLog.open(log) as audit:
         audit.append("start", "d", "go")
-        other = sqlite3.connect(log, isolation_level=None)
+        other = sqlite3.connect(log, isolation_level=None, check_same_thread=False)
         other.execute("BEGIN IMMEDIATE")
         threading.Timer(3.0, lambda: other.execute("COMMIT")).start()
         start = time.monotonic()

@@ -26,9 +26,9 @@ def format_record(record: dict[str, Any]) -> str:
 class ProgressBar(Reporter):
     """tqdm on stderr; ``enabled`` False prints only the per-input lines."""
 
-    def __init__(self, enabled: bool = True, stream=sys.stderr):
+    def __init__(self, enabled: bool = True, stream=None):
         self.enabled = enabled
-        self.stream = stream
+        self.stream = stream if stream is not None else sys.stderr  # looked up now, not when the module loaded
         self._bar = None
         self._inputs = 0
         self._finished = 0

@@ -131,6 +131,13 @@ def _check_one(label: str, shown: PathLike, overwrite: bool, protected: list[_Pr
     return resolved
 
 
+def zoo_dir() -> Path:
+    """The shipped model zoo (its files are protected)."""
+    from realtime.config import ZOO_DIR
+
+    return Path(ZOO_DIR)
+
+
 def protected_paths(config=None, inputs: Iterable[PathLike | None] = (),
                     rebuilds: Iterable[PathLike] = ()) -> dict[str, list]:
     """THE protected set: everything a run must never write over, by what it is (for error messages).
@@ -143,13 +150,11 @@ def protected_paths(config=None, inputs: Iterable[PathLike | None] = (),
     never an input, the gallery, the audit log, its key or the config. Each path also protects its SQLite
     -wal/-shm/-journal files (see :func:`check_outputs`).
     """
-    from realtime.config import ZOO_DIR
-
-    config_path = getattr(config, "path", None) if config is not None else None
+    config_path = config.path if config is not None else None
     protected: dict[str, list] = {"an input": [p for p in inputs if p is not None and str(p) != ""]}
     protected["the config"] = [config_path or ("config.yaml" if Path("config.yaml").is_file() else None)]
     exempt = {_resolve(p) for p in rebuilds}
-    zoo_files = [str(p) for p in sorted(Path(ZOO_DIR).glob("*")) if _resolve(p) not in exempt]
+    zoo_files = [str(p) for p in sorted(zoo_dir().glob("*")) if _resolve(p) not in exempt]
     if config is None:
         protected["a shipped model (zoo)"] = zoo_files
         return protected

@@ -123,7 +123,7 @@ def world(tmp_path, monkeypatch, parser):
     zoo.mkdir()
     (zoo / "yolov3_tiny_coco.onnx").write_bytes(b"zoo model")
     (zoo / "face_cohort.npz").write_bytes(b"cohort")
-    monkeypatch.setattr("realtime.config.ZOO_DIR", zoo)
+    monkeypatch.setattr("realtime.io.paths.zoo_dir", lambda: zoo)
     monkeypatch.setattr(cli_main, "build_parser", lambda: parser)
     styles = tmp_path / "styles"
     styles.mkdir()

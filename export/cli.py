@@ -16,7 +16,9 @@ from realtime.cli.args import (add_overwrite, command_group, guard_output_dir, g
 def _guard(args: argparse.Namespace, outputs: dict, inputs=(), owned: bool = False) -> None:
     """Export outputs may go into the zoo (that is where models live), never over the gallery, the audit log, the
     config, an input checkpoint, or an existing file without --overwrite."""
-    guard_outputs(outputs, load_from_args(args), inputs=inputs, overwrite=args.overwrite or owned, serving=False)
+    guard_outputs(outputs, load_from_args(args), inputs=inputs, overwrite=args.overwrite or owned, serving=False,
+                  rebuilds=[p for label, p in outputs.items()
+                            if p is not None and (owned or (label == "--out" and _names_a_zoo_file(p)))])
 from realtime.config import ZOO_DIR
 
 
@@ -29,6 +31,18 @@ def _check_img_size(value: int | None, option: str = "--img-size") -> None:
 
     if value is not None and (value < 32 or value % 32 or value > MAX_IMG_SIZE):
         raise ConfigError(f"{option} {value}: must be a multiple of 32 from 32 to {MAX_IMG_SIZE}")
+
+
+def _names_a_zoo_file(path) -> bool:
+    """Whether ``path`` names an ONNX file directly in the shipped zoo (not through a link): an export may rebuild
+    a shipped model there (still only with --overwrite, and never its own input, the gallery, the log or a key)."""
+    import os
+
+    from realtime.io.paths import zoo_dir
+
+    raw = Path(path).expanduser()
+    return (raw.suffix == ".onnx" and not os.path.islink(raw)
+            and Path(os.path.abspath(raw)).parent == zoo_dir().resolve())
 
 
 def _default_reference() -> Path | None:

@@ -199,14 +199,14 @@ def kept_files(config, serving: bool = True, rebuilds=()) -> dict[str, list]:
 
 
 def guard_outputs(outputs: dict, config=None, inputs=(), overwrite: bool = False, serving: bool = True,
-                  make_parents: bool = False) -> dict:
+                  make_parents: bool = False, rebuilds=()) -> dict:
     """The output guard for one command, called from its handler before any work: see
     :func:`realtime.io.paths.check_outputs`. ``inputs``: the files or folders the command reads."""
     from realtime.io.paths import check_outputs
 
     from realtime.io.paths import protected_paths
 
-    protected = protected_paths(config, inputs)
+    protected = protected_paths(config, inputs, rebuilds)  # rebuilds: zoo files the command exists to rebuild
     return check_outputs(outputs, protected, overwrite=overwrite, make_parents=make_parents)
 
 

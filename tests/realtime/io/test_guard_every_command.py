@@ -188,6 +188,8 @@ def test_every_file_output_refuses_every_protected_path(key, world, parser, caps
         hard = tmp_path / f"hard_{what.replace(' ', '_')}{suffix}"
         os.link(path, hard)
         for target in (path, link, hard):
+            if target is path and option == "--out" and suffix == ".onnx" and what == "zoo model":
+                continue  # an export may rebuild a shipped ONNX model named directly (never through a link)
             argv = base + ([str(target)] if option == "FILE" else [option, str(target)])
             line = _refused(capsys, argv, path, before)
             if target is not path:  # the right suffix: the guard itself says no

@@ -221,6 +221,8 @@ class ObjectTracking:
     """
 
     name = "track"
+    pure = False
+    fail_soft = False
 
     def __init__(self, tracker: ObjectTracker, show_score_threshold: float = 0.0):
         self.tracker = tracker

@@ -14,7 +14,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -55,7 +55,9 @@ def points_json(points: np.ndarray, decimals: int = DEFAULT_DECIMALS) -> list[li
 
 
 def detections_json(detections: Detections, decimals: int = DEFAULT_DECIMALS) -> list[dict[str, Any]]:
-    """One ``{"box", "score", "class"[, "track"]}`` per detection (``track`` only where the tracker confirmed it)."""
+    """One ``{"box", "score", "class"[, "track"][, "continued"]}`` per detection (``track`` only where the tracker
+    confirmed it; ``continued: true`` for a box below its class's threshold kept only because it continued a
+    confirmed track)."""
     out = []
     for i in range(len(detections)):
         entry: dict[str, Any] = {"box": box_json(detections.boxes_xyxy[i], decimals),
@@ -63,6 +65,8 @@ def detections_json(detections: Detections, decimals: int = DEFAULT_DECIMALS) ->
                                  "class": detections.class_name(i)}
         if detections.track_ids[i] >= 0:
             entry["track"] = int(detections.track_ids[i])
+        if detections.continued[i]:
+            entry["continued"] = True
         out.append(entry)
     return out
 
@@ -97,18 +101,33 @@ def faces_json(faces: FaceDetections, identities: FaceIdentities | None,
     return out
 
 
+def face_description_json(box_xyxy: np.ndarray, score: float, landmarks5: np.ndarray,
+                          landmarks_dlib5: np.ndarray | None, descriptor: np.ndarray,
+                          decimals: int = DEFAULT_DECIMALS) -> dict[str, Any]:
+    """One face of a still with its descriptor (``rtv embed``, the API's ``FaceDescription``): ``box``, ``score``,
+    ``landmarks``, ``landmarks_dlib`` (integer pixels, or null when the embedder aligns with its template) and
+    ``descriptor`` (the embedding, 7 decimals)."""
+    dlib = None
+    if landmarks_dlib5 is not None and np.isfinite(landmarks_dlib5).all():
+        dlib = points_json(landmarks_dlib5, 0)
+    return {"box": box_json(box_xyxy, decimals), "score": _fine(score, decimals),
+            "landmarks": points_json(landmarks5, decimals), "landmarks_dlib": dlib,
+            "descriptor": [round(float(v), 7) for v in descriptor]}
+
+
 def descriptor_faces_json(faces: FaceDetections, landmarks_dlib5: np.ndarray, vectors: np.ndarray,
                           decimals: int = DEFAULT_DECIMALS) -> list[dict[str, Any]]:
-    """Faces of a still with their descriptors (``rtv embed``): ``box``, ``score``, ``landmarks``,
-    ``landmarks_dlib`` (integer pixels, or null when the embedder aligns with its template) and ``descriptor``
-    (the embedding, 7 decimals)."""
-    out = []
-    for i in range(len(faces)):
-        dlib = points_json(landmarks_dlib5[i], 0) if np.isfinite(landmarks_dlib5[i]).all() else None
-        out.append({"box": box_json(faces.boxes_xyxy[i], decimals), "score": _fine(faces.scores[i], decimals),
-                    "landmarks": points_json(faces.landmarks5[i], decimals), "landmarks_dlib": dlib,
-                    "descriptor": [round(float(v), 7) for v in vectors[i]]})
-    return out
+    """Every face of a still with its descriptor (see :func:`face_description_json`)."""
+    return [face_description_json(faces.boxes_xyxy[i], faces.scores[i], faces.landmarks5[i], landmarks_dlib5[i],
+                                  vectors[i], decimals) for i in range(len(faces))]
+
+
+def verification_json(distance: float, threshold: float, same_person: bool, boxes_xyxy: Sequence[np.ndarray],
+                      chosen: Sequence[str], decimals: int = DEFAULT_DECIMALS) -> dict[str, Any]:
+    """A 1:1 answer (``rtv verify``, the API's ``Verification``): the distance, the threshold, the verdict and
+    which face of each photo was compared and how it was chosen ("only", "largest" or "box")."""
+    return {"distance": round(float(distance), 4), "threshold": float(threshold), "same_person": bool(same_person),
+            "faces": [{"box": box_json(box, decimals), "chosen": how} for box, how in zip(boxes_xyxy, chosen)]}
 
 
 def event_json(event: FrameEvent, decimals: int = DEFAULT_DECIMALS) -> dict[str, Any]:

@@ -96,7 +96,9 @@ class Detections:
 
     ``boxes_xyxy``: float32 (N, 4); ``scores``: float32 (N,); ``class_ids``: int64 (N,);
     ``class_names``: the model's class list (index with ``class_ids``); ``track_ids``: int64 (N,) the object
-    tracker's confirmed track id, -1 where untracked (left empty, it is filled with -1).
+    tracker's confirmed track id, -1 where untracked (left empty, it is filled with -1); ``continued``: bool (N,),
+    True for a box below its class's score threshold kept only because it continued a confirmed track (drawn as a
+    held track, not as a detection; left empty, it is filled with False).
 
     >>> dets[dets.scores > 0.5]            # doctest: +SKIP  (a Detections with the confident rows)
     """
@@ -106,15 +108,18 @@ class Detections:
     class_ids: np.ndarray = field(default_factory=lambda: _empty((0,), np.int64))
     class_names: tuple[str, ...] = ()
     track_ids: np.ndarray = field(default_factory=lambda: _empty((0,), np.int64))
+    continued: np.ndarray = field(default_factory=lambda: _empty((0,), bool))
 
-    _ROWS = ("boxes_xyxy", "scores", "class_ids", "track_ids")
+    _ROWS = ("boxes_xyxy", "scores", "class_ids", "track_ids", "continued")
 
     def __post_init__(self) -> None:
         n = len(self.scores)
         _check_lengths("Detections", "detection", n, boxes_xyxy=self.boxes_xyxy, class_ids=self.class_ids)
         if len(self.track_ids) == 0 and n:
             object.__setattr__(self, "track_ids", np.full(n, -1, dtype=np.int64))
-        _check_lengths("Detections", "detection", n, track_ids=self.track_ids)
+        if len(self.continued) == 0 and n:
+            object.__setattr__(self, "continued", np.zeros(n, dtype=bool))
+        _check_lengths("Detections", "detection", n, track_ids=self.track_ids, continued=self.continued)
 
     def __len__(self) -> int:
         return len(self.scores)

@@ -85,10 +85,11 @@ class MinimalSink:
 def test_the_run_loop_needs_nothing_beyond_the_protocols():
     source, stage, sink = MinimalSource(5), MinimalStage(), MinimalSink()
     assert isinstance(sink, Sink) and not isinstance(sink, KeySink)
-    _typed: tuple[FrameSource, Stage] = (source, stage)  # structural types, checked by a type checker
+    typed_source: FrameSource = source  # structural types: a type checker holds them to the protocols
+    typed_stage: Stage = stage
     counted = []
-    with Pipeline([stage]) as pipeline:
-        result = run_loop(source, pipeline, [sink], on_frame=lambda p: counted.append(p.index))
+    with Pipeline([typed_stage]) as pipeline:
+        result = run_loop(typed_source, pipeline, [sink], on_frame=lambda p: counted.append(p.index))
     assert result == RunResult(5, EndReason.END) and sink.result == result
     assert sink.got == [1, 2, 3, 4, 5] and counted == [0, 1, 2, 3, 4]
 
@@ -143,3 +144,22 @@ def test_a_new_gallery_reaches_the_recogniser_through_a_method_and_forgets_its_t
     assert stage.gallery_labels.tolist() == ["ann", "bob"] and stage.gallery_vectors.shape == (2, 4)
     # the old track is gone (no vote cast against the old gallery counts): the same box starts a new track
     assert stage.tracker.update(box, 2).track_ids.tolist() == [2]
+
+
+def test_every_shipped_stage_and_source_declares_its_whole_protocol():
+    from realtime.detect.track import ObjectTracking
+    from realtime.detect.yolo import ObjectDetection
+    from realtime.door.camera import ResilientSource
+    from realtime.door.live_gallery import GalleryWatch
+    from realtime.door.policy import DoorPolicy
+    from realtime.face.detector import FaceDetector
+    from realtime.io.capture import Source
+    from realtime.style.stage import StyleTransfer
+
+    for cls in (ObjectDetection, ObjectTracking, FaceDetector, FaceRecognition, StyleTransfer, GalleryWatch,
+                DoorPolicy):
+        for member in ("name", "pure", "fail_soft", "reset", "close", "__call__"):
+            assert hasattr(cls, member), f"{cls.__name__} lacks {member}"
+    for cls in (Source, ResilientSource):  # ``policy`` and ``stats`` are set per instance (see the run-loop tests)
+        for member in ("info", "frame_ready", "next_packet"):
+            assert hasattr(cls, member), f"{cls.__name__} lacks {member}"

@@ -102,3 +102,19 @@ def test_the_shipped_schema_checks_every_kind_of_line(tmp_path):
     with pytest.raises(ValueError, match="header line after the first"):
         validate_result_lines(path)
     path.unlink()  # not left for the suite-wide check
+
+
+def test_an_api_result_is_a_frame_line_of_the_schema():
+    jsonschema = pytest.importorskip("jsonschema")
+    from realtime.results import result_record
+    from realtime.serialize import load_schema
+
+    validator = jsonschema.Draft202012Validator(load_schema())
+    row = result_record(_packet(), "photos/a.jpg")
+    assert row["source"] == "photos/a.jpg" and row["frame"] == 3
+    validator.validate(json.loads(json.dumps(row)))
+    packet = _packet()
+    held = dataclasses.replace(packet, detections=dataclasses.replace(packet.detections, continued=np.array([True])))
+    row = json.loads(json.dumps(result_record(held, None)))
+    assert row["detections"][0]["continued"] is True
+    validator.validate(row)

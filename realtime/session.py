@@ -9,7 +9,7 @@ import logging
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from realtime.build import build_pipeline
 from realtime.config import Config, OverlayConfig
@@ -19,7 +19,8 @@ from realtime.io.sinks import BackgroundSink, JsonlSink, MetricsSink, Mp4Sink, P
 from realtime.metrics import Metrics
 from realtime.overlay import Hud, render
 from realtime.pipeline import Pipeline, Render, run_loop
-from realtime.types import RunResult
+from realtime.serialize import RunHeader
+from realtime.types import FramePacket, FrameSource, RunResult, SourceInfo
 
 log = logging.getLogger(__name__)
 
@@ -45,62 +46,76 @@ def hud_renderer(overlay: OverlayConfig, metrics: Metrics, pipeline: Pipeline,
     return render_packet
 
 
-def run_session(source, pipeline: Pipeline, sinks: Sequence[Sink], overlay: OverlayConfig,
+def run_session(source: FrameSource, pipeline: Pipeline, sinks: Sequence[Sink], overlay: OverlayConfig,
                 max_frames: int | None = None, render: Render | None = None,
-                controls: Controls | None = None) -> Outcome:
+                controls: Controls | None = None, on_frame: Callable[[FramePacket], None] | None = None) -> Outcome:
     """Run the loop with ``sinks`` plus a metrics sink (last, so latency is capture to the end of output).
-    ``render``: the overlay renderer (default :func:`hud_renderer`). The caller owns and closes everything."""
+    ``render``: the overlay renderer (default :func:`hud_renderer`); ``on_frame``: see :func:`run_loop`. The
+    caller owns and closes everything."""
+    from realtime.style.stage import StyleTransfer
+
     metrics = Metrics()
     style = pipeline.find("style")
-    controller = KeyController(controls or Controls(), getattr(style, "cycle", None))
+    controller = KeyController(controls or Controls(), style.cycle if isinstance(style, StyleTransfer) else None)
     result = run_loop(source, pipeline, [*sinks, MetricsSink(metrics, source.stats)],
-                      render or hud_renderer(overlay, metrics, pipeline, controller), controller, max_frames)
-    return Outcome(result, {**metrics.summary(), "capture_to_output": capture_to_output_kind(source)})
+                      render or hud_renderer(overlay, metrics, pipeline, controller), controller, max_frames,
+                      on_frame)
+    return Outcome(result, {**metrics.summary(), "capture_to_output": capture_to_output_kind(source.info)})
 
 
-def capture_to_output_kind(source) -> str:
+def capture_to_output_kind(info: SourceInfo) -> str:
     """``latency`` when frames arrive in real time (a camera, a stream, a paced file), else ``queueing``: an unpaced
     file is read ahead as fast as possible, so capture-to-output then measures time spent waiting in the source
     queue, not latency."""
-    live = bool(getattr(getattr(source, "reader", None), "live", False))
-    paced = bool(getattr(getattr(source, "config", None), "pace", False))
-    return "latency" if live or paced else "queueing"
+    return "latency" if info.live or info.paced else "queueing"
 
 
-def source_fps(source, config: Config) -> float:
-    return float(getattr(source.reader, "fps", 0) or config.source.fps)
+def source_fps(source: FrameSource, config: Config) -> float:
+    return source.info.fps or config.source.fps
+
+
+def jsonl_header(config: Config, source: FrameSource, pipeline: Pipeline) -> RunHeader:
+    """The JSONL's header for this run (models and their sha256, thresholds, config fingerprint, source)."""
+    from realtime.provenance import run_header
+
+    return run_header(config, source.info, pipeline.stages)
 
 
 def file_sinks(stack: ExitStack, config: Config, fps: float, out_mp4: Path | None,
-               out_jsonl: Path | None) -> list[Sink]:
+               out_jsonl: Path | None, header: RunHeader | None = None) -> list[Sink]:
     """The MP4 and JSONL sinks asked for, entered on ``stack`` (finalised when it unwinds). The H.264 encoder
-    runs on its own thread behind a bounded queue (:class:`BackgroundSink`), off the frame loop."""
+    runs on its own thread behind a bounded queue (:class:`BackgroundSink`), off the frame loop. ``header``: the
+    JSONL's first line."""
     sinks: list[Sink] = []
     if out_mp4 is not None:
         mp4 = stack.enter_context(Mp4Sink(out_mp4, fps=fps, crf=config.output.crf, preset=config.output.preset,
                                           threads=config.output.encode_threads))
         sinks.append(stack.enter_context(BackgroundSink(mp4)))
     if out_jsonl is not None:
-        sinks.append(stack.enter_context(JsonlSink(out_jsonl, decimals=config.output.jsonl_decimals)))
+        sinks.append(stack.enter_context(JsonlSink(out_jsonl, decimals=config.output.jsonl_decimals,
+                                                   header=header)))
     return sinks
 
 
 def annotate(config: Config, input_uri: str, out_mp4: Path | None, out_jsonl: Path | None,
-             progress: bool = True, max_frames: int | None = None, pipeline: Pipeline | None = None) -> Outcome:
-    """Every frame of ``input_uri`` (policy ``every``, unpaced) into the MP4 and/or JSONL; the JSONL's last line
-    says how the run ended. A pipeline may be passed in (benchmarks and batch workers reuse one)."""
+             progress: bool = True, max_frames: int | None = None, pipeline: Pipeline | None = None,
+             on_frame: Callable[[FramePacket], None] | None = None) -> Outcome:
+    """Every frame of ``input_uri`` (policy ``every``, unpaced) into the MP4 and/or JSONL; the JSONL's first line
+    says what produced it, its last line how the run ended. A pipeline may be passed in (benchmarks and batch
+    workers reuse one); ``on_frame(packet)`` is called as each frame completes (a batch counts frames there)."""
     with ExitStack() as stack:
         source = stack.enter_context(open_source(dataclasses.replace(config.source, policy="every", pace=False),
                                                  input_uri))
         if pipeline is None:
             pipeline = stack.enter_context(build_pipeline(config))
-        sinks = file_sinks(stack, config, source_fps(source, config), out_mp4, out_jsonl)
+        header = jsonl_header(config, source, pipeline) if out_jsonl is not None else None
+        sinks = file_sinks(stack, config, source_fps(source, config), out_mp4, out_jsonl, header)
         if progress:
-            total = int(getattr(source.reader, "expected_frames", 0) or 0) or None
+            total = source.info.expected_frames or None
             if total and max_frames:
                 total = min(total, max_frames)
             sinks.append(stack.enter_context(ProgressSink(total or max_frames, Path(str(input_uri)).name)))
-        return run_session(source, pipeline, sinks, config.overlay, max_frames)
+        return run_session(source, pipeline, sinks, config.overlay, max_frames, on_frame=on_frame)
 
 
 def run_live(config: Config, source_uri: str | None, show_window: bool = True, out_mp4: Path | None = None,
@@ -111,7 +126,8 @@ def run_live(config: Config, source_uri: str | None, show_window: bool = True, o
     with ExitStack() as stack:
         source = stack.enter_context(open_source(config.source, source_uri))
         pipeline = stack.enter_context(build_pipeline(config))
-        sinks = file_sinks(stack, config, source_fps(source, config), out_mp4, out_jsonl)
+        header = jsonl_header(config, source, pipeline) if out_jsonl is not None else None
+        sinks = file_sinks(stack, config, source_fps(source, config), out_mp4, out_jsonl, header)
         if show_window:
             sinks.append(stack.enter_context(WindowSink(Window("rtv"))))
         return run_session(source, pipeline, sinks, config.overlay, max_frames)

@@ -36,6 +36,7 @@ from realtime.door.events import DENY, GRANT, DoorAlarm, DoorDecision, DoorRecov
 from realtime.door.live_gallery import GalleryWatch, LiveGallery
 from realtime.door.policy import DoorPolicy, DoorRules
 from realtime.errors import AuditError, GalleryError, ModelError, RtvError, SourceError
+from realtime.face.recognition import FaceRecognition
 from realtime.pipeline import Pipeline
 from realtime.types import RunResult
 from realtime.types import EndReason
@@ -264,21 +265,19 @@ def _run(config, pipeline: Pipeline, rules: DoorRules, live: LiveGallery, source
     from realtime.io.display import Window
     from realtime.io.sinks import JsonlSink, WindowSink
     from realtime.overlay import NO_LIVENESS_NOTICE, Hud, draw_label, render
+    from realtime.provenance import run_header
     from realtime.session import run_session
 
     recognizer = pipeline.find("recognize")
-    if recognizer is None:
+    if not isinstance(recognizer, FaceRecognition):
         raise ModelError("door mode needs the face recognition stage; check faces.enabled and faces.recognize")
     with ExitStack() as stack:
-        watch = GalleryWatch(live, recognizer)
-        door_pipeline = Pipeline([watch, *pipeline.stages, DoorPolicy(rules, live.access, now=now)],
-                                 branches=pipeline.branches, workers=pipeline.workers,
-                                 in_flight=pipeline.in_flight, live_in_flight=pipeline.live_in_flight)
-        stack.callback(door_pipeline.close_pool)
+        door_pipeline = stack.enter_context(pipeline.extended(
+            before=[GalleryWatch(live, recognizer)], after=[DoorPolicy(rules, live.access, now=now)]))
         inner = source if source is not None else open_source(config.source, source_uri)
 
         def camera_back(reason: str) -> None:
-            recognizer.tracker.reset()  # tracks from before the outage never carry votes over it
+            recognizer.forget_tracks()  # tracks from before the outage never carry votes over it
             outputs.recovery("camera", reason)
 
         resilient = ResilientSource(inner, on_lost=lambda reason: outputs.alarm("camera", reason),
@@ -290,7 +289,8 @@ def _run(config, pipeline: Pipeline, rules: DoorRules, live: LiveGallery, source
             raise
         sinks: list = [outputs]
         if out_jsonl is not None:
-            sinks.append(stack.enter_context(JsonlSink(out_jsonl, decimals=config.output.jsonl_decimals)))
+            header = run_header(config, resilient.info, door_pipeline.stages)
+            sinks.append(stack.enter_context(JsonlSink(out_jsonl, header=header)))
         if show_window:
             sinks.append(stack.enter_context(WindowSink(Window(f"rtv door {config.door.door_id}"))))
 

@@ -27,7 +27,7 @@ import numpy as np
 from realtime.config import SourceConfig
 from realtime.errors import SourceError
 from realtime.preprocess import letterbox
-from realtime.types import FramePacket
+from realtime.types import FramePacket, SourceInfo
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +44,15 @@ class RawFrame:
 
 
 class FrameReader(Protocol):
+    """``fps`` (0: unknown), ``expected_frames`` (0: unknown) and ``size_wh`` ((0, 0): unknown) are known once
+    :meth:`open` returned."""
+
     kind: str
     live: bool
     description: str
+    fps: float
+    expected_frames: int
+    size_wh: tuple[int, int]
 
     def open(self) -> None: ...
 
@@ -68,6 +74,9 @@ class CameraReader:
         self.kind = "camera" if isinstance(target, int) else "stream"
         self.description = f"camera {target}" if isinstance(target, int) else f"stream {target}"
         self.width, self.height = width, height
+        self.fps = 0.0
+        self.expected_frames = 0
+        self.size_wh: tuple[int, int] = (0, 0)
         self._cap: cv2.VideoCapture | None = None
         self._t0: float | None = None
 
@@ -82,6 +91,9 @@ class CameraReader:
         if self.width and self.height:
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.fps = fps if 0 < fps < 1000 else 0.0
+        self.size_wh = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0))
         self._cap = cap
 
     def read(self) -> RawFrame | None:
@@ -174,6 +186,7 @@ class ImageFolderReader:
     def __init__(self, pattern: str, fps: float = 30.0):
         self.pattern = pattern
         self.fps = fps
+        self.expected_frames = 0  # unreadable images are skipped, so the count is not announced
         self.description = f"images {pattern}"
         self.paths: list[Path] = []
         self._i = 0
@@ -218,6 +231,11 @@ class ImageFolderReader:
             raise SourceError(f"none of the {len(self.paths)} image(s) in {self.pattern} could be read "
                               "(damaged or not images)")
         return None
+
+    @property
+    def size_wh(self) -> tuple[int, int]:
+        """The first readable image's size ((0, 0) before it was read)."""
+        return self._size_wh or (0, 0)
 
     def close(self) -> None:
         self._i = len(self.paths)
@@ -390,6 +408,14 @@ class Source:
             if packet is None:
                 return
             yield packet
+
+    @property
+    def info(self) -> SourceInfo:
+        """What the reader says (fps, frames announced, size: known once started)."""
+        r = self.reader
+        return SourceInfo(description=r.description, kind=r.kind, live=r.live, paced=bool(self.config.pace),
+                          fps=float(r.fps or 0.0), expected_frames=int(r.expected_frames or 0),
+                          size_wh=(int(r.size_wh[0]), int(r.size_wh[1])))
 
     def frame_ready(self) -> bool:
         """Whether :meth:`next_packet` would return at once (a frame, the end or an error is waiting)."""

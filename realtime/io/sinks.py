@@ -15,13 +15,13 @@ import json
 import os
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from realtime.errors import SinkError
 from realtime.io.interrupts import finalising
-from realtime.serialize import DEFAULT_DECIMALS, end_record, packet_record
+from realtime.serialize import DEFAULT_DECIMALS, RunHeader, end_record, header_record, packet_record
 from realtime.types import FramePacket, RunResult
 
 if TYPE_CHECKING:
@@ -337,8 +337,10 @@ def _allocate(path: Path, size: int) -> None:
     os.close(fd)
 
 
+@runtime_checkable
 class Sink(Protocol):
-    """Receives every processed packet. ``needs_display``: the loop renders the overlay image for it.
+    """Receives every processed packet; everything the run loop uses of a sink. ``needs_display``: the loop
+    renders the overlay image for it.
 
     ``write(packet, display_bgr)``: one frame (``display_bgr`` is the rendered view, or None when no sink needs
     it; never modify it). ``finish(result)``: the run ended this way (the JSONL writes its end line). ``close()``:
@@ -352,6 +354,17 @@ class Sink(Protocol):
     def finish(self, result: RunResult) -> None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class KeySink(Sink, Protocol):
+    """A sink that shows frames to a person and takes their keys (a window): the run loop hands its keys to the
+    key controller. ``take_key()``: the key pressed with the last frame written (-1: none; a closed window reads
+    as ``q``); ``wait_key(ms)``: wait up to ``ms`` for a key (while paused)."""
+
+    def take_key(self) -> int: ...
+
+    def wait_key(self, wait_ms: int) -> int: ...
 
 
 class _SinkBase:
@@ -386,18 +399,31 @@ class Mp4Sink(_SinkBase):
 
 
 class JsonlSink(_SinkBase):
-    """One :func:`realtime.serialize.packet_record` per frame (coordinates with ``decimals`` decimals:
-    ``output.jsonl_decimals``), then :func:`realtime.serialize.end_record` when the run finishes."""
+    """The header line (:func:`realtime.serialize.header_record`, when a ``header`` is given), one
+    :func:`realtime.serialize.packet_record` per frame (coordinates with ``header.decimals`` decimals, else
+    ``decimals``: ``output.jsonl_decimals``), then :func:`realtime.serialize.end_record` when the run finishes.
+    The header is written with the first frame (so it can give that frame's size) or at the end of a run without
+    frames."""
 
-    def __init__(self, path: Path | str, decimals: int = DEFAULT_DECIMALS):
+    def __init__(self, path: Path | str, decimals: int = DEFAULT_DECIMALS, header: RunHeader | None = None):
         self.writer = JsonlWriter(path)
-        self.decimals = int(decimals)
+        self.decimals = int(header.decimals if header is not None else decimals)
+        self._header = header
+
+    def _write_header(self, frame_wh: tuple[int, int] | None) -> None:
+        if self._header is not None:
+            header, self._header = self._header, None
+            self.writer.write(header_record(header, frame_wh))
 
     def write(self, packet: FramePacket, display_bgr: np.ndarray | None) -> None:
+        self._write_header((packet.frame_bgr.shape[1], packet.frame_bgr.shape[0]))
         self.writer.write(packet_record(packet, self.decimals))
 
     def finish(self, result: RunResult) -> None:
-        self.writer.write_last(end_record(result))
+        try:
+            self._write_header(None)
+        finally:
+            self.writer.write_last(end_record(result))
 
     def close(self) -> None:
         self.writer.close()
@@ -483,7 +509,7 @@ class BackgroundSink(_SinkBase):
         if maxsize < 1:
             raise ValueError(f"BackgroundSink maxsize must be >= 1, got {maxsize}")
         self.inner = inner
-        self.needs_display = bool(getattr(inner, "needs_display", False))
+        self.needs_display = bool(inner.needs_display)
         self.close_timeout_s = float(close_timeout_s)
         self._queue: "queue.Queue" = queue.Queue(maxsize=maxsize)
         self._error: BaseException | None = None

@@ -174,6 +174,7 @@ class StyleTransfer:
     """
 
     name = "style"
+    pure = False
     fail_soft = True
 
     def __init__(self, styles: Sequence[StyleChoice], strength: float = 1.0, target_fps: float = 15.0,

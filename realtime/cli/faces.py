@@ -84,7 +84,7 @@ def _photos(items: list[str]):
 
 
 def _no_face_exit(missing: list[str], command: str) -> int:
-    """Exit 11 (no face) after every result was printed, naming the photos without a face; else 0."""
+    """Exit 12 (no face) after every result was printed, naming the photos without a face; else 0."""
     from realtime.cli.args import exit_code_for
     from realtime.errors import NoFaceError
 
@@ -245,7 +245,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "box, landmarks, identity (or null: unknown) and distance, decided from that "
                                    "face alone. Open set: a name only when the distance is under "
                                    "faces.match_threshold (default: the model's own, 0.6 for dlib) and beats the "
-                                   "second-best person by faces.match_margin. Exit 11 when a photo shows no face "
+                                   "second-best person by faces.match_margin. Exit 12 when a photo shows no face "
                                    "(after every line is printed).")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="photo, folder or glob (several allowed)")
     p.set_defaults(func=cmd_identify)
@@ -253,8 +253,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("verify", help="1:1: does each photo show the same person as the first? JSON lines",
                        description="The first photo is compared with each of the others (files, folders, globs), "
                                    "one JSON line per pair. Each photo must show one face: a photo with several is "
-                                   "refused (exit 12) unless --largest or a box says which, and the face used is "
-                                   "named; a photo with none is exit 11.")
+                                   "refused (exit 13) unless --largest or a box says which, and the face used is "
+                                   "named; a photo with none is exit 12.")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="the reference photo, then the photos to compare")
     p.add_argument("--largest", action="store_true", help="where a photo shows several faces, use the largest")
     p.add_argument("--box1", type=box_arg, metavar="X1,Y1,X2,Y2", help="the face of the first photo to use")
@@ -266,7 +266,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="For each image, every face: box [x1, y1, x2, y2], score, CenterFace's 5 "
                                    "landmarks, dlib's 5 landmarks (the points the chip is cut from) and the "
                                    "descriptor. Compare descriptors with the Euclidean distance (same person below "
-                                   "0.6 for dlib's network). Exit 11 when a photo shows no face (after printing). "
+                                   "0.6 for dlib's network). Exit 12 when a photo shows no face (after printing). "
                                    "Python: realtime.open_faces().describe(image).")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="photo, folder or glob (several allowed)")
     p.add_argument("--json", action="store_true", help="print one JSON list, one object per image")

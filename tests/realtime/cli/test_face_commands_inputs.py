@@ -1,5 +1,5 @@
-"""``identify``, ``verify``, ``embed`` and ``enroll`` take files, folders and globs; "no face" has one exit code (11),
-several faces without a choice another (12); a refused first enrolment makes no gallery (exit 7)."""
+"""``identify``, ``verify``, ``embed`` and ``enroll`` take files, folders and globs; "no face" has one exit code (12),
+several faces without a choice another (13); a refused first enrolment makes no gallery (exit 7)."""
 
 from __future__ import annotations
 
@@ -58,18 +58,18 @@ def test_identify_takes_a_folder_and_a_glob(capsys, folder, gallery):
 def test_no_face_is_exit_11_for_identify_verify_and_embed(capsys, folder, gallery):
     grey, face = str(folder / "grey.png"), str(folder / "people" / "a_astronaut.png")
     code, out, err = run(capsys, "identify", face, grey, "--set", gallery)
-    assert code == 11 and "no face found in" in err and grey in err
+    assert code == 12 and "no face found in" in err and grey in err
     assert [len(json.loads(line)["faces"]) for line in out.splitlines()] == [1, 0]  # every photo still reported
     code, out, err = run(capsys, "verify", grey, face)
-    assert code == 11 and "no face" in err and out == ""
+    assert code == 12 and "no face" in err and out == ""
     code, out, err = run(capsys, "embed", face, grey, "--json")
-    assert code == 11 and [len(item["faces"]) for item in json.loads(out)] == [1, 0]
+    assert code == 12 and [len(item["faces"]) for item in json.loads(out)] == [1, 0]
 
 
 def test_verify_refuses_several_faces_unless_told_which(capsys, folder):
     two, face = str(folder / "two.png"), str(folder / "people" / "a_astronaut.png")
     code, out, err = run(capsys, "verify", face, two)
-    assert code == 12 and "2 faces found" in err and "--largest" not in out
+    assert code == 13 and "2 faces found" in err and "--largest" not in out
     code, out, err = run(capsys, "verify", face, two, "--largest")
     assert code == 0, err
     answer = json.loads(out)

@@ -106,11 +106,11 @@ def reset_stages(pipeline: "Pipeline") -> None:
 
 def without_tracks(packet: FramePacket) -> FramePacket:
     """A photo's packet without face track ids (each photo is its own: no id means the same face elsewhere)."""
-    faces = packet.faces
-    if not len(faces.track_ids):
+    identities = packet.identities
+    if identities is None or not len(identities):
         return packet
-    return dataclasses.replace(packet, faces=dataclasses.replace(
-        faces, track_ids=np.full(len(faces), -1, np.int64)))
+    return dataclasses.replace(packet, identities=dataclasses.replace(
+        identities, track_ids=np.full(len(identities), -1, np.int64)))
 
 
 class Vision:
@@ -185,7 +185,7 @@ class Vision:
             packet = pipeline(FramePacket(index=0, t_capture=time.perf_counter(), t_source=0.0, frame_bgr=frame))
         finally:
             pipeline.close_pool()  # no worker thread outlives the call (they restart on the next photo)
-        return Result(without_tracks(packet), source, self.config.overlay)
+        return Result(without_tracks(packet), source, self.config.overlay, self.config.output.jsonl_decimals)
 
     def predict_files(self, inputs: str | Path | Sequence[str | Path]) -> Iterator[Result]:
         """Results for every photo and video frame in ``inputs``: a file, a folder (its photos and videos, sorted by
@@ -318,7 +318,7 @@ def _frames(source, pipeline: "Pipeline", max_frames: int | None, name: str, con
                 return
             packet = pipeline.complete(pending.popleft())
             done += 1
-            yield Result(packet, name, config.overlay)
+            yield Result(packet, name, config.overlay, config.output.jsonl_decimals)
     finally:
         for item in pending:
             item.wait()

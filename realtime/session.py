@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -16,8 +15,8 @@ from realtime.build import build_pipeline
 from realtime.config import Config, OverlayConfig
 from realtime.controls import Controls, KeyController
 from realtime.io.capture import open_source
-from realtime.io.sinks import (BackgroundSink, JsonlSink, MetricsSink, Mp4Sink, ProgressSink, Sink, WindowSink,
-                               packet_record)
+from realtime.io.sinks import (BackgroundSink, JsonlSink, JsonlWriter, MetricsSink, Mp4Sink, ProgressSink, Sink,
+                               WindowSink)
 from realtime.metrics import Metrics
 from realtime.overlay import Hud, render
 from realtime.pipeline import Pipeline, Render, run_loop
@@ -83,15 +82,18 @@ def file_sinks(stack: ExitStack, config: Config, fps: float, out_mp4: Path | Non
                                           threads=config.output.encode_threads))
         sinks.append(stack.enter_context(BackgroundSink(mp4)))
     if out_jsonl is not None:
-        record = packet_record if source_name is None else functools.partial(_named_record, source=source_name)
-        sinks.append(stack.enter_context(JsonlSink(out_jsonl, record)))
+        if source_name is None:
+            sinks.append(stack.enter_context(JsonlSink(out_jsonl, decimals=config.output.jsonl_decimals)))
+        else:  # every row names its file
+            sinks.append(stack.enter_context(_RowSink(JsonlWriter(out_jsonl), source_name,
+                                                      config.output.jsonl_decimals, own=True)))
     return sinks
 
 
-def _named_record(packet, source: str) -> dict[str, Any]:
+def _named_record(packet, source: str, decimals: int) -> dict[str, Any]:
     from realtime.results import result_record
 
-    return result_record(packet, source)
+    return result_record(packet, source, decimals)
 
 
 def annotate(config: Config, input_uri: str, out_mp4: Path | None, out_jsonl: Path | None,
@@ -155,24 +157,38 @@ class FilesOutcome:
 
 
 class _RowSink:
-    """Rows of one video into a JSONL shared by several inputs, each with its ``source``; its end as a row."""
+    """A video's rows, each with its ``source``. ``own``: the JSONL is this video's alone (its end is the last
+    line, and closing the sink closes the file); else the JSONL is shared by several inputs and the video's end is
+    a row with its ``source``."""
 
     needs_display = False
 
-    def __init__(self, writer, source: str):
+    def __init__(self, writer, source: str, decimals: int, own: bool = False):
         self.writer = writer
         self.source = source
+        self.decimals = decimals
+        self.own = own
 
     def write(self, packet, display_bgr) -> None:
-        self.writer.write(_named_record(packet, self.source))
+        self.writer.write(_named_record(packet, self.source, self.decimals))
 
     def finish(self, result: RunResult) -> None:
-        from realtime.io.sinks import end_record
+        from realtime.serialize import end_record
 
-        self.writer.write({**end_record(result), "source": self.source})
+        if self.own:
+            self.writer.write_last(end_record(result))
+        else:
+            self.writer.write({**end_record(result), "source": self.source})
 
     def close(self) -> None:
-        pass
+        if self.own:
+            self.writer.close()
+
+    def __enter__(self) -> "_RowSink":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def write_image(path: Path, image_bgr) -> Path:
@@ -206,7 +222,8 @@ def annotate_files(vision, jobs: Sequence[FileJob], out_jsonl: Path | None, prog
     from realtime.errors import RtvError, SourceError
     from realtime.io.capture import is_image
     from realtime.io.interrupts import stop_reason
-    from realtime.io.sinks import JsonlWriter, end_record
+    from realtime.io.sinks import JsonlWriter
+    from realtime.serialize import end_record
     from realtime.types import EndReason
 
     frames = photos = videos = 0
@@ -239,7 +256,8 @@ def annotate_files(vision, jobs: Sequence[FileJob], out_jsonl: Path | None, prog
                         frames += 1
                         photos += 1
                 else:
-                    sinks = [_RowSink(writer, name)] if writer is not None else []
+                    decimals = vision.config.output.jsonl_decimals
+                    sinks = [_RowSink(writer, name, decimals)] if writer is not None else []
                     try:
                         reset_stages(vision.video_pipeline())  # tracks start over for each video
                         outcome = annotate(vision.config, name, job.output, None, progress=progress and bar is None,

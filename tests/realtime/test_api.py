@@ -113,7 +113,8 @@ def test_predict_files_keeps_each_photo_at_its_size_with_the_detectors_own_boxes
             np.testing.assert_allclose(r.detections.boxes_xyxy, alone.boxes_xyxy, atol=1e-3)
             assert list(r.detections.class_ids) == list(alone.class_ids)
             assert (r.detections.scores > vision.config.detector.score_threshold).all()
-            assert (r.detections.track_ids == -1).all() and (r.faces.track_ids == -1).all()
+            assert (r.detections.track_ids == -1).all()
+            assert r.identities is None or (r.identities.track_ids == -1).all()
     finally:
         stage.close()
     motorcycle = results[3].to_json()

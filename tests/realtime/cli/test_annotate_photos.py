@@ -44,6 +44,7 @@ def test_photos_are_annotated_one_by_one_in_their_own_pixels(tmp_path, capsys, m
     from realtime.api import stills_config
     from realtime.build import build_detector_stage
     from realtime.config import Config
+    from realtime.serialize import detections_json
 
     monkeypatch.chdir(tmp_path)
     gallery = tmp_path / "g.sqlite"
@@ -59,7 +60,7 @@ def test_photos_are_annotated_one_by_one_in_their_own_pixels(tmp_path, capsys, m
             original = cv2.imread(row["source"])
             annotated = cv2.imread(str(tmp_path / "out" / Path(row["source"]).name))
             assert annotated.shape == original.shape  # same name, same format, same size
-            alone = stage.detector.detect(original).to_json()
+            alone = detections_json(stage.detector.detect(original))
             assert [d["box"] for d in row["detections"]] == [d["box"] for d in alone]
             assert [d["class"] for d in row["detections"]] == [d["class"] for d in alone]
             assert all("track" not in item for item in row["detections"] + row["faces"])

@@ -279,27 +279,42 @@ def _limited(results: Generator[Result, None, None], max_frames: int) -> Iterato
 
 def _frames(source, pipeline: "Pipeline", max_frames: int | None, name: str, config: Config) -> Iterator[Result]:
     """The run loop's frame flow as a generator: packets from ``source`` (started on the first ``next``) through
-    ``pipeline`` (its stateful stages reset first),
-    in capture order, up to ``pipeline.in_flight`` frames overlapping for files (one for live sources). Closing the
-    generator waits for frames in flight, stops the pipeline's workers and closes the source."""
+    ``pipeline`` (its stateful stages reset first), in capture order, up to ``pipeline.in_flight`` frames
+    overlapping for files (one for live sources). A source error (a damaged file, a stream that gave up) is raised
+    after the frames read before it; so is a file that ends before the frame count its header announces. Closing
+    the generator waits for frames in flight, stops the pipeline's workers and closes the source."""
+    from realtime.errors import SourceError
+    from realtime.io.capture import VideoFileReader
+
     reset_stages(pipeline)
     live = source.policy == "latest"
     depth = (pipeline.live_in_flight if live else pipeline.in_flight) if pipeline.pipelined else 1
     pending: collections.deque = collections.deque()
     done = 0
     ended = False
+    error: SourceError | None = None
     try:
         source.start()
         while max_frames is None or done < max_frames:
             room = len(pending) < depth and (max_frames is None or done + len(pending) < max_frames)
             if not ended and room and (not pending or source.frame_ready()):
-                packet = source.next_packet()
+                try:
+                    packet = source.next_packet()
+                except SourceError as exc:  # finish the frames already read, then say what happened
+                    error, packet = exc, None
                 if packet is None:
                     ended = True
                 else:
                     pending.append(pipeline.start(packet, overlap=depth > 1))
                 continue
             if not pending:
+                reader = source.reader
+                if error is None and isinstance(reader, VideoFileReader) and reader.expected_frames and \
+                        source.stats.read < reader.expected_frames:
+                    error = SourceError(f"{reader.description}: ended at frame {source.stats.read} of the "
+                                        f"{reader.expected_frames} its header announces (truncated or damaged file)")
+                if error is not None:
+                    raise error
                 return
             packet = pipeline.complete(pending.popleft())
             done += 1

@@ -282,13 +282,16 @@ class OverlayConfig:
 
 @dataclass(frozen=True)
 class OutputConfig:
-    """Video and sidecar outputs."""
+    """Video and sidecar outputs. ``runs_dir``: where ``rtv annotate`` writes when given no ``--out``/``--jsonl``
+    (a new numbered folder ``runs_dir/annotate/N`` each run)."""
 
     crf: int = field(default=23, metadata=_range(0, 51))
     preset: str = field(default="veryfast", metadata=_choices(
         "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"))
     jsonl_decimals: int = field(default=2, metadata=_range(0, 10))
     encode_threads: int = field(default=0, metadata=_range(0, 64))  # libx264's threads; 0: its own choice
+    # where annotate writes when no --out/--jsonl is given: a new numbered folder runs_dir/annotate/N per run
+    runs_dir: str = field(default="runs", metadata=_path())
 
 
 @dataclass(frozen=True)

@@ -12,18 +12,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from realtime.config import OverlayConfig
+from realtime.serialize import DEFAULT_DECIMALS, packet_record
 from realtime.types import Detections, FaceDetections, FaceIdentities, FramePacket
 
 if TYPE_CHECKING:
     import supervision
 
 
-def result_record(packet: FramePacket, source: str | None, decimals: int | None = None) -> dict[str, Any]:
-    """The JSON object for one frame: the JSONL row (frame, t, detections, faces, ...) plus ``source``, the file it
-    came from (``None`` for an image passed as an array), made by :func:`realtime.serialize.packet_record`."""
-    from realtime.serialize import DEFAULT_DECIMALS, packet_record
-
-    return packet_record(packet, DEFAULT_DECIMALS if decimals is None else decimals, {"source": source})
+def result_record(packet: FramePacket, source: str | None, decimals: int = DEFAULT_DECIMALS) -> dict[str, Any]:
+    """The JSON object for one frame: the JSONL row (frame, t, detections, faces, ...; see
+    :func:`realtime.serialize.packet_record`) plus ``source``, the file it came from (``None`` for an image passed
+    as an array). ``decimals``: pixel coordinates' decimals (``output.jsonl_decimals``)."""
+    return packet_record(packet, decimals, extra={"source": source})
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,9 @@ class Result:
     ``source``: the file it came from as given (``"photos/a.jpg"``), or ``None`` for an array; ``index``: the frame's
     number in its source (0 for a photo); ``frame_bgr``: uint8 (H, W, 3), the image the results are in the pixels
     of; ``detections``: objects (:class:`realtime.types.Detections`); ``faces``: the faces found
-    (:class:`realtime.types.FaceDetections`); ``identities``: who they are, one row per face
-    (:class:`realtime.types.FaceIdentities`, ``None`` without recognition); ``packet``: everything the pipeline
-    computed.
+    (:class:`realtime.types.FaceDetections`: boxes, scores, landmarks); ``identities``: who they are
+    (:class:`realtime.types.FaceIdentities`: names, distances, ...; ``None`` without recognition); ``packet``:
+    everything the pipeline computed; ``decimals``: pixel coordinates' decimals in :meth:`to_json`.
 
     Example::
 
@@ -51,7 +51,7 @@ class Result:
     packet: FramePacket
     source: str | None = None
     overlay: OverlayConfig = field(default_factory=OverlayConfig, repr=False)
-    decimals: int | None = field(default=None, repr=False)  # output.jsonl_decimals (None: the schema's default)
+    decimals: int = DEFAULT_DECIMALS
 
     @property
     def index(self) -> int:

@@ -290,7 +290,7 @@ def expand_inputs(inputs: str | Path | Sequence[str | Path], videos: bool = True
         if path.is_dir():
             files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in wanted)
             if not files:
-                raise SourceError(f"no {'photos or videos' if videos else 'photos'} found in folder {path} "
+                raise SourceError(f"no images found in folder {path} "
                                   f"(looked for {', '.join(wanted)})")
             found.extend(files)
         elif path.is_file():

@@ -403,12 +403,14 @@ class JsonlSink(_SinkBase):
     :func:`realtime.serialize.packet_record` per frame (coordinates with ``header.decimals`` decimals, else
     ``decimals``: ``output.jsonl_decimals``), then :func:`realtime.serialize.end_record` when the run finishes.
     The header is written with the first frame (so it can give that frame's size) or at the end of a run without
-    frames."""
+    frames. ``source``: the file name every frame row carries (photos and many-input runs), none when None."""
 
-    def __init__(self, path: Path | str, decimals: int = DEFAULT_DECIMALS, header: RunHeader | None = None):
+    def __init__(self, path: Path | str, decimals: int = DEFAULT_DECIMALS, header: RunHeader | None = None,
+                 source: str | None = None):
         self.writer = JsonlWriter(path)
         self.decimals = int(header.decimals if header is not None else decimals)
         self._header = header
+        self._extra = None if source is None else {"source": source}
 
     def _write_header(self, frame_wh: tuple[int, int] | None) -> None:
         if self._header is not None:
@@ -417,7 +419,7 @@ class JsonlSink(_SinkBase):
 
     def write(self, packet: FramePacket, display_bgr: np.ndarray | None) -> None:
         self._write_header((packet.frame_bgr.shape[1], packet.frame_bgr.shape[0]))
-        self.writer.write(packet_record(packet, self.decimals))
+        self.writer.write(packet_record(packet, self.decimals, self._extra))
 
     def finish(self, result: RunResult) -> None:
         try:

@@ -121,7 +121,6 @@ def test_run_headless_on_a_file(tmp_path, capsys, video_factory):
     (["doctor", "--no-camera", "--set", "runtime.providers=tpu"], 2, ["runtime.providers"]),
     (["annotate", "IN", "--jsonl", "x.jsonl", "--set", "faces.detector_model=nope.onnx"], 4, ["not found"]),
     (["annotate", "IN", "--jsonl", "x.jsonl", "--set", "faces.detector_model=NOT_ONNX"], 4, ["not a loadable"]),
-    (["annotate", "IN"], 2, ["--out"]),
     (["--config", "nope.yaml", "doctor"], 2, ["config file not found"]),
     (["annotate", "IN", "--out", "no/such/dir/x.mp4", "--set", "faces.enabled=false"], 6, ["does not exist"]),
 ])

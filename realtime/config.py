@@ -267,11 +267,15 @@ class DoorConfig:
 
 @dataclass(frozen=True)
 class OverlayConfig:
-    """What is drawn on displayed and annotated frames."""
+    """What is drawn on displayed and annotated frames. Labels and panels scale with the frame (``font_scale`` is
+    for a frame whose short side is 480 px). ``hud``: also draw the status bar (frames per second, frame, drops,
+    ``stage_ms`` timings) inside recorded and returned frames; the live window always shows it, above the picture.
+    """
 
     enabled: bool = True
     landmarks: bool = True
     stage_ms: bool = True
+    hud: bool = False
     thickness: int = field(default=2, metadata=_range(1, 20))
     font_scale: float = field(default=0.5, metadata=_range(0.1, 10))
 

@@ -17,7 +17,7 @@ from realtime.controls import Controls, KeyController
 from realtime.io.capture import open_source
 from realtime.io.sinks import BackgroundSink, JsonlSink, MetricsSink, Mp4Sink, ProgressSink, Sink, WindowSink
 from realtime.metrics import Metrics
-from realtime.overlay import Hud, render
+from realtime.overlay import Hud, render, window_view
 from realtime.pipeline import Pipeline, Render, run_loop
 from realtime.types import RunResult
 
@@ -32,17 +32,37 @@ class Outcome:
     summary: dict[str, Any]
 
 
+def current_hud(metrics: Metrics, pipeline: Pipeline, controller: KeyController | None = None) -> Hud:
+    """The status bar's content now: FPS, drops, stages turned off and, from the key ``controller``, the pause
+    banner and the last key's notice."""
+    extra = tuple(f"off: {d}" for d in pipeline.disabled[-2:])
+    return Hud(fps=metrics.live_fps(), dropped=metrics.dropped, extra=extra,
+               notice=controller.notice() if controller is not None else "",
+               paused=controller is not None and controller.controls.paused)
+
+
 def hud_renderer(overlay: OverlayConfig, metrics: Metrics, pipeline: Pipeline,
                  controller: KeyController | None = None) -> Render:
-    """``render(packet, show_overlays)`` with the status panel (FPS, drops, stages turned off) and, from the key
-    ``controller``, the pause banner and the last key's notice."""
+    """``render(packet, show_overlays)`` for every sink: the status bar only when ``overlay.hud`` asks (the live
+    window adds its own, above the picture: :func:`attach_window_hud`)."""
     def render_packet(packet, show_overlays: bool):
-        extra = tuple(f"off: {d}" for d in pipeline.disabled[-2:])
-        hud = Hud(fps=metrics.live_fps(), dropped=metrics.dropped, extra=extra,
-                  notice=controller.notice() if controller is not None else "",
-                  paused=controller is not None and controller.controls.paused)
+        hud = current_hud(metrics, pipeline, controller) if overlay.hud else None
         return render(packet, hud, overlay, show_overlays)
     return render_packet
+
+
+def attach_window_hud(sinks: Sequence[Sink], overlay: OverlayConfig, metrics: Metrics, pipeline: Pipeline,
+                      controller: KeyController) -> None:
+    """Window sinks show the status bar above the picture, with the key notices (never in recordings)."""
+    def view(packet, image):
+        hud = current_hud(metrics, pipeline, controller)
+        if overlay.hud:  # already inside the frame
+            hud = Hud(notice=hud.notice, paused=hud.paused)
+            return window_view(image, packet, hud, dataclasses.replace(overlay, enabled=False))
+        return window_view(image, packet, hud, overlay, controller.controls.overlays)
+    for sink in sinks:
+        if isinstance(sink, WindowSink):
+            sink.set_view(view)
 
 
 def run_session(source, pipeline: Pipeline, sinks: Sequence[Sink], overlay: OverlayConfig,
@@ -53,6 +73,7 @@ def run_session(source, pipeline: Pipeline, sinks: Sequence[Sink], overlay: Over
     metrics = Metrics()
     style = pipeline.find("style")
     controller = KeyController(controls or Controls(), getattr(style, "cycle", None))
+    attach_window_hud(sinks, overlay, metrics, pipeline, controller)
     result = run_loop(source, pipeline, [*sinks, MetricsSink(metrics, source.stats)],
                       render or hud_renderer(overlay, metrics, pipeline, controller), controller, max_frames)
     return Outcome(result, {**metrics.summary(), "capture_to_output": capture_to_output_kind(source)})

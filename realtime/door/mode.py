@@ -262,7 +262,8 @@ def _run(config, pipeline: Pipeline, rules: DoorRules, live: LiveGallery, source
 
     from realtime.io.display import Window
     from realtime.io.sinks import JsonlSink, WindowSink
-    from realtime.overlay import NO_LIVENESS_NOTICE, Hud, draw_label, render
+    from realtime.door.overlay import door_annotator
+    from realtime.overlay import render
     from realtime.session import run_session
 
     recognizer = pipeline.find("recognize")
@@ -294,11 +295,8 @@ def _run(config, pipeline: Pipeline, rules: DoorRules, live: LiveGallery, source
             sinks.append(stack.enter_context(WindowSink(Window(f"rtv door {config.door.door_id}"))))
 
         def render_door(packet: FramePacket, show_overlays: bool) -> np.ndarray:
-            image = render(packet, Hud(), config.overlay, True)
-            if not packet.decisions:  # the notice stands even with nobody in view
-                draw_label(image, NO_LIVENESS_NOTICE, 0, image.shape[0] - 2, (0, 190, 255),
-                           config.overlay.font_scale)
-            return image
+            # overlays always on (the notice stands even with nobody in view); the window adds the status bar
+            return render(packet, None, config.overlay, True, extra=(door_annotator,))
 
         try:
             run = run_session(resilient, door_pipeline, sinks, config.overlay, max_frames, render=render_door)
@@ -323,7 +321,7 @@ def _show_alarm(config: Config, packet: FramePacket | None, text: str, show_wind
     if not show_window or config.door.alarm_display_s <= 0:
         return
     from realtime.io.display import Window
-    from realtime.overlay import draw_alarm
+    from realtime.door.overlay import draw_alarm
 
     image = np.zeros((480, 640, 3), np.uint8) if packet is None else packet.frame_bgr.copy()
     draw_alarm(image, text, config.overlay)

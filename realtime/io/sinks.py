@@ -474,9 +474,15 @@ class WindowSink(_SinkBase):
     def __init__(self, window: Any):
         self.window = window
         self.last_key = -1
+        self._view: Callable[[FramePacket, np.ndarray], np.ndarray] | None = None
+
+    def set_view(self, view: Callable[[FramePacket, np.ndarray], np.ndarray]) -> None:
+        """``view(packet, rendered) -> shown``: what the window adds to the rendered frame (the status bar)."""
+        self._view = view
 
     def write(self, packet: FramePacket, display_bgr: np.ndarray | None) -> None:
-        self.last_key = self.window.show(display_bgr if display_bgr is not None else packet.frame_bgr)
+        image = display_bgr if display_bgr is not None else packet.frame_bgr
+        self.last_key = self.window.show(image if self._view is None else self._view(packet, image))
 
     def take_key(self) -> int:
         """The key pressed with the last frame (-1/255: none); a closed window reads as quit."""

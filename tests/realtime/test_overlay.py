@@ -4,7 +4,11 @@ label convention for faces, and key feedback that shows even with overlays off."
 import numpy as np
 
 from realtime.config import OverlayConfig
-from realtime.overlay import (Hud, class_color, draw_dashed_rectangle, face_label, objects_to_draw, render)
+from realtime.draw.boxes import objects_to_draw
+from realtime.draw.colors import class_color
+from realtime.draw.faces import face_label
+from realtime.draw.text import draw_dashed_rectangle
+from realtime.overlay import Hud, render
 from realtime.types import Detections, Faces, FramePacket
 
 STYLE = OverlayConfig(stage_ms=False, landmarks=False)

@@ -109,7 +109,11 @@ def file_sinks(stack: ExitStack, config: Config, fps: float, out_mp4: Path | Non
 def annotate(config: Config, input_uri: str, out_mp4: Path | None, out_jsonl: Path | None,
              progress: bool = True, max_frames: int | None = None, pipeline: Pipeline | None = None) -> Outcome:
     """Every frame of ``input_uri`` (policy ``every``, unpaced) into the MP4 and/or JSONL; the JSONL's last line
-    says how the run ended. A pipeline may be passed in (benchmarks and batch workers reuse one)."""
+    says how the run ended. A pipeline may be passed in (benchmarks and batch workers reuse one). Style keeps its
+    configured width (:func:`realtime.style.stage.offline_style`)."""
+    from realtime.style.stage import offline_style
+
+    config = offline_style(config)
     with ExitStack() as stack:
         source = stack.enter_context(open_source(dataclasses.replace(config.source, policy="every", pace=False),
                                                  input_uri))

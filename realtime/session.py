@@ -15,7 +15,10 @@ from realtime.build import build_pipeline
 from realtime.config import Config, OverlayConfig
 from realtime.controls import Controls, KeyController
 from realtime.io.capture import open_source
-from realtime.io.sinks import BackgroundSink, JsonlSink, MetricsSink, Mp4Sink, ProgressSink, Sink, WindowSink
+from realtime.io.jsonl_sink import JsonlSink
+from realtime.io.sink import BackgroundSink, Sink
+from realtime.io.status_sinks import MetricsSink, ProgressSink, WindowSink
+from realtime.io.video import VideoSink
 from realtime.metrics import Metrics
 from realtime.overlay import Hud, render, window_view
 from realtime.pipeline import Pipeline, Render, run_loop
@@ -98,7 +101,7 @@ def file_sinks(stack: ExitStack, config: Config, fps: float, out_mp4: Path | Non
     runs on its own thread behind a bounded queue (:class:`BackgroundSink`), off the frame loop."""
     sinks: list[Sink] = []
     if out_mp4 is not None:
-        mp4 = stack.enter_context(Mp4Sink(out_mp4, fps=fps, crf=config.output.crf, preset=config.output.preset,
+        mp4 = stack.enter_context(VideoSink(out_mp4, fps=fps, crf=config.output.crf, preset=config.output.preset,
                                           threads=config.output.encode_threads))
         sinks.append(stack.enter_context(BackgroundSink(mp4)))
     if out_jsonl is not None:

@@ -171,10 +171,12 @@ class AuditSink:
 
 def run_door(config: Config, source_uri: str | None = None, show_window: bool = True,
              max_frames: int | None = None, out_jsonl: Path | None = None, source=None,
+             out_video: Path | None = None,
              now: Callable[[], datetime] = datetime.now,
              echo: Callable[[str], None] | None = None) -> DoorOutcome:
     """Run door mode until the source ends, ``max_frames``, a key (q/Esc), a signal or a fatal alarm.
 
+    ``out_video``: also record the annotated door view (decisions, notice) there, as ``rtv annotate`` records.
     ``source``: an already-made (not started) :class:`realtime.io.capture.Source` (tests script one); else opened
     from ``source_uri``/config. ``now``: local wall-clock time for access windows. ``echo``: where the one-line
     status messages go (default stderr). Raises the alarm's error (:class:`GalleryError`, :class:`ModelError`,
@@ -219,7 +221,7 @@ def run_door(config: Config, source_uri: str | None = None, show_window: bool = 
                                                    "audit_mac": audit.meta.get("mac")})
             with pipeline:
                 outcome.result = _run(config, pipeline, rules, live, source, source_uri, open_source, show_window,
-                                      max_frames, out_jsonl, outputs, now)
+                                      max_frames, out_jsonl, outputs, now, out_video)
         except BaseException as exc:
             failure = exc
             raise
@@ -257,11 +259,13 @@ def _stop(config: Config, audit: AuditLog, hook: UnlockHook, outputs: AuditSink,
 
 
 def _run(config, pipeline: Pipeline, rules: DoorRules, live: LiveGallery, source, source_uri, open_source,
-         show_window, max_frames, out_jsonl, outputs: AuditSink, now) -> RunResult:
+         show_window, max_frames, out_jsonl, outputs: AuditSink, now,
+         out_video: Path | None = None) -> RunResult:
     from contextlib import ExitStack
 
     from realtime.io.display import Window
-    from realtime.io.sinks import JsonlSink, WindowSink
+    from realtime.io.jsonl_sink import JsonlSink
+    from realtime.io.status_sinks import WindowSink
     from realtime.door.overlay import door_annotator
     from realtime.overlay import render
     from realtime.session import run_session
@@ -291,6 +295,10 @@ def _run(config, pipeline: Pipeline, rules: DoorRules, live: LiveGallery, source
         sinks: list = [outputs]
         if out_jsonl is not None:
             sinks.append(stack.enter_context(JsonlSink(out_jsonl)))
+        if out_video is not None:  # the annotated view, as annotate records it (H.264 off the frame loop)
+            from realtime.session import file_sinks, source_fps
+
+            sinks.extend(file_sinks(stack, config, source_fps(resilient, config), out_video, None))
         if show_window:
             sinks.append(stack.enter_context(WindowSink(Window(f"rtv door {config.door.door_id}"))))
 

@@ -183,7 +183,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from realtime.gallery.names import escape_text
 
     if args.audit_command == "keygen":
-        print(f"wrote key file {args.file} (key id {write_key_file(args.file)}); set door.audit_key_file to it "
+        key_path = args.file
+        if key_path is None:  # the data folder's key file
+            from realtime.data_dir import default_audit_key, prepare_parent
+
+            key_path = str(default_audit_key())
+            prepare_parent(key_path)
+        print(f"wrote key file {key_path} (key id {write_key_file(key_path)}); set door.audit_key_file to it "
               "before the first door run of a new log, keep it readable only by the door's user, and back it up "
               "apart from the log")
         return 0
@@ -286,5 +292,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--since", metavar="ISO", type=_since, help="only records at or after this date/time")
     add_overwrite(q)
     q = asub.add_parser("keygen", help="create a new key file (64 random hex digits, mode 0600) for a keyed log")
-    q.add_argument("file", metavar="KEYFILE")
+    q.add_argument("file", metavar="KEYFILE", nargs="?",
+                   help="where to write the key (default: door_audit.key in the data folder; 'rtv doctor' prints it)")
     p.set_defaults(func=cmd_audit)

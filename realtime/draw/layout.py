@@ -41,8 +41,10 @@ class Layout:
         if w > self.width or h > self.height:
             self.dropped += 1
             return None
-        clamp = lambda x, y: Rect(min(max(0, x), self.width - w), min(max(0, y), self.height - h),  # noqa: E731
-                                  min(max(0, x), self.width - w) + w, min(max(0, y), self.height - h) + h)
+        def clamp(x: int, y: int) -> Rect:
+            x, y = min(max(0, x), self.width - w), min(max(0, y), self.height - h)
+            return Rect(x, y, x + w, y + h)
+
         for x, y in anchors:
             rect = clamp(x, y)
             if self.free(rect):

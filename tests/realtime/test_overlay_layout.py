@@ -113,3 +113,25 @@ def test_recordings_carry_no_timing_status_bar_unless_asked(tmp_path, video_file
     assert len(source) == len(written)
     top_left = np.mean([np.abs(a - b)[:20, :80].mean() for a, b in zip(source, written)])
     assert (top_left > 20) if hud else (top_left < 4), top_left
+
+
+def test_the_live_window_shows_the_status_bar_above_the_picture():
+    from realtime.io.status_sinks import WindowSink
+    from realtime.overlay import window_view
+
+    packet = _crowd(0, (320, 240), n=3)
+
+    class Window:
+        shown = None
+
+        def show(self, image):
+            Window.shown = image
+            return -1
+
+    sink = WindowSink(Window())
+    sink.set_view(lambda p, image: window_view(image, p, Hud(fps=12.5), OverlayConfig()))
+    rendered = render_layout(packet, None, OverlayConfig()).image
+    sink.write(packet, rendered)
+    strip = Window.shown.shape[0] - rendered.shape[0]
+    assert strip > 0 and Window.shown.shape[1] == rendered.shape[1]
+    assert (Window.shown[strip:] == rendered).all()  # the picture itself is untouched by the status bar

@@ -133,9 +133,13 @@ class RuntimeConfig:
     intra-op threads per session, OpenCV's and BLAS's pools together from the cores available, so they never
     oversubscribe; numbers are used as given (``intra_op_threads: 0`` is ONNX Runtime's own default).
     ``workers: 1`` runs every stage in sequence on the main thread. ``frames_in_flight``: frames whose detectors
-    may run at once (auto: one per worker), completed in capture order."""
+    may run at once (auto: one per worker), completed in capture order. ``providers``: auto picks CUDA when
+    onnxruntime-gpu offers it, else OpenVINO when its plugin offers this CPU and the CPU has AVX-512/VNNI/AMX
+    units, else the CPU provider (``rtv doctor`` says which and why). ``precision``: auto runs each shipped model
+    in the fastest precision measured to agree with float on this provider and CPU class (float otherwise)."""
 
-    providers: str = field(default="auto", metadata=_choices("auto", "cpu", "cuda", "require-gpu"))
+    providers: str = field(default="auto", metadata=_choices("auto", "cpu", "openvino", "cuda", "require-gpu"))
+    precision: str = field(default="auto", metadata=_choices("auto", "float", "bf16", "int8"))
     workers: int | str = field(default="auto", metadata=_range(1, 64))
     intra_op_threads: int | str = field(default="auto", metadata=_range(0, 64))
     inter_op_threads: int = field(default=1, metadata=_range(0, 64))

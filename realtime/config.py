@@ -214,7 +214,8 @@ class FacesConfig:
     # dlib5: re-run the shape predictor once on the box its first points imply (closer to dlib's own detector box:
     # on the reference faces, mean distance to dlib's descriptor 0.059 against 0.095; costs a second pass).
     landmarks_refine: bool = True
-    gallery: str = field(default_factory=default_gallery, metadata=_path())  # the data folder (realtime/data_dir.py)
+    gallery: str = field(default_factory=default_gallery,  # the face gallery; 'rtv doctor' prints where it is
+                         metadata={**_path(), "default_doc": "`gallery.sqlite` in the data folder"})
     detect_width: int = field(default=320, metadata=_range(32, 4096))
     score_threshold: float = field(default=0.5, metadata=_range(0, 1))
     iou_threshold: float = field(default=0.4, metadata=_range(0, 1))
@@ -261,7 +262,8 @@ class DoorConfig:
     cooldown_s: float = field(default=10.0, metadata=_range(0, 86400))
     track_cooldown_s: float = field(default=5.0, metadata=_range(0, 86400))
     target_far: float = field(default=0.001, metadata=_range(0, 1, lo_open=True, hi_open=True))
-    audit: str = field(default_factory=default_audit, metadata=_path())  # the data folder (realtime/data_dir.py)
+    audit: str = field(default_factory=default_audit,  # the door's audit log; 'rtv doctor' prints where it is
+                       metadata={**_path(), "default_doc": "`door_audit.sqlite` in the data folder"})
     audit_key_file: str = field(default="", metadata=_path())
     store_faces: bool = False
     hook_command: tuple[str, ...] = ()

@@ -70,10 +70,10 @@ def render_layout(packet: FramePacket, hud: Hud | None, style: OverlayConfig, sh
         legend.reserve(layout)
         objects, faces = BoxAnnotator(style, scale), FaceAnnotator(style, scale)
         objects.draw_boxes(image, packet.detections, packet.faces)
-        faces.draw_boxes(image, packet.faces)
+        faces.draw_boxes(image, packet.faces, packet.identities)
         for layer in layers:
             layer.draw_boxes(image)
-        faces.draw_labels(image, packet.faces, layout)
+        faces.draw_labels(image, packet.faces, packet.identities, layout)
         for layer in layers:
             layer.draw_labels(image, layout)
         objects.draw_labels(image, packet.detections, packet.faces, layout)

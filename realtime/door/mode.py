@@ -295,7 +295,7 @@ def _run(config, pipeline: Pipeline, rules: DoorRules, live: LiveGallery, source
             raise
         sinks: list = [outputs]
         if out_jsonl is not None:
-            sinks.append(stack.enter_context(JsonlSink(out_jsonl)))
+            sinks.append(stack.enter_context(JsonlSink(out_jsonl, decimals=config.output.jsonl_decimals)))
         if out_video is not None:  # the annotated view, as annotate records it (H.264 off the frame loop)
             from realtime.session import file_sinks, source_fps
 

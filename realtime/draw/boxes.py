@@ -11,13 +11,13 @@ from realtime.config import OverlayConfig
 from realtime.draw.colors import class_color
 from realtime.draw.layout import Layout
 from realtime.draw.text import box_points, draw_dashed_rectangle, draw_text_box, label_size
-from realtime.types import Detections, Faces
+from realtime.types import Detections, FaceDetections
 
 FACE_CLASS = "face"
 SAME_FACE_IOU = 0.3  # an object box of class "face" overlapping a face-stage box this much is the same face
 
 
-def objects_to_draw(detections: Detections, faces: Faces) -> np.ndarray:
+def objects_to_draw(detections: Detections, faces: FaceDetections) -> np.ndarray:
     """Indices of the detections to draw: all but the class-"face" boxes that coincide with a face-stage box
     (IoU >= ``SAME_FACE_IOU``), so each face is drawn once, by the face stage. int64 (K,)."""
     keep = np.ones(len(detections), dtype=bool)
@@ -43,7 +43,7 @@ class BoxAnnotator:
         self.style = style
         self.scale = scale
 
-    def draw_boxes(self, image: np.ndarray, detections: Detections, faces: Faces) -> None:
+    def draw_boxes(self, image: np.ndarray, detections: Detections, faces: FaceDetections) -> None:
         for i in objects_to_draw(detections, faces):
             x1, y1, x2, y2 = box_points(detections.boxes_xyxy[i])
             color = class_color(int(detections.class_ids[i]))
@@ -52,7 +52,7 @@ class BoxAnnotator:
             else:
                 cv2.rectangle(image, (x1, y1), (x2, y2), color, self.style.thickness)
 
-    def draw_labels(self, image: np.ndarray, detections: Detections, faces: Faces, layout: Layout) -> None:
+    def draw_labels(self, image: np.ndarray, detections: Detections, faces: FaceDetections, layout: Layout) -> None:
         shown = [i for i in objects_to_draw(detections, faces) if not detections.continued[i]]
         for i in sorted(shown, key=lambda k: -float(detections.scores[k])):
             x1, y1, x2, y2 = box_points(detections.boxes_xyxy[i])

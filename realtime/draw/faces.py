@@ -10,7 +10,7 @@ from realtime.config import OverlayConfig
 from realtime.draw.colors import FACE, KNOWN, LANDMARK, UNKNOWN
 from realtime.draw.layout import Layout
 from realtime.draw.text import box_points, draw_dashed_rectangle, draw_text_box, label_size
-from realtime.types import Faces
+from realtime.types import FaceDetections, FaceIdentities
 
 
 def face_label(identity: str | None, tentative: str | None, distance: float) -> str:
@@ -25,14 +25,13 @@ def face_label(identity: str | None, tentative: str | None, distance: float) -> 
     return name if np.isnan(distance) else f"{name} d={distance:.2f}"
 
 
-def face_state(faces: Faces, i: int) -> tuple[tuple[int, int, int], str, bool]:
-    """(colour, label, dashed) of face ``i``."""
-    recognised = len(faces.distances) == len(faces) and len(faces) > 0
-    if not recognised:
+def face_state(identities: FaceIdentities | None, i: int) -> tuple[tuple[int, int, int], str, bool]:
+    """(colour, label, dashed) of face ``i``; ``identities`` None: no recognition."""
+    if identities is None:
         return FACE, "face", False
-    latest = faces.identities[i] if i < len(faces.identities) else None
-    identity = faces.track_identities[i] if i < len(faces.track_identities) else latest
-    distance = float(faces.distances[i])
+    latest = identities.names[i]
+    identity = identities.track_names[i]
+    distance = float(identities.distances[i])
     if identity:
         return KNOWN, face_label(identity, None, distance), False
     return UNKNOWN, face_label(None, latest, distance), True
@@ -45,10 +44,10 @@ class FaceAnnotator:
         self.style = style
         self.scale = scale
 
-    def draw_boxes(self, image: np.ndarray, faces: Faces) -> None:
+    def draw_boxes(self, image: np.ndarray, faces: FaceDetections, identities: FaceIdentities | None) -> None:
         for i in range(len(faces)):
             x1, y1, x2, y2 = box_points(faces.boxes_xyxy[i])
-            color, _, dashed = face_state(faces, i)
+            color, _, dashed = face_state(identities, i)
             if dashed:
                 draw_dashed_rectangle(image, (x1, y1), (x2, y2), color, self.style.thickness)
             else:
@@ -58,10 +57,11 @@ class FaceAnnotator:
                 for x, y in faces.landmarks5[i]:
                     cv2.circle(image, (int(round(x)), int(round(y))), 2, LANDMARK, -1, cv2.LINE_AA)
 
-    def draw_labels(self, image: np.ndarray, faces: Faces, layout: Layout) -> None:
+    def draw_labels(self, image: np.ndarray, faces: FaceDetections, identities: FaceIdentities | None,
+                    layout: Layout) -> None:
         for i in range(len(faces)):
             x1, y1, x2, y2 = box_points(faces.boxes_xyxy[i])
-            color, text, _ = face_state(faces, i)
+            color, text, _ = face_state(identities, i)
             w, h = label_size(text, self.scale)
             rect = layout.place(text, (w, h), [(x1, y2 + 2), (x1, y1 - h), (x1, y2 - h), (x1, y1)])
             if rect is not None:

@@ -20,7 +20,7 @@ def legend_rows(packet: FramePacket) -> list[Row]:
     rows: list[Row] = []
     faces = packet.faces
     if len(faces):
-        if len(faces.distances) == len(faces):
+        if packet.identities is not None:
             rows.append((KNOWN, False, "known face: name d=distance (lower = closer)", "known face"))
             rows.append((UNKNOWN, True, "unknown face (name? = not confirmed yet)", "unknown face"))
         else:

@@ -7,10 +7,11 @@
 * door mode adds its audit sink in ``realtime.door.mode``.
 """
 
-from realtime.io.jsonl_sink import JsonlSink, JsonlWriter, end_record, packet_record
+from realtime.io.jsonl_sink import JsonlSink, JsonlWriter
 from realtime.io.sink import BackgroundSink, Sink, SinkBase
 from realtime.io.status_sinks import MetricsSink, ProgressSink, WindowSink
 from realtime.io.video import Mp4Sink, Mp4Writer, VideoSink, VideoWriter
+from realtime.serialize import end_record, packet_record  # the records themselves (older imports)
 
 __all__ = ["BackgroundSink", "JsonlSink", "JsonlWriter", "MetricsSink", "Mp4Sink", "Mp4Writer", "ProgressSink",
            "Sink", "SinkBase", "VideoSink", "VideoWriter", "WindowSink", "end_record", "packet_record"]

@@ -4,6 +4,7 @@ carry no timing status bar unless ``overlay.hud`` asks."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -14,7 +15,7 @@ from realtime.door.events import DoorDecision, WAIT
 from realtime.door.overlay import door_annotator
 from realtime.draw.colors import FACE_STATE_COLORS, class_color, hue_of
 from realtime.overlay import Hud, render_layout
-from realtime.types import Detections, Faces, FramePacket
+from realtime.types import Detections, FaceDetections, FaceIdentities, FramePacket
 
 
 def _crowd(seed: int, size_wh: tuple[int, int], n: int, faces: int = 3, door: bool = False) -> FramePacket:
@@ -31,12 +32,13 @@ def _crowd(seed: int, size_wh: tuple[int, int], n: int, faces: int = 3, door: bo
                      track_ids=np.arange(1, n + 1), continued=rng.uniform(size=n) < 0.1)
     fb = boxes[:faces].copy()
     fb[:, 3] = fb[:, 1] + (fb[:, 3] - fb[:, 1]) / 3
-    face = Faces(fb, np.ones(faces, np.float32), np.repeat(fb[:, None, :2], 5, axis=1),
-                 tuple(["ann", None, None][:faces]), np.full(faces, 0.4, np.float32),
-                 np.arange(1, faces + 1), track_identities=tuple(["ann", None, None][:faces]))
+    face = FaceDetections(fb, np.ones(faces, np.float32), np.repeat(fb[:, None, :2], 5, axis=1))
+    names = tuple(["ann", None, None][:faces])
+    identities = dataclasses.replace(FaceIdentities.unknown(faces), names=names, track_names=names,
+                                     distances=np.full(faces, 0.4, np.float32), track_ids=np.arange(1, faces + 1))
     decisions = (DoorDecision(WAIT, 1, None, "hold still (2/5 good frames)", tuple(boxes[0].tolist())),) if door else ()
     frame = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
-    return FramePacket(0, 0.0, 0.0, frame, detections=det, faces=face, decisions=decisions,
+    return FramePacket(0, 0.0, 0.0, frame, detections=det, faces=face, identities=identities, decisions=decisions,
                        timings_ms={"detect": 41.2, "track": 0.3, "face_detect": 9.9, "recognize": 20.1})
 
 

@@ -15,10 +15,12 @@ from realtime.build import build_pipeline
 from realtime.config import Config, OverlayConfig
 from realtime.controls import Controls, KeyController
 from realtime.io.capture import open_source
-from realtime.io.sinks import (BackgroundSink, JsonlSink, JsonlWriter, MetricsSink, Mp4Sink, ProgressSink, Sink,
-                               WindowSink)
+from realtime.io.jsonl_sink import JsonlSink, JsonlWriter
+from realtime.io.sink import BackgroundSink, Sink
+from realtime.io.status_sinks import MetricsSink, ProgressSink, WindowSink
+from realtime.io.video import VideoSink
 from realtime.metrics import Metrics
-from realtime.overlay import Hud, render
+from realtime.overlay import Hud, render, window_view
 from realtime.pipeline import Pipeline, Render, run_loop
 from realtime.serialize import RunHeader
 from realtime.types import FramePacket, FrameSource, RunResult, SourceInfo
@@ -34,17 +36,37 @@ class Outcome:
     summary: dict[str, Any]
 
 
+def current_hud(metrics: Metrics, pipeline: Pipeline, controller: KeyController | None = None) -> Hud:
+    """The status bar's content now: FPS, drops, stages turned off and, from the key ``controller``, the pause
+    banner and the last key's notice."""
+    extra = tuple(f"off: {d}" for d in pipeline.disabled[-2:])
+    return Hud(fps=metrics.live_fps(), dropped=metrics.dropped, extra=extra,
+               notice=controller.notice() if controller is not None else "",
+               paused=controller is not None and controller.controls.paused)
+
+
 def hud_renderer(overlay: OverlayConfig, metrics: Metrics, pipeline: Pipeline,
                  controller: KeyController | None = None) -> Render:
-    """``render(packet, show_overlays)`` with the status panel (FPS, drops, stages turned off) and, from the key
-    ``controller``, the pause banner and the last key's notice."""
+    """``render(packet, show_overlays)`` for every sink: the status bar only when ``overlay.hud`` asks (the live
+    window adds its own, above the picture: :func:`attach_window_hud`)."""
     def render_packet(packet, show_overlays: bool):
-        extra = tuple(f"off: {d}" for d in pipeline.disabled[-2:])
-        hud = Hud(fps=metrics.live_fps(), dropped=metrics.dropped, extra=extra,
-                  notice=controller.notice() if controller is not None else "",
-                  paused=controller is not None and controller.controls.paused)
+        hud = current_hud(metrics, pipeline, controller) if overlay.hud else None
         return render(packet, hud, overlay, show_overlays)
     return render_packet
+
+
+def attach_window_hud(sinks: Sequence[Sink], overlay: OverlayConfig, metrics: Metrics, pipeline: Pipeline,
+                      controller: KeyController) -> None:
+    """Window sinks show the status bar above the picture, with the key notices (never in recordings)."""
+    def view(packet, image):
+        hud = current_hud(metrics, pipeline, controller)
+        if overlay.hud:  # already inside the frame
+            hud = Hud(notice=hud.notice, paused=hud.paused)
+            return window_view(image, packet, hud, dataclasses.replace(overlay, enabled=False))
+        return window_view(image, packet, hud, overlay, controller.controls.overlays)
+    for sink in sinks:
+        if isinstance(sink, WindowSink):
+            sink.set_view(view)
 
 
 def run_session(source: FrameSource, pipeline: Pipeline, sinks: Sequence[Sink], overlay: OverlayConfig,
@@ -58,6 +80,7 @@ def run_session(source: FrameSource, pipeline: Pipeline, sinks: Sequence[Sink], 
     metrics = Metrics()
     style = pipeline.find("style")
     controller = KeyController(controls or Controls(), style.cycle if isinstance(style, StyleTransfer) else None)
+    attach_window_hud(sinks, overlay, metrics, pipeline, controller)
     result = run_loop(source, pipeline, [*sinks, MetricsSink(metrics, source.stats)],
                       render or hud_renderer(overlay, metrics, pipeline, controller), controller, max_frames,
                       on_frame)
@@ -90,7 +113,7 @@ def file_sinks(stack: ExitStack, config: Config, fps: float, out_mp4: Path | Non
     JSONL's first line."""
     sinks: list[Sink] = []
     if out_mp4 is not None:
-        mp4 = stack.enter_context(Mp4Sink(out_mp4, fps=fps, crf=config.output.crf, preset=config.output.preset,
+        mp4 = stack.enter_context(VideoSink(out_mp4, fps=fps, crf=config.output.crf, preset=config.output.preset,
                                           threads=config.output.encode_threads))
         sinks.append(stack.enter_context(BackgroundSink(mp4)))
     if out_jsonl is not None:
@@ -115,6 +138,9 @@ def annotate(config: Config, input_uri: str, out_mp4: Path | None, out_jsonl: Pa
     batch workers reuse one; the caller resets its state); ``on_frame(packet)`` is called as each frame completes
     (a batch counts frames there). ``source_name``: the ``source`` each JSONL row carries (none when None).
     ``extra_sinks``: more sinks (the caller owns them)."""
+    from realtime.style.stage import offline_style
+
+    config = offline_style(config)
     with ExitStack() as stack:
         source = stack.enter_context(open_source(dataclasses.replace(config.source, policy="every", pace=False),
                                                  input_uri))

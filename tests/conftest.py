@@ -57,6 +57,13 @@ def _result_jsonl_matches_the_schema(request):
             validate_result_lines(path)
 
 
+@pytest.fixture(autouse=True)
+def _isolated_data_dir(tmp_path_factory, monkeypatch):
+    """Every test gets its own data folder (RTV_DATA_DIR): the default gallery and audit log never touch the real
+    home, and no test sees another's."""
+    monkeypatch.setenv("RTV_DATA_DIR", str(tmp_path_factory.mktemp("rtv-data")))
+
+
 def make_frame(index: int, size_wh: tuple[int, int] = (160, 120)) -> np.ndarray:
     """A deterministic uint8 BGR frame whose content encodes ``index`` (a moving square on a gradient)."""
     w, h = size_wh

@@ -81,8 +81,9 @@ class BatchWorker:
 
     def __init__(self, config: Config, threads: int = 1):
         from realtime.build import build_pipeline
+        from realtime.style.stage import offline_style
 
-        self.config = worker_config(config, threads)
+        self.config = offline_style(worker_config(config, threads))  # style at its configured width
         self._build = build_pipeline
         self.pipeline = build_pipeline(self.config)
         self._stage_names = self.pipeline.names

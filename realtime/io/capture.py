@@ -26,6 +26,7 @@ import numpy as np
 
 from realtime.config import SourceConfig
 from realtime.errors import SourceError
+from realtime.io.ffmpeg_errors import describe_av_error
 from realtime.preprocess import letterbox
 from realtime.types import FramePacket, SourceInfo
 
@@ -137,7 +138,7 @@ class VideoFileReader:
         try:
             self._container = av.open(str(self.path))
         except (av.error.FFmpegError, OSError) as exc:
-            raise SourceError(f"{self.path}: not a readable video ({exc})") from exc
+            raise SourceError(f"{self.path}: not a readable video ({describe_av_error(exc)})") from exc
         if not self._container.streams.video:
             self.close()
             raise SourceError(f"{self.path}: has no video stream")
@@ -161,7 +162,7 @@ class VideoFileReader:
         except StopIteration:
             return None
         except (av.error.FFmpegError, ValueError) as exc:
-            raise SourceError(f"{self.path}: damaged video data ({exc})") from exc
+            raise SourceError(f"{self.path}: damaged video data ({describe_av_error(exc)})") from exc
         t = float(frame.time) if frame.time is not None else 0.0
         return RawFrame(frame.to_ndarray(format="bgr24"), t)
 

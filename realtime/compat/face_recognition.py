@@ -21,7 +21,7 @@ What differs:
 * **Boxes** are rtv's faces mapped to dlib's HOG boxes, not dlib's detector. On the photos of the fit (see the
   constants) they overlap dlib's with a mean IoU near 0.9, and the two libraries find somewhat different sets of
   faces: CenterFace also finds turned and partly hidden faces that dlib's HOG detector misses, and faces smaller
-  than dlib's detector window (80 px at ``number_of_times_to_upsample=0``, halved per upsampling) are dropped as
+  than dlib's detector reports (74 px at ``number_of_times_to_upsample=0``, halved per upsampling) are dropped as
   dlib's detector never reports them. ``model="cnn"`` maps to the boxes of dlib's CNN detector instead.
 * **68-point landmarks are not available**: ``face_landmarks(..., model="large")`` (face_recognition's default)
   raises :class:`realtime.errors.ModelError`; ask for ``model="small"``, which gives face_recognition's 5-point
@@ -63,15 +63,30 @@ __all__ = ["load_image_file", "face_locations", "batch_face_locations", "face_la
 # spreads, log(dlib side / spread). CNN_STAGE2_COEF: the same stage 2 fitted to dlib's CNN detector's boxes.
 # Fitted by `python -m recipes.face_box_fit fit` (see that recipe for the photos and the commands); figures below.
 STAGE1_COEF = np.array([
-    [0.0, 0.0, math.log(0.9972)],
-    [0.0, 0.0328, 0.0],
-] + [[0.0, 0.0, 0.0]] * 10)
-STAGE2_COEF = np.array([[0.0, 0.578, math.log(3.944)]] + [[0.0, 0.0, 0.0]] * 10)
+    [0.0102, -0.07064, -0.19993], [-0.02056, 0.02437, 0.12893], [0.14745, -0.11967, 0.02275],
+    [-0.01274, 0.20416, -0.14293], [0.19423, 0.118, 0.00314], [0.03605, 0.22483, -0.10702],
+    [0.21931, 0.02657, -0.06484], [-0.01335, 0.17033, -0.0548], [0.07156, -0.12957, 0.12101],
+    [-0.04048, 0.0422, 0.18469], [0.12241, 0.13413, -0.05684], [0.00077, 0.05541, 0.23078]])
+STAGE2_COEF = np.array([
+    [-0.26085, -0.89955, 2.37844], [0.21084, 0.27341, -0.17195], [-0.08405, 0.00614, 0.19],
+    [-0.03578, 0.32663, -0.22691], [-0.02005, -0.09423, -0.11322], [0.09541, -0.33263, 0.22302],
+    [0.13302, -0.01243, 0.19146], [-0.20919, -0.38235, 0.20858], [-0.03989, -0.16385, -0.12186],
+    [-0.06127, 0.11494, -0.03274], [0.01097, 0.26438, -0.14638]])
 CNN_STAGE2_COEF = STAGE2_COEF
 
-# dlib's frontal face detector slides an 80x80 window: it never reports a face smaller than this at upsample 0.
-HOG_WINDOW_PX = 80
-MIN_SIDE_FRACTION = 0.9  # boxes below this share of the smallest box dlib can give are dropped
+# dlib's frontal face detector slides an 80x80 window (padding included): the smallest box it reports is 74 px at
+# upsample 0 (37 px, the smallest of the 1425 HOG boxes of the fit, at upsample 1). Mapped boxes below
+# MIN_SIDE_FRACTION of that are dropped, as dlib never reports such faces: for the 71 faces that dlib boxed at 37 px
+# (in every other image of the fit) the mapped sides ran from 26 to 43 px, 5th percentile 29.5 (0.80 of 37).
+HOG_MIN_SIDE_PX = 74
+MIN_SIDE_FRACTION = 0.75
+# dlib's HOG detector picks one of its pyramid's box sizes (steps of 1.2x), so its side is uncertain by about 10%
+# for any estimate; dlib's landmarks and descriptor move with the box. Each descriptor is therefore the mean over the
+# mapped box and two copies of it scaled by these factors: on 238 faces of the fit's photos (every third matched face
+# of every other image) the mean distance to face_recognition's descriptor went 0.056 -> 0.048 and the 95th
+# percentile 0.145 -> 0.109 (three boxes; nine, also moved up and down by 4%, gave 0.045 and 0.104).
+BOX_SCALES = (1 / 1.1, 1.0, 1.1)
+CHIP_SHAPE = (150, 150, 3)
 SCORE_THRESHOLD = 0.5
 MAX_FACES = 256
 DLIB_JITTER_SEED = 0
@@ -271,25 +286,32 @@ class Models:
         points = self.predictor.predict(rgb, first)
         boxes = stage2_boxes(points, CNN_STAGE2_COEF if model == "cnn" else STAGE2_COEF)
         side = boxes[:, 2] - boxes[:, 0] + 1
-        return boxes[side >= MIN_SIDE_FRACTION * HOG_WINDOW_PX / 2.0 ** int(upsample)]
+        return boxes[side >= MIN_SIDE_FRACTION * HOG_MIN_SIDE_PX / 2.0 ** int(upsample)]
 
     def landmarks(self, rgb: np.ndarray, boxes_ltrb: np.ndarray) -> np.ndarray:
         """dlib's 5 points on each box: int64 (N, 5, 2), x then y, dlib's order."""
         return self.predictor.predict(rgb, np.asarray(boxes_ltrb, np.int64).reshape(-1, 4))
 
     def encode(self, rgb: np.ndarray, boxes_ltrb: np.ndarray, num_jitters: int = 1) -> np.ndarray:
-        """dlib's descriptors of the faces in ``boxes_ltrb``: float64 (N, 128)."""
+        """dlib's descriptors of the faces in ``boxes_ltrb``: float64 (N, 128), each the mean over the box and its
+        copies scaled by :data:`BOX_SCALES` (see there); ``num_jitters > 1``: the mean over that many jittered
+        chips, taken from the scaled boxes in turn."""
         from realtime.face.chip import dlib_face_chips
 
-        points = self.landmarks(rgb, boxes_ltrb)
+        boxes = np.asarray(boxes_ltrb, np.int64).reshape(-1, 4)
+        n, k = len(boxes), len(BOX_SCALES)
+        if n == 0:
+            return np.zeros((0, self.embedder.embedding_size), np.float64)
+        cx, cy, side = _ltrb_centre_side(boxes)
+        scaled = np.concatenate([_square_ltrb(cx, cy, side * f) for f in BOX_SCALES])  # (k * N, 4), scale-major
         bgr = np.ascontiguousarray(rgb[..., ::-1])
-        chips = dlib_face_chips(bgr, points)
-        if num_jitters <= 1 or len(chips) == 0:
-            return self.embedder.embed(chips).astype(np.float64)
+        chips = dlib_face_chips(bgr, self.landmarks(rgb, scaled)).reshape(k, n, *CHIP_SHAPE)
+        if num_jitters <= 1:
+            return self.embedder.embed(chips.reshape(k * n, *CHIP_SHAPE)).astype(np.float64).reshape(k, n, -1).mean(0)
         rng = np.random.default_rng(DLIB_JITTER_SEED)
         out = []
-        for chip in chips:
-            jittered = np.stack([_jitter(chip, rng) for _ in range(num_jitters)])
+        for face in range(n):
+            jittered = np.stack([_jitter(chips[j % k, face], rng) for j in range(num_jitters)])
             out.append(self.embedder.embed(jittered).astype(np.float64).mean(axis=0))
         return np.stack(out)
 
@@ -380,7 +402,7 @@ def face_locations(img: np.ndarray, number_of_times_to_upsample: int = 1, model:
     """Bounding boxes of the faces in an image: a list of ``(top, right, bottom, left)`` tuples of ints, trimmed to
     the image, as face_recognition returns them.
 
-    ``number_of_times_to_upsample``: higher finds smaller faces (the smallest dlib can report is 80 / 2**n px).
+    ``number_of_times_to_upsample``: higher finds smaller faces (the smallest dlib can report is 74 / 2**n px).
     ``model``: ``"hog"`` (boxes like dlib's HOG detector) or ``"cnn"`` (like dlib's CNN detector); both run rtv's
     CenterFace detector.
 

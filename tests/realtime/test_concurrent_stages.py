@@ -16,7 +16,8 @@ from realtime.config import ZOO_DIR, load_config
 from realtime.errors import SinkError
 from realtime.io.sinks import BackgroundSink
 from realtime.pipeline import Pipeline, merge_packets
-from realtime.types import Detections, Faces, FramePacket
+from realtime.io.capture import SourceStats
+from realtime.types import Detections, FaceDetections, FaceIdentities, FramePacket, SourceInfo
 
 
 def packet(index: int = 0) -> FramePacket:
@@ -26,6 +27,8 @@ def packet(index: int = 0) -> FramePacket:
 
 class Detect:
     name = "detect"
+    pure = False
+    fail_soft = False
 
     def __init__(self):
         self.threads = set()
@@ -37,12 +40,17 @@ class Detect:
         return dataclasses.replace(p, detections=Detections(np.array([[v, v, v + 5, v + 5]], np.float32),
                                                             np.array([0.9], np.float32), np.array([0]), ("x",)))
 
+    def reset(self):
+        pass
+
     def close(self):
         pass
 
 
 class FaceDetect:
     name = "face_detect"
+    pure = False
+    fail_soft = False
 
     def __init__(self):
         self.saw_detections = []
@@ -52,9 +60,12 @@ class FaceDetect:
         self.threads.add(threading.get_ident())
         self.saw_detections.append(len(p.detections))
         v = float(p.frame_bgr[0, 0, 0])
-        return dataclasses.replace(p, faces=Faces(np.array([[v, 0, v + 9, 9]], np.float32),
-                                                  np.array([0.8], np.float32), np.zeros((1, 5, 2), np.float32),
-                                                  (None,), np.full(1, np.nan, np.float32), np.full(1, -1)))
+        return dataclasses.replace(p, faces=FaceDetections(np.array([[v, 0, v + 9, 9]], np.float32),
+                                                           np.array([0.8], np.float32),
+                                                           np.zeros((1, 5, 2), np.float32)))
+
+    def reset(self):
+        pass
 
     def close(self):
         pass
@@ -62,14 +73,20 @@ class FaceDetect:
 
 class Recognize:
     name = "recognize"
+    pure = False
+    fail_soft = False
 
     def __init__(self):
         self.seen = 0
 
     def __call__(self, p):
         self.seen += 1  # stateful, like the face tracker: must see frames in order
-        faces = dataclasses.replace(p.faces, identities=(f"person{p.index}-{self.seen}",) * len(p.faces))
-        return dataclasses.replace(p, faces=faces)
+        names = (f"person{p.index}-{self.seen}",) * len(p.faces)
+        return dataclasses.replace(p, identities=dataclasses.replace(FaceIdentities.unknown(len(p.faces)),
+                                                                     names=names))
+
+    def reset(self):
+        pass
 
     def close(self):
         pass
@@ -77,17 +94,22 @@ class Recognize:
 
 class Tail:
     name = "style"
+    pure = False
+    fail_soft = False
 
     def __call__(self, p):
         assert len(p.detections) == 1 and len(p.faces) == 1, "the tail sees the merged packet"
         return dataclasses.replace(p, decisions=(len(p.detections) + len(p.faces),))
+
+    def reset(self):
+        pass
 
     def close(self):
         pass
 
 
 def records(out):
-    return [(len(o.detections), o.detections.boxes_xyxy.tolist(), o.faces.boxes_xyxy.tolist(), o.faces.identities,
+    return [(len(o.detections), o.detections.boxes_xyxy.tolist(), o.faces.boxes_xyxy.tolist(), o.identities.names,
              o.decisions) for o in out]
 
 
@@ -101,7 +123,7 @@ def test_concurrent_branches_give_the_sequential_result_in_order():
         a = [sequential(packet(i)) for i in range(6)]
         b = [concurrent(packet(i)) for i in range(6)]
     assert records(a) == records(b)
-    assert b[5].faces.identities == ("person5-6",)
+    assert b[5].identities.names == ("person5-6",)
     assert set(b[0].timings_ms) == {"detect", "face_detect", "recognize", "style"}
     assert threading.get_ident() in detect.threads and threading.get_ident() not in faces.threads  # a worker ran
     # the face branch: the two branches really ran on different threads
@@ -195,10 +217,15 @@ def test_stages_before_the_branches_run_first_and_the_rest_after():
 
     class Watch:
         name = "gallery"
+        pure = False
+        fail_soft = False
 
         def __call__(self, p):
             seen.append("gallery")
             return dataclasses.replace(p, decisions=("alarm",))
+
+        def reset(self):
+            pass
 
         def close(self):
             pass
@@ -210,10 +237,15 @@ def test_stages_before_the_branches_run_first_and_the_rest_after():
 
     class Policy:
         name = "door"
+        pure = False
+        fail_soft = False
 
         def __call__(self, p):
             assert len(p.faces) == 1 and len(p.detections) == 1
             return dataclasses.replace(p, decisions=(*p.decisions, "decided"))
+
+        def reset(self):
+            pass
 
         def close(self):
             pass
@@ -254,12 +286,12 @@ class PureFaces(FaceDetect):
 class ListSource:
     """Packets from a list, always ready (like an unpaced file)."""
 
-    class reader:
-        expected_frames = 0
-        description = "list"
+    policy = "every"
+    info = SourceInfo("list", "fake")
 
     def __init__(self, n):
         self.packets = [packet(i) for i in range(n)]
+        self.stats = SourceStats()
 
     def frame_ready(self):
         return True

@@ -233,7 +233,9 @@ def detect_width(image_width: int, upsample: int) -> int:
 # --- the models -----------------------------------------------------------------------------------------------------
 
 def open_models(config) -> "Models":
-    """rtv's face detector, shape predictor and embedder for ``config`` (an rtv :class:`realtime.config.Config`)."""
+    """rtv's face detector, shape predictor and embedder for ``config`` (an rtv :class:`realtime.config.Config`):
+    the configured files, else the shipped float models whatever ``runtime.precision`` says (the drop-in's job is
+    dlib's numbers)."""
     from realtime.build import model_path, runtime_options
     from realtime.face.embedder import FaceEmbedder
     from realtime.face.landmarks import load_shape_predictor

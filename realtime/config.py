@@ -155,7 +155,8 @@ class DetectorConfig:
     ``input_size``: network input [w, h] or one number (e.g. 320, 416, 608; multiples of 32); unset: the model's
     default (416 for the shipped one). ``classes``: class names to keep (empty: all), checked against the model's
     names when the detector opens. ``class_score_thresholds``: per-class score thresholds, e.g. ``{person: 0.4}``,
-    that replace ``score_threshold`` for those classes. ``every``: run the detector on one frame in N and carry
+    that replace ``score_threshold`` for those classes. A box is shown when its score is at least its class's
+    threshold; a lower class threshold only ever adds boxes of that class. ``every``: run the detector on one frame in N and carry
     the last boxes between (``rtv bench every`` measures what that costs).
     """
 
@@ -177,9 +178,10 @@ class TrackingConfig:
     """Object tracking after detection: a track id per object (JSONL ``track``, overlay ``#id``).
 
     ``min_hits`` detected frames confirm a track (then it gets its id); a confirmed track lives through
-    ``max_age`` frames without a detection. ``low_score_threshold`` (below ``detector.score_threshold``; null: off)
-    turns on ByteTrack's second pass: the detector also reports boxes down to it, and they may continue (never
-    start) a track. ``buffer``: boxes are matched grown by this fraction of their size on each side (buffered IoU),
+    ``max_age`` frames without a detection. ``low_score_threshold`` (null: off) turns on ByteTrack's second pass:
+    the detector also decodes boxes down to it, and a box below its class's shown threshold may continue (never
+    start) a confirmed track; it is then marked ``continued`` in the JSONL and drawn as a held track, not as a
+    detection. It is independent of the shown thresholds. ``buffer``: boxes are matched grown by this fraction of their size on each side (buffered IoU),
     so small or fast objects keep their tracks. Defaults measured with ``python -m recipes.tracking_measure``.
     """
 

@@ -147,7 +147,7 @@ def test_default_detector_is_the_coco_model_and_build_checks_classes():
         assert "int8" not in c.extra
     stage = build_detector_stage(load_config(None, ["detector.classes=[person, cup]", "runtime.providers=cpu"]))
     try:
-        assert stage.detector.input_size == (416, 416) and stage.detector.keep_ids.tolist() == [0, 41]
+        assert stage.detector.input_size == (416, 416) and stage.detector.thresholds.keep_ids.tolist() == [0, 41]
     finally:
         stage.close()
     with pytest.raises(ConfigError, match="not in the model"):

@@ -42,7 +42,7 @@ def test_bench_detector_reports_each_size_and_backend(tmp_path):
     def fake_runner_factory():
         def run(x):
             calls.append(x.shape)
-            return [np.zeros((1, 7, x.shape[2] // 32, x.shape[3] // 32), np.float32)]
+            return [np.full((1, 7, x.shape[2] // 32, x.shape[3] // 32), -10.0, np.float32)]  # nothing found
         return run
 
     result = bench_detector(path, sizes=(64, 96), frames=3, warmup=1, extra_runners={"other": fake_runner_factory})

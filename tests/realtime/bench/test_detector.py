@@ -42,7 +42,8 @@ def test_bench_detector_reports_each_size_and_backend(tmp_path):
     def fake_runner_factory():
         def run(x):
             calls.append(x.shape)
-            return [np.zeros((1, 7, x.shape[2] // 32, x.shape[3] // 32), np.float32)]
+            # logits of -20: objectness ~2e-9, so no box passes any threshold (decode keeps score >= threshold)
+            return [np.full((1, 7, x.shape[2] // 32, x.shape[3] // 32), -20.0, np.float32)]
         return run
 
     result = bench_detector(path, sizes=(64, 96), frames=3, warmup=1, extra_runners={"other": fake_runner_factory})
@@ -60,3 +61,15 @@ def test_bench_nms_and_frames(tmp_path):
     assert len(load_frames(None, 2)) == 2
     with pytest.raises(SourceError, match="no frames"):
         load_frames(tmp_path, 2)
+
+
+def test_variants_are_interleaved_and_compared_to_the_first(tmp_path):
+    from realtime.runtime import RuntimeOptions
+
+    path = _tiny_yolo(tmp_path / "tiny.onnx")
+    variants = {"a": (path, RuntimeOptions(providers="cpu")), "b": (path, RuntimeOptions(providers="cpu"))}
+    result = bench_detector(path, sizes=[64, 96], frames=3, warmup=1, variants=variants)
+    assert [(r["size"], r["backend"]) for r in result["rows"]] == [(64, "a"), (64, "b"), (96, "a"), (96, "b")]
+    assert set(result["variants"]) == {"a", "b"} and result["variants"]["a"]["providers"][0] == "CPUExecutionProvider"
+    table = format_bench_table(result)
+    assert "speed-up" in table and table.count("1.00x") >= 2  # each size's first backend is the base

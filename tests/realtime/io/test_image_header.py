@@ -45,7 +45,7 @@ def test_cli_refuses_a_bomb_in_one_line(tmp_path, capsys, argv):
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 3 and "megapixels" in err and "Traceback" not in err, err
-    assert sum(line.startswith(("rtv: error", "rtv: stopped")) for line in lines) == 1, err
+    assert sum(line.startswith(("rtv: error", "rtv: stopped", "rtv: failed")) for line in lines) == 1, err
 
 
 def test_a_folder_and_a_text_file_are_named(tmp_path):

@@ -17,7 +17,7 @@ def _guard(args: argparse.Namespace, outputs: dict, inputs=(), owned: bool = Fal
     """Export outputs may go into the zoo (that is where models live), never over the gallery, the audit log, the
     config, an input checkpoint, or an existing file without --overwrite."""
     guard_outputs(outputs, load_from_args(args), inputs=inputs, overwrite=args.overwrite or owned, serving=False)
-from realtime.config import ZOO_DIR
+from realtime.zoo import ZOO_DIR
 
 
 def _default_reference() -> Path | None:

@@ -157,7 +157,7 @@ def describe_collection(faces: FolderFaces) -> str:
 
 
 def open_detector(config, detect_width: int = STILL_DETECT_WIDTH):
-    from realtime.build import open_face_detector
+    from realtime.zoo import open_face_detector
 
     return open_face_detector(dataclasses.replace(config.faces, detect_width=detect_width), config.runtime)
 

@@ -282,12 +282,10 @@ def _installed_versions() -> dict[str, str]:
 def make_teacher(config: RecipeConfig = RecipeConfig()):
     """The CenterFace teacher from the zoo (``realtime.face.detector.FaceDetector``)."""
     from realtime.face.detector import FaceDetector
-    from realtime.runtime import OnnxModel, RuntimeOptions
+    from realtime.runtime import RuntimeOptions
+    from realtime.zoo import open_model
 
-    zoo = Path(__file__).resolve().parents[1] / "realtime" / "zoo" / "centerface.onnx"
-    if not zoo.is_file():
-        raise DataError(f"the teacher {zoo} is missing; it ships with the repository (rtv export centerface)")
-    model = OnnxModel(zoo, RuntimeOptions(providers="cpu", intra_op_threads=1), expected_kind="face_detector")
+    model = open_model("face_detector", RuntimeOptions(providers="cpu", intra_op_threads=1))
     return FaceDetector(model, detect_width=config.teacher_width, score_threshold=config.teacher_threshold,
                         max_faces=64)
 

@@ -49,9 +49,9 @@ def cmd_train_detector(args: argparse.Namespace) -> int:
 def _detector_for(model_path: str, config):
     """A served YoloDetector for an .onnx file (thresholds from config) or the checkpoint path for a .pt file."""
     if Path(model_path).suffix == ".onnx":
-        from realtime.build import runtime_options
-        from realtime.runtime import OnnxModel
         from realtime.detect.yolo import YoloDetector
+        from realtime.runtime import OnnxModel
+        from realtime.zoo import runtime_options
 
         det = config.detector
         return YoloDetector(OnnxModel(model_path, runtime_options(config.runtime), expected_kind="yolo"),
@@ -202,8 +202,8 @@ def cmd_train_embedder(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_faces(args: argparse.Namespace) -> int:
-    from realtime.build import open_face_embedder
     from realtime.face.verification import pair_distances, verification_report
+    from realtime.zoo import open_face_embedder
 
     if args.dlib_reference is not None or args.against_dlib:
         return _eval_against_dlib(args)

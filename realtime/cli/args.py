@@ -191,7 +191,7 @@ def kept_files(config, serving: bool = True) -> dict[str, list]:
     """What a run reads or keeps, by what it is: the config file, the gallery and its calibration, the audit log,
     and (``serving``) the configured models, the style models and the files of the shipped zoo. Outputs must not
     touch any of it."""
-    from realtime.config import ZOO_DIR
+    from realtime.zoo import ZOO_DIR
 
     gallery = config.faces.gallery
     kept: dict[str, list] = {"the config": [config.path], "the gallery": [gallery],

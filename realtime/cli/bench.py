@@ -39,8 +39,8 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_faces(args: argparse.Namespace) -> int:
-    from realtime.build import match_threshold, open_face_detector, open_face_embedder
     from realtime.bench.faces import bench_faces, format_report
+    from realtime.zoo import match_threshold, open_face_detector, open_face_embedder
     config = load_from_args(args)
     _guard(args, config)
     plan = plan_threads(config.runtime, branches=1)
@@ -63,12 +63,12 @@ def cmd_bench_faces(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_detector(args: argparse.Namespace) -> int:
-    from realtime.bench.detector import bench_detector, bench_nms, format_bench_table
-    from realtime.build import model_path
     from realtime.bench.clips import cached_demo_clip
+    from realtime.bench.detector import bench_detector, bench_nms, format_bench_table
+    from realtime.zoo import model_path
     config = load_from_args(args)
     _guard(args, config, [args.clip, args.model, args.checkpoint])
-    onnx_path = Path(args.model) if args.model else model_path(config.detector.model, "detector")
+    onnx_path = Path(args.model) if args.model else model_path("detector", config.detector.model)
     runners = {}
     if args.checkpoint:
         require_torch()
@@ -86,11 +86,10 @@ def cmd_bench_detector(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_style(args: argparse.Namespace) -> int:
-    from realtime.build import runtime_options
-    from realtime.config import ZOO_DIR
-    from realtime.errors import ModelError
     from realtime.bench.style import bench_style, format_report
+    from realtime.errors import ModelError
     from realtime.style.stage import open_style_model, resolve_styles, zoo_style_files
+    from realtime.zoo import runtime_options, style_dir
 
     from realtime.cli.args import kept_files
     from realtime.io.paths import check_output_dir
@@ -98,7 +97,7 @@ def cmd_bench_style(args: argparse.Namespace) -> int:
     config = load_from_args(args)
     _guard(args, config)
     check_output_dir("--out-dir", args.out_dir, (), kept_files(config))
-    model_dir = Path(config.style.model_dir) if config.style.model_dir else ZOO_DIR
+    model_dir = style_dir(config.style.model_dir)
     files = zoo_style_files(model_dir)
     if not files:
         raise ModelError(f"no style_*.onnx in {model_dir}: 'rtv train style' then 'rtv export style'")

@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from realtime.config import ZOO_DIR, Config
+from realtime.config import Config
 from realtime.errors import ModelError
+from realtime.zoo import ZOO_DIR
 
 
 def video_backends(build_info: str) -> dict[str, str]:

@@ -21,7 +21,7 @@ def _config(args: argparse.Namespace):
 
 def _models(config, detect_width: int = STILL_DETECT_WIDTH):
     """Detector (at a still-image working width) and embedder, as configured."""
-    from realtime.build import open_face_detector, open_face_embedder
+    from realtime.zoo import open_face_detector, open_face_embedder
 
     faces = dataclasses.replace(config.faces, detect_width=detect_width)
     detector = open_face_detector(faces, config.runtime)
@@ -42,8 +42,8 @@ def _open_gallery(config, embedder, create: bool):
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    from realtime.build import match_threshold
     from realtime.errors import ConfigError
+    from realtime.zoo import match_threshold
     from realtime.face.enroll import (check_consistent, collect_samples, enroll_samples, expand_image_paths,
                                       look_alikes, read_image)
     from realtime.gallery.names import check_name
@@ -114,9 +114,9 @@ def _camera_samples(config, args, detector, embedder):
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
-    from realtime.build import match_threshold
     from realtime.face.enroll import embed_faces, read_image
     from realtime.face.matching import match_faces
+    from realtime.zoo import match_threshold
 
     config = _config(args)
     image = read_image(args.image)
@@ -165,9 +165,9 @@ def _num(value: float) -> float | None:
 def cmd_verify(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from realtime.build import match_threshold
     from realtime.errors import EnrollmentError
     from realtime.face.enroll import embed_faces, read_image
+    from realtime.zoo import match_threshold
 
     config = _config(args)
     images = [read_image(args.image1), read_image(args.image2)]

@@ -42,9 +42,9 @@ def embed_images(paths: Iterable[Path | str], config=None, detect_width: int = S
     """``[{"image": path, "faces": [...]}]`` for each image, in order (models from ``config``, default
     :class:`realtime.config.Config`). Raises :class:`realtime.errors.SourceError` for a missing or unreadable
     image before anything is returned."""
-    from realtime.build import open_face_detector, open_face_embedder
     from realtime.config import Config
     from realtime.face.enroll import read_image
+    from realtime.zoo import open_face_detector, open_face_embedder
 
     config = config if config is not None else Config()
     paths = [Path(p) for p in paths]

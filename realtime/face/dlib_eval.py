@@ -354,9 +354,9 @@ def compare_with_dlib(config, reference_npz: Path | str | None = None, data_dir:
     ``source``, ``faces_compared``, ``dlib_seconds_per_image`` (dlib runs only) and, with ``fit``, the fitted box
     constants and CenterFace template. Raises :class:`DataError` / :class:`ModelError` when data or dlib is
     missing."""
-    from realtime.build import model_path, open_face_detector, open_face_embedder
     from realtime.face.align import TEMPLATE5_150
     from realtime.face.landmarks import load_shape_predictor
+    from realtime.zoo import model_path, open_face_detector, open_face_embedder
 
     if (reference_npz is None) == (data_dir is None):
         raise DataError("compare_with_dlib needs either reference_npz or data_dir")
@@ -375,7 +375,7 @@ def compare_with_dlib(config, reference_npz: Path | str | None = None, data_dir:
             matched = real_face_rows(rows, detector)
             if not matched:
                 raise DataError("no face that dlib found was also found by CenterFace")
-            predictor = load_shape_predictor(model_path(faces.landmarks_model, "face_landmarks"))
+            predictor = load_shape_predictor(model_path("face_landmarks", faces.landmarks_model))
             pipelines = pipelines_for(embedder, predictor, {"rtv template5 (shipped)": TEMPLATE5_150})
             report = compare(matched, pipelines)
             if data_dir is not None:

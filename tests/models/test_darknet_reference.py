@@ -247,9 +247,9 @@ def test_shipped_detector_finds_what_the_reference_finds(registry_yolov3_tiny, p
                                                          max_dscore):
     """Every object the reference forward + darknet decode finds with confidence (> 0.5) on a real photo, the
     shipped ONNX detector (float, and the INT8 default) served by realtime finds with the same class."""
-    from realtime.config import ZOO_DIR
-    from realtime.runtime import OnnxModel, RuntimeOptions
     from realtime.detect.yolo import YoloDetector
+    from realtime.runtime import OnnxModel, RuntimeOptions
+    from realtime.zoo import ZOO_DIR
     from skimage import data
 
     shipped = ZOO_DIR / model

@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from realtime.config import ZOO_DIR, load_config
+from realtime.config import load_config
 from realtime.errors import SinkError
 from realtime.io.sinks import BackgroundSink
 from realtime.pipeline import Pipeline, merge_packets
 from realtime.types import Detections, Faces, FramePacket
+from realtime.zoo import ZOO_DIR
 
 
 def packet(index: int = 0) -> FramePacket:

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from realtime.batch.worker import BatchWorker, Job, worker_config
-from realtime.config import ZOO_DIR, load_config
+from realtime.config import load_config
+from realtime.zoo import ZOO_DIR
 
 HAS_FACE_MODELS = (ZOO_DIR / "centerface.onnx").is_file() and (ZOO_DIR / "dlib_resnet128.onnx").is_file()
 

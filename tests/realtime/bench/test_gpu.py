@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from realtime.build import build_pipeline
-from realtime.config import ZOO_DIR, load_config
+from realtime.config import load_config
 from realtime.errors import ProviderError
+from realtime.zoo import ZOO_DIR
 
 needs_models = pytest.mark.skipif(not (ZOO_DIR / "centerface.onnx").is_file(), reason="needs the shipped models")
 

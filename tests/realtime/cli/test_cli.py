@@ -6,7 +6,7 @@ import av
 import pytest
 
 from realtime.cli.main import main
-from realtime.config import ZOO_DIR
+from realtime.zoo import ZOO_DIR
 
 HAS_FACE_MODELS = (ZOO_DIR / "centerface.onnx").is_file() and (ZOO_DIR / "dlib_resnet128.onnx").is_file()
 
@@ -155,7 +155,7 @@ def test_serving_never_imports_torch():
 
 def test_doctor_reports_no_remote_provider_as_usable():
     from realtime.cli.doctor import usable_providers
-    from realtime.config import ZOO_DIR
+    from realtime.zoo import ZOO_DIR
 
     import onnxruntime as ort
 

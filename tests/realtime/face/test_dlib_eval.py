@@ -12,10 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.config import ZOO_DIR
 from realtime.errors import ModelError
 from realtime.face import dlib_eval
 from realtime.face.dlib_eval import FaceRow, d_prime, summarise
+from realtime.zoo import ZOO_DIR
 
 REFERENCE = Path(__file__).resolve().parents[3].parent / "shared" / "reference" / "dlib_shape5_reference.npz"
 MODELS = [ZOO_DIR / n for n in ("centerface.onnx", "dlib_resnet128.onnx", "dlib_shape5.npz")]

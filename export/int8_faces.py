@@ -98,7 +98,7 @@ def _variants(image: np.ndarray) -> list[np.ndarray]:
 
 def calibration_frames(media: dict[str, Path]) -> list[np.ndarray]:
     """CenterFace calibration frames: scikit-image photos and OpenCV samples (no measurement photo among them)."""
-    from realtime.bench.clips import _photos
+    from realtime.samples.clips import _photos
 
     frames = []
     for photo in _photos().values():

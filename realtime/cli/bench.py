@@ -18,7 +18,7 @@ def _guard(args: argparse.Namespace, config, inputs=()) -> None:
 
 
 def cmd_bench_pipeline(args: argparse.Namespace) -> int:
-    from realtime.bench.clips import cached_bench_clip
+    from realtime.samples.clips import cached_bench_clip
     from realtime.bench.pipeline import bench_pipeline, compare_pipeline, format_compare
     from realtime.metrics import format_summary
 
@@ -63,7 +63,7 @@ def cmd_bench_faces(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_detector(args: argparse.Namespace) -> int:
-    from realtime.bench.clips import cached_demo_clip
+    from realtime.samples.clips import cached_demo_clip
     from realtime.bench.detector import bench_detector, bench_nms, format_bench_table
     from realtime.zoo import model_path
     config = load_from_args(args)

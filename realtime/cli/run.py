@@ -74,7 +74,7 @@ def cmd_annotate(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from realtime.bench.clips import enroll_demo_faces, write_demo_clip
+    from realtime.samples.clips import enroll_demo_faces, write_demo_clip
     from realtime.cli.args import kept_files
     from realtime.io.paths import check_output_dir
     from realtime.session import annotate

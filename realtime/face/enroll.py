@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 import cv2
 import numpy as np
 
-from realtime.io.capture import IMAGE_SUFFIXES
+from realtime.media import IMAGE_SUFFIXES
 from realtime.errors import EnrollmentError, SourceError
 from realtime.face.matching import match_faces, pairwise_distances
 from realtime.types import Faces

@@ -26,13 +26,11 @@ import numpy as np
 
 from realtime.config import SourceConfig
 from realtime.errors import SourceError
+from realtime.media import IMAGE_SUFFIXES, read_image_bgr
 from realtime.preprocess import letterbox
 from realtime.types import FramePacket
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv")
 
 
 @dataclass(frozen=True)
@@ -198,8 +196,8 @@ class ImageFolderReader:
             path = self.paths[self._i]
             t = self._i / self.fps
             self._i += 1
-            frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if frame is None or frame.size == 0:
+            frame = read_image_bgr(path)
+            if frame is None:
                 self.skipped += 1
                 log.warning("skipping unreadable image %s", path)
                 continue

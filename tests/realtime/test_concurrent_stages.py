@@ -173,7 +173,7 @@ def _jsonl_without_timings(path: Path) -> list[dict]:
 
 @pytest.mark.skipif(not (ZOO_DIR / "centerface.onnx").is_file(), reason="needs the shipped face models")
 def test_every_policy_gives_the_same_jsonl_with_stage_workers_as_in_sequence(tmp_path):
-    from realtime.bench.clips import bench_frames, write_demo_clip
+    from realtime.samples.clips import bench_frames, write_demo_clip
     from realtime.session import annotate
 
     clip = write_demo_clip(tmp_path / "clip.mp4", seconds=8 / 30, frames=bench_frames)

@@ -22,7 +22,7 @@ def people_clip(path: Path, frames: int) -> Path:
     two persons that the shipped detectors find on every frame."""
     from itertools import islice
 
-    from realtime.bench.clips import demo_frames
+    from realtime.samples.clips import demo_frames
     from realtime.io.sinks import Mp4Writer
 
     with Mp4Writer(path, fps=10, crf=18, preset="ultrafast") as writer:

@@ -38,7 +38,7 @@ def _sessions(pipeline):
 @pytest.mark.gpu
 @needs_models
 def test_gpu_pipeline_runs_every_model_on_cuda_and_records_the_figures(tmp_path):
-    from realtime.bench.clips import bench_frames, write_demo_clip
+    from realtime.samples.clips import bench_frames, write_demo_clip
     from realtime.bench.pipeline import compare_pipeline
 
     config = load_config(None, ["runtime.providers=require-gpu", f"faces.gallery={tmp_path / 'g.sqlite'}"])

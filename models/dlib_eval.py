@@ -158,7 +158,7 @@ def dlib_rows(data_dir: Path | str, dlib_pipeline: Callable, rescales: Sequence[
     """The largest dlib face of every image of a folder-per-person data set, and of each rescaled copy.
 
     Returns the rows and dlib's mean seconds per image (as run here)."""
-    from realtime.io.capture import IMAGE_SUFFIXES
+    from realtime.media import IMAGE_SUFFIXES
 
     root = Path(data_dir)
     if not root.is_dir():

@@ -70,7 +70,8 @@ def collect_faces(data_dir: Path | str, detector, template5: np.ndarray, chip_si
     from tqdm import tqdm
 
     from realtime.face.align import align_faces
-    from realtime.media import read_image_bgr
+    from realtime.errors import SourceError
+    from realtime.media import read_image
 
     persons = person_images(data_dir)
     chips, labels, sources, skipped, several = [], [], [], [], []
@@ -79,8 +80,9 @@ def collect_faces(data_dir: Path | str, detector, template5: np.ndarray, chip_si
         for label, (_name, images) in enumerate(persons):
             for path in images:
                 bar.update(1)
-                image = read_image_bgr(path)
-                if image is None:
+                try:
+                    image = read_image(path)
+                except SourceError:
                     skipped.append((str(path), "not a readable image"))
                     continue
                 faces = detector.detect(image)

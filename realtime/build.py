@@ -75,21 +75,18 @@ def build_face_stages(config: Config, plan: ThreadPlan | None = None) -> list:
 def build_detector_stage(config: Config, plan: ThreadPlan | None = None):
     """The object-detection stage, or ``None`` when no model is configured and none ships."""
     det = config.detector
-    if model_path("detector", det.model, required=bool(det.model)) is None:
+    if model_path("detector", det.model, required=bool(det.model), runtime=config.runtime) is None:
         log.info("no object detector model ships yet; detection is left out (set detector.model to use one)")
         return None
     from realtime.detect.yolo import ObjectDetection, YoloDetector
 
-    model = open_model("detector", runtime_options(config.runtime, plan), det.model)
-    score_threshold = det.score_threshold
-    low = second_pass(config)
-    if low is not None:  # ByteTrack's second pass needs the low-score boxes; the tracking stage filters them
-        score_threshold = low
-    try:  # class_score_thresholds stay hard floors for their classes (no second pass below them)
-        detector = YoloDetector(model, input_size=det.input_size, score_threshold=score_threshold,
+    model = open_model("detector", config.runtime, det.model, plan)
+    try:  # the detector owns every score threshold (realtime/detect/thresholds.py); the tracker reads them there
+        detector = YoloDetector(model, input_size=det.input_size, score_threshold=det.score_threshold,
                                 iou_threshold=det.iou_threshold, class_aware=det.class_aware,
                                 max_candidates=det.max_candidates, max_detections=det.max_detections,
-                                keep_classes=det.classes, class_score_thresholds=det.class_score_thresholds)
+                                keep_classes=det.classes, class_score_thresholds=det.class_score_thresholds,
+                                low_score_threshold=second_pass(config))
     except BaseException:  # a bad detector.classes / input_size: do not leave the session open
         model.close()
         raise
@@ -98,26 +95,29 @@ def build_detector_stage(config: Config, plan: ThreadPlan | None = None):
 
 def second_pass(config: Config) -> float | None:
     """The low threshold of the tracker's second pass, or None when tracking is off or the threshold is not below
-    ``detector.score_threshold`` (then there is nothing for a second pass to see)."""
+    any shown threshold (``detector.score_threshold`` and every class threshold: then a second pass sees nothing).
+    It is independent of the shown thresholds: lowering a class's threshold never raises it."""
     low = config.tracking.low_score_threshold
     if not config.tracking.enabled or low is None:
         return None
-    if low >= config.detector.score_threshold:
-        log.info("tracking.low_score_threshold %g is not below detector.score_threshold %g: one tracking pass",
-                 low, config.detector.score_threshold)
+    det = config.detector
+    highest = max([det.score_threshold, *(t for _, t in det.class_score_thresholds)])
+    if low >= highest:
+        log.info("tracking.low_score_threshold %g is not below any detector threshold (highest %g): one tracking "
+                 "pass", low, highest)
         return None
     return low
 
 
-def build_tracking_stage(config: Config):
-    """The object-tracking stage that follows detection (track ids on ``packet.detections``)."""
+def build_tracking_stage(config: Config, detection):
+    """The object-tracking stage that follows ``detection`` (track ids on ``packet.detections``); it reads what is
+    shown from the detector's thresholds, so the two never disagree."""
     from realtime.detect.track import ObjectTracker, ObjectTracking
 
-    tr, det = config.tracking, config.detector
+    tr = config.tracking
     tracker = ObjectTracker(iou_threshold=tr.iou_threshold, max_age=tr.max_age, min_hits=tr.min_hits,
-                            high_score_threshold=det.score_threshold, low_score_threshold=second_pass(config),
                             buffer=tr.buffer)
-    return ObjectTracking(tracker, show_score_threshold=det.score_threshold)
+    return ObjectTracking(tracker, thresholds=detection.detector.thresholds)
 
 
 def build_pipeline(config: Config) -> Pipeline:
@@ -131,13 +131,13 @@ def build_pipeline(config: Config) -> Pipeline:
             if stage is not None:
                 stages.append(stage)
                 if config.tracking.enabled:
-                    stages.append(build_tracking_stage(config))
+                    stages.append(build_tracking_stage(config, stage))
         if config.faces.enabled:
             stages.extend(build_face_stages(config, plan))
         if config.style.enabled:  # last: an effect on the displayed frame, analysis never sees it
             from realtime.style.stage import build_style_stage
 
-            stages.append(build_style_stage(config.style, runtime_options(config.runtime, plan),
+            stages.append(build_style_stage(config.style, runtime_options(config.runtime, plan, "style"),
                                              style_dir(config.style.model_dir)))
     except BaseException:
         for stage in stages:

@@ -1,4 +1,4 @@
-"""What rtv takes for an image or a video file, and how it reads a still image: the one definition every command,
+"""What rtv takes for a photo or a video file, and how it reads a photo: the one definition every command, source,
 data-set reader and recipe uses. Needs only OpenCV and numpy; never torch.
 """
 
@@ -8,35 +8,40 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime.errors import SourceError
+
 # Suffixes compared lower-case, with the dot.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".mts", ".3gp",
                   ".wmv", ".flv")
 
 
-def is_image_file(path: Path | str) -> bool:
-    """True when ``path``'s suffix is one of :data:`IMAGE_SUFFIXES` (the file itself is not opened)."""
+def is_image(path: Path | str) -> bool:
+    """Whether ``path`` names a photo (by its suffix; the file is not opened)."""
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
-def is_video_file(path: Path | str) -> bool:
-    """True when ``path``'s suffix is one of :data:`VIDEO_SUFFIXES` (the file itself is not opened)."""
+def is_video(path: Path | str) -> bool:
+    """Whether ``path`` names a video file (by its suffix; the file is not opened)."""
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
 def image_files(folder: Path | str, recursive: bool = False) -> list[Path]:
-    """The image files of ``folder`` (and its sub-folders when ``recursive``), sorted by path."""
+    """The photos of ``folder`` (and of its sub-folders when ``recursive``), sorted by path."""
     folder = Path(folder)
     found = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in found if is_image_file(p) and p.is_file())
+    return sorted(p for p in found if is_image(p) and p.is_file())
 
 
-def read_image_bgr(path: Path | str) -> np.ndarray | None:
-    """A still image as uint8 (H, W, 3) BGR, the way the runtime reads image sources; ``None`` when the file
-    cannot be read or decoded as an image."""
+def read_image(path: Path | str) -> np.ndarray:
+    """A photo as uint8 (H, W, 3) BGR at its own size, turned upright by its EXIF orientation (OpenCV's
+    ``IMREAD_COLOR`` applies it). :class:`SourceError` when the file is missing or not a readable image."""
     import cv2
 
+    path = Path(path)
+    if not path.is_file():
+        raise SourceError(f"image not found: {path}")
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None or image.size == 0:
-        return None
+        raise SourceError(f"{path}: not a readable image")
     return image

@@ -50,11 +50,10 @@ def _detector_for(model_path: str, config):
     """A served YoloDetector for an .onnx file (thresholds from config) or the checkpoint path for a .pt file."""
     if Path(model_path).suffix == ".onnx":
         from realtime.detect.yolo import YoloDetector
-        from realtime.runtime import OnnxModel
-        from realtime.zoo import runtime_options
+        from realtime.zoo import open_model
 
         det = config.detector
-        return YoloDetector(OnnxModel(model_path, runtime_options(config.runtime), expected_kind="yolo"),
+        return YoloDetector(open_model("detector", config.runtime, model_path),
                             input_size=det.input_size, score_threshold=0.001, iou_threshold=det.iou_threshold,
                             class_aware=det.class_aware, max_candidates=det.max_candidates,
                             max_detections=det.max_detections)

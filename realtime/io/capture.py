@@ -19,14 +19,14 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Iterator, Protocol, Sequence
 
 import cv2
 import numpy as np
 
 from realtime.config import SourceConfig
 from realtime.errors import SourceError
-from realtime.media import IMAGE_SUFFIXES, read_image_bgr
+from realtime.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_image, is_video, read_image  # noqa: F401 (re-exported)
 from realtime.preprocess import letterbox
 from realtime.types import FramePacket
 
@@ -196,8 +196,9 @@ class ImageFolderReader:
             path = self.paths[self._i]
             t = self._i / self.fps
             self._i += 1
-            frame = read_image_bgr(path)
-            if frame is None:
+            try:
+                frame = read_image(path)
+            except SourceError:
                 self.skipped += 1
                 log.warning("skipping unreadable image %s", path)
                 continue
@@ -219,6 +220,49 @@ class ImageFolderReader:
 
     def close(self) -> None:
         self._i = len(self.paths)
+
+
+def as_image(image: np.ndarray) -> np.ndarray:
+    """``image`` checked to be uint8 (H, W, 3) BGR (a (H, W) grey image is converted); :class:`SourceError`
+    otherwise."""
+    array = np.asarray(image)
+    if array.dtype != np.uint8:
+        raise SourceError(f"an image must be uint8 (H, W, 3) BGR, got dtype {array.dtype}")
+    if array.ndim == 2:
+        array = cv2.cvtColor(array, cv2.COLOR_GRAY2BGR)
+    if array.ndim != 3 or array.shape[2] != 3 or array.shape[0] == 0 or array.shape[1] == 0:
+        raise SourceError(f"an image must be uint8 (H, W, 3) BGR, got shape {array.shape}")
+    return np.ascontiguousarray(array)
+
+
+def expand_inputs(inputs: str | Path | Sequence[str | Path], videos: bool = True) -> list[Path]:
+    """Files named by ``inputs``: a file, a folder (its photos and, with ``videos``, its videos, sorted by name,
+    not recursive), a glob (``photos/*.jpg``), or a list of these, in the order given. A named file is kept
+    whatever its suffix (reading it says what is wrong); a folder or glob that matches nothing usable, or a file
+    that does not exist, is a :class:`SourceError`."""
+    items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    wanted = IMAGE_SUFFIXES + (VIDEO_SUFFIXES if videos else ())
+    found: list[Path] = []
+    for item in items:
+        text = str(item)
+        path = Path(text).expanduser()
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in wanted)
+            if not files:
+                raise SourceError(f"no {'photos or videos' if videos else 'photos'} found in folder {path} "
+                                  f"(looked for {', '.join(wanted)})")
+            found.extend(files)
+        elif path.is_file():
+            found.append(path)
+        elif any(ch in text for ch in "*?["):
+            files = sorted(Path(p) for p in glob.glob(str(path)) if Path(p).is_file()
+                           and Path(p).suffix.lower() in wanted)
+            if not files:
+                raise SourceError(f"nothing matches {text} (looked for {', '.join(wanted)})")
+            found.extend(files)
+        else:
+            raise SourceError(f"{'image' if is_image(path) else 'file'} not found: {path}")
+    return found
 
 
 def make_reader(uri: str, config: SourceConfig) -> FrameReader:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from realtime.face.detector import FaceDetector
     from realtime.face.embedder import FaceEmbedder
     from realtime.face.landmarks import ShapePredictor
+    from realtime.precision import PrecisionChoice
     from realtime.runtime import OnnxModel, RuntimeOptions
     from realtime.threads import ThreadPlan
 
@@ -45,7 +46,7 @@ class Role:
 
 
 ROLES: dict[str, Role] = {r.name: r for r in (
-    Role("detector", "yolov3_tiny_coco_int8.onnx", "yolo", "detector.model"),
+    Role("detector", "yolov3_tiny_coco.onnx", "yolo", "detector.model"),
     Role("face_detector", "centerface.onnx", "face_detector", "faces.detector_model"),
     Role("face_embedder", "dlib_resnet128.onnx", "face_embedder", "faces.embedder_model"),
     Role("face_landmarks", "dlib_shape5.npz", "", "faces.landmarks_model"),
@@ -55,7 +56,7 @@ ROLES: dict[str, Role] = {r.name: r for r in (
 DEFAULT_MODELS = {name: role.default for name, role in ROLES.items() if name != "style"}
 
 
-def role(name: str) -> Role:
+def role_spec(name: str) -> Role:
     """The :class:`Role` called ``name``; :class:`ModelError` for a name that is not one."""
     try:
         return ROLES[name]
@@ -63,10 +64,24 @@ def role(name: str) -> Role:
         raise ModelError(f"no model role {name!r}; roles: {', '.join(ROLES)}") from None
 
 
-def model_path(role_name: str, configured: str | Path = "", required: bool = True) -> Path | None:
-    """The configured model file for ``role_name``, else the one that ships; ``None`` when none ships and it is not
-    ``required``. :class:`ModelError` when a configured file does not exist or a required one does not ship."""
-    spec = role(role_name)
+def precision_choice(role: str, runtime: RuntimeConfig, configured_file: bool = False) -> PrecisionChoice:
+    """The precision (and shipped file) ``runtime.precision`` gives ``role`` on the provider
+    ``runtime.providers`` resolves to here (:mod:`realtime.precision`)."""
+    from realtime.cpu import cpu_info
+    from realtime.precision import choose_precision, manifest_for
+    from realtime.runtime import resolve_provider
+
+    provider = resolve_provider(runtime.providers).name
+    return choose_precision(role_spec(role).name, provider, runtime.precision, cpu_info(), manifest_for(ZOO_DIR),
+                            ZOO_DIR, configured_file=configured_file)
+
+
+def model_path(role: str, configured: str | Path = "", required: bool = True,
+               runtime: RuntimeConfig | None = None) -> Path | None:
+    """The configured model file for ``role``, else the one that ships (with ``runtime``: the file of the
+    precision ``runtime.precision`` chooses on this machine); ``None`` when none ships and it is not ``required``.
+    :class:`ModelError` when a configured file does not exist or a required one does not ship."""
+    spec = role_spec(role)
     if spec.name == "style":
         return style_dir(configured)
     if configured:
@@ -74,7 +89,8 @@ def model_path(role_name: str, configured: str | Path = "", required: bool = Tru
         if not path.is_file():
             raise ModelError(f"{spec.name} model not found: {path}")
         return path
-    default = ZOO_DIR / spec.default
+    chosen = precision_choice(spec.name, runtime).file if runtime is not None and spec.kind else None
+    default = ZOO_DIR / (chosen or spec.default)
     if default.is_file():
         return default
     if required:
@@ -87,27 +103,39 @@ def style_dir(configured: str | Path = "") -> Path:
     return Path(configured) if configured else ZOO_DIR
 
 
-def runtime_options(config: RuntimeConfig, plan: ThreadPlan | None = None) -> RuntimeOptions:
+def runtime_options(config: RuntimeConfig, plan: ThreadPlan | None = None, role: str | None = None,
+                    configured_file: bool = False) -> RuntimeOptions:
     """Session options from ``config``, its ``auto`` thread counts resolved by ``plan`` (default: the plan for
-    this machine with both analysis branches)."""
+    this machine with both analysis branches); ``role``: the model's role, whose precision sets OpenVINO's
+    hint (``configured_file``: the model is a configured file, not a shipped one)."""
     from realtime.runtime import RuntimeOptions
     from realtime.threads import plan_threads
 
     plan = plan or plan_threads(config)
-    return RuntimeOptions(providers=config.providers, intra_op_threads=plan.intra_op,
+    hint = precision_choice(role, config, configured_file).hint if role else ""
+    return RuntimeOptions(providers=config.providers, precision_hint=hint, intra_op_threads=plan.intra_op,
                           inter_op_threads=plan.inter_op, graph_optimization=config.graph_optimization,
                           allow_spinning=plan.allow_spinning)
 
 
-def open_model(role_name: str, options: RuntimeOptions, configured: str | Path = "") -> OnnxModel:
-    """An ONNX Runtime session for ``role_name``'s model (see :func:`model_path`), its contract checked against
-    the role's kind. The caller closes it."""
+def open_model(role: str, runtime: RuntimeConfig | RuntimeOptions, configured: str | Path = "",
+               plan: ThreadPlan | None = None) -> OnnxModel:
+    """An ONNX Runtime session for ``role``'s model, its contract checked against the role's kind; the
+    caller closes it. With a :class:`realtime.config.RuntimeConfig` (serving), the file and options follow
+    ``runtime`` (precision, providers, threads resolved by ``plan``); with :class:`realtime.runtime.RuntimeOptions`
+    (tools, fixed options), the configured file or the float file that ships."""
+    from realtime.config import RuntimeConfig
     from realtime.runtime import OnnxModel
 
-    spec = role(role_name)
+    spec = role_spec(role)
     if not spec.kind or spec.name == "style":
         raise ModelError(f"the {spec.name} role is not one ONNX model; use the function for it in realtime.zoo")
-    return OnnxModel(model_path(spec.name, configured), options, expected_kind=spec.kind)
+    if isinstance(runtime, RuntimeConfig):
+        path = model_path(spec.name, configured, runtime=runtime)
+        options = runtime_options(runtime, plan, spec.name, bool(configured))
+    else:
+        path, options = model_path(spec.name, configured), runtime
+    return OnnxModel(path, options, expected_kind=spec.kind)
 
 
 def open_face_detector(faces: FacesConfig, runtime: RuntimeConfig, plan: ThreadPlan | None = None
@@ -115,7 +143,7 @@ def open_face_detector(faces: FacesConfig, runtime: RuntimeConfig, plan: ThreadP
     """The face detector of ``faces.detector_model`` (else the shipped CenterFace) with ``faces``' thresholds."""
     from realtime.face.detector import FaceDetector
 
-    model = open_model("face_detector", runtime_options(runtime, plan), faces.detector_model)
+    model = open_model("face_detector", runtime, faces.detector_model, plan)
     try:
         return FaceDetector(model, detect_width=faces.detect_width, score_threshold=faces.score_threshold,
                             iou_threshold=faces.iou_threshold, max_faces=faces.max_faces)
@@ -137,7 +165,7 @@ def open_face_embedder(faces: FacesConfig, runtime: RuntimeConfig, plan: ThreadP
     from realtime.face.align import DlibAligner
     from realtime.face.embedder import FaceEmbedder
 
-    model = open_model("face_embedder", runtime_options(runtime, plan), faces.embedder_model)
+    model = open_model("face_embedder", runtime, faces.embedder_model, plan)
     try:
         alignment = FaceEmbedder(model).alignment if faces.alignment == "auto" else faces.alignment
         aligner = None

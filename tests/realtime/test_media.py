@@ -5,8 +5,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
-from realtime.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, image_files, is_image_file, is_video_file, read_image_bgr
+from realtime.errors import SourceError
+from realtime.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, image_files, is_image, is_video, read_image
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -15,7 +17,7 @@ def test_suffixes_are_lower_case_dotted_and_disjoint():
     for suffix in IMAGE_SUFFIXES + VIDEO_SUFFIXES:
         assert suffix.startswith(".") and suffix == suffix.lower()
     assert not set(IMAGE_SUFFIXES) & set(VIDEO_SUFFIXES)
-    assert is_image_file("a/B.JPG") and is_video_file("clip.MKV") and not is_image_file("clip.mp4")
+    assert is_image("a/B.JPG") and is_video("clip.MKV") and not is_image("clip.mp4")
 
 
 def test_image_files_sorted_and_recursive_only_when_asked(tmp_path):
@@ -26,15 +28,17 @@ def test_image_files_sorted_and_recursive_only_when_asked(tmp_path):
     assert [p.name for p in image_files(tmp_path, recursive=True)] == ["a.jpg", "b.png", "c.webp"]
 
 
-def test_read_image_bgr_reads_pixels_and_gives_none_for_a_damaged_file(tmp_path):
+def test_read_image_reads_pixels_and_names_a_damaged_or_missing_file(tmp_path):
     image = np.zeros((6, 8, 3), np.uint8)
     image[..., 2] = 200  # red in BGR
     cv2.imwrite(str(tmp_path / "red.png"), image)
     (tmp_path / "bad.jpg").write_bytes(b"not a jpeg")
-    got = read_image_bgr(tmp_path / "red.png")
+    got = read_image(tmp_path / "red.png")
     assert got.shape == (6, 8, 3) and got.dtype == np.uint8 and np.array_equal(got, image)
-    assert read_image_bgr(tmp_path / "bad.jpg") is None
-    assert read_image_bgr(tmp_path / "absent.png") is None
+    with pytest.raises(SourceError, match="bad.jpg: not a readable image"):
+        read_image(tmp_path / "bad.jpg")
+    with pytest.raises(SourceError, match="image not found"):
+        read_image(tmp_path / "absent.png")
 
 
 def test_no_other_module_defines_its_own_suffix_list():

@@ -40,6 +40,7 @@ import numpy as np
 import yaml
 
 from realtime.errors import DataError, RtvError
+from realtime.zoo import ZOO_DIR
 
 # The recipe's fixed data selection (part of what makes its output reproducible), not what rtv accepts as input
 # (that is realtime.media): stills of these suffixes, and these files as clips (animated GIFs included).
@@ -1002,8 +1003,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m recipes.default_detector", description=__doc__.split(
         "\n\n")[0])
     parser.add_argument("--work-dir", type=Path, required=True, help="scratch folder (sources, data set, runs)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "realtime" / "zoo" /
-                        "yolo_faces_rtv.onnx", help="the ONNX file to write (default: the zoo's yolo_faces_rtv.onnx)")
+    parser.add_argument("--out", type=Path, default=ZOO_DIR / "yolo_faces_rtv.onnx", help="the ONNX file to write (default: the zoo's yolo_faces_rtv.onnx)")
     parser.add_argument("--minutes", type=float, default=30.0, help="training time budget (default 30)")
     parser.add_argument("--epochs", type=int, default=None, help="train exactly this many epochs instead")
     parser.add_argument("--composites", type=int, default=RecipeConfig.composites)

@@ -60,3 +60,24 @@ def test_open_face_detector_uses_the_faces_section():
         assert detector.detect_width == 320 and detector.max_faces == 3
     finally:
         detector.close()
+
+
+def test_zoo_dir_has_one_home():
+    """Only the registry says where the zoo is: a module that assigns its own ZOO_DIR, or builds the path from the
+    package folder and "zoo", is caught."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    homes = []
+    for package in ("realtime", "export", "models", "recipes"):
+        for path in (root / package).rglob("*.py"):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "ZOO_DIR"
+                                                        for t in node.targets):
+                    homes.append(str(path.relative_to(root)))
+                if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and \
+                        isinstance(node.right, ast.Constant) and node.right.value == "zoo":
+                    homes.append(str(path.relative_to(root)))
+    assert homes == ["realtime/zoo/__init__.py"]

@@ -30,7 +30,7 @@ def exit_code_for(exc: BaseException) -> int:
 
     codes = {errors.ConfigError: 2, errors.SourceError: 3, errors.ModelError: 4, errors.GalleryError: 5,
              errors.SinkError: 6, errors.EnrollmentError: 7, errors.DataError: 8, errors.ExportError: 9,
-             errors.AuditError: 10, errors.NoFaceError: 11, errors.SeveralFacesError: 12}
+             errors.AuditError: 10, errors.NoFaceError: 12, errors.SeveralFacesError: 13}
     for cls in type(exc).__mro__:
         if cls in codes:
             return codes[cls]

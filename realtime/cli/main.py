@@ -69,7 +69,7 @@ class TopParser(RtvParser):
         out += ["", formatter.format_help().strip(), "", textwrap.fill(
             "'rtv COMMAND --help' explains a command and its options. Exit codes: 0 done, 2 usage or config, "
             "3 source, 4 model, 5 gallery, 6 output, 7 enrolment, 8 data, 9 export, 10 audit log, 11 some "
-            "batch inputs failed, 130/143/129 stopped by Ctrl-C/SIGTERM/SIGHUP.", width)]
+            "batch inputs failed, 12 no face, 13 several faces where one was needed, 130/143/129 stopped by Ctrl-C/SIGTERM/SIGHUP.", width)]
         return "\n".join(out) + "\n"
 
 

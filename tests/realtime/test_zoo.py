@@ -81,3 +81,16 @@ def test_zoo_dir_has_one_home():
                         isinstance(node.right, ast.Constant) and node.right.value == "zoo":
                     homes.append(str(path.relative_to(root)))
     assert homes == ["realtime/zoo/__init__.py"]
+
+
+def test_runtime_precision_chooses_the_shipped_file_but_never_a_configured_one(tmp_path):
+    from realtime.zoo import runtime_options
+
+    float_file = model_path("detector", runtime=RuntimeConfig(providers="cpu", precision="float"))
+    assert float_file == ZOO_DIR / "yolov3_tiny_coco.onnx"
+    mine = tmp_path / "mine.onnx"
+    mine.write_bytes(b"x")
+    assert model_path("detector", str(mine), runtime=RuntimeConfig(providers="cpu", precision="float")) == mine
+    assert model_path("face_landmarks", runtime=RuntimeConfig(providers="cpu")) == ZOO_DIR / "dlib_shape5.npz"
+    options = runtime_options(RuntimeConfig(providers="cpu", precision="float"), role="detector")
+    assert options.providers == "cpu" and options.precision_hint == ""

@@ -19,7 +19,7 @@ def _guard(args: argparse.Namespace, outputs: dict, inputs=(), owned: bool = Fal
     guard_outputs(outputs, load_from_args(args), inputs=inputs, overwrite=args.overwrite or owned, serving=False,
                   rebuilds=[p for label, p in outputs.items()
                             if p is not None and (owned or (label == "--out" and _names_a_zoo_file(p)))])
-from realtime.config import ZOO_DIR
+from realtime.zoo import ZOO_DIR
 
 
 MAX_IMG_SIZE = 4096

@@ -16,14 +16,13 @@ import torch
 
 from export.onnx_export import export_onnx
 from export.metadata import read_contract
-from export.parity import ParityReport, Tolerance, require_parity, run_parity
+from export.parity import ParityReport, Tolerance, require_parity, run_parity, torch_forward, yolo_decoder
 from models.darknet import DarknetNet, read_names
 from models.importers.darknet_weights import WeightsHeader, load_darknet
-from realtime.boxes import batched_nms
 from realtime.contract import InputSpec, ModelContract
 from realtime.errors import ExportError, ModelError
 from realtime.preprocess import letterbox, to_input_nchw
-from realtime.detect.yolo import GridCache, YoloHead, decode_yolo
+from realtime.detect.yolo import YoloHead
 from realtime.runtime import file_sha256
 
 DARKNET_PAD_VALUE = 128  # darknet letterboxes with 0.5 grey; 128 is the nearest uint8 level
@@ -103,23 +102,6 @@ def random_inputs(channels: int, sizes: Sequence[int] = PARITY_SIZES, seed: int 
     return out
 
 
-def _torch_forward(net: torch.nn.Module):
-    def forward(x: np.ndarray) -> list[np.ndarray]:
-        with torch.no_grad():
-            return [o.numpy() for o in net(torch.from_numpy(x))]
-    return forward
-
-
-def _decoder(head: YoloHead, score_threshold: float = 0.1, iou_threshold: float = 0.45):
-    grids = GridCache(head)
-
-    def decode(outputs: list[np.ndarray]):
-        boxes, scores, classes = decode_yolo(outputs, head, score_threshold, 1000, grids)
-        keep = batched_nms(boxes, scores, classes, iou_threshold, 300)
-        return boxes[keep], scores[keep], classes[keep]
-    return decode
-
-
 def check_darknet(onnx_path: Path | str, net: DarknetNet, inputs: Sequence[np.ndarray] | None = None,
                   tolerance: Tolerance = Tolerance(), providers: str = "cpu") -> ParityReport:
     """PyTorch ``net`` vs ONNX Runtime on ``inputs`` (default: real photos at 416 and 320): raw outputs, then
@@ -129,8 +111,8 @@ def check_darknet(onnx_path: Path | str, net: DarknetNet, inputs: Sequence[np.nd
     head = YoloHead.from_contract(contract)
     if inputs is None:
         inputs = default_parity_inputs() if net.channels == 3 else random_inputs(net.channels)
-    report = run_parity(_torch_forward(net.eval()), onnx_path, list(inputs),
-                        _decoder(head), tolerance, providers, expected_kind="yolo")
+    report = run_parity(torch_forward(net.eval()), onnx_path, list(inputs),
+                        yolo_decoder(head, score_threshold=0.1), tolerance, providers, expected_kind="yolo")
     return require_parity(report)
 
 

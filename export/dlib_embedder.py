@@ -195,6 +195,6 @@ def _check_parity(model, onnx_path: Path, ref: dict[str, np.ndarray] | None, con
 
 def default_out_path() -> Path:
     """Where the shipped model lives: ``realtime/zoo/dlib_resnet128.onnx`` inside the installed package."""
-    import realtime
+    from realtime.zoo import ROLES, ZOO_DIR
 
-    return Path(realtime.__file__).resolve().parent / "zoo" / "dlib_resnet128.onnx"
+    return ZOO_DIR / ROLES["face_embedder"].default

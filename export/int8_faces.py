@@ -98,7 +98,7 @@ def _variants(image: np.ndarray) -> list[np.ndarray]:
 
 def calibration_frames(media: dict[str, Path]) -> list[np.ndarray]:
     """CenterFace calibration frames: scikit-image photos and OpenCV samples (no measurement photo among them)."""
-    from realtime.bench.clips import _photos
+    from realtime.samples.clips import _photos
 
     frames = []
     for photo in _photos().values():
@@ -240,11 +240,11 @@ def embedder_calibration_chips(media: dict[str, Path], float_detector_path: Path
     (its contract's alignment: dlib's 5 points or the template), plus non-face crops of OpenCV samples."""
     import dataclasses
 
-    from realtime.build import open_face_embedder
     from realtime.config import FacesConfig, RuntimeConfig
     from realtime.face.align import align_faces
     from realtime.face.detector import FaceDetector
     from realtime.runtime import OnnxModel, RuntimeOptions
+    from realtime.zoo import open_face_embedder
 
     embedder = None
     if float_embedder_path is not None:

@@ -189,6 +189,33 @@ def run_parity(torch_forward: Callable[[np.ndarray], list[np.ndarray]], onnx_pat
     return report
 
 
+def torch_forward(module) -> Callable[[np.ndarray], list[np.ndarray]]:
+    """``module`` (a ``torch.nn.Module`` in eval mode) as a numpy function: float32 (N, C, H, W) -> its outputs
+    (a tensor or a sequence of tensors) as a list of numpy arrays, without gradients."""
+    import torch
+
+    def forward(x: np.ndarray) -> list[np.ndarray]:
+        with torch.no_grad():
+            out = module(torch.from_numpy(x))
+        return [o.numpy() for o in (out if isinstance(out, (list, tuple)) else [out])]
+    return forward
+
+
+def yolo_decoder(head, score_threshold: float, iou_threshold: float = 0.45) -> Callable[[list[np.ndarray]], Decoded]:
+    """The runtime's YOLO decode (``realtime.detect.yolo``) then class-aware NMS, for the parity box comparison of
+    any YOLO-family export (rtv checkpoints and darknet alike): raw head outputs of the first image -> Decoded."""
+    from realtime.boxes import batched_nms
+    from realtime.detect.yolo import GridCache, decode_yolo
+
+    grids = GridCache(head)
+
+    def decode(outputs: list[np.ndarray]) -> Decoded:
+        boxes, scores, classes = decode_yolo(outputs, head, score_threshold, 1000, grids)
+        keep = batched_nms(boxes, scores, classes, iou_threshold, 300)
+        return boxes[keep], scores[keep], classes[keep]
+    return decode
+
+
 def require_parity(report: ParityReport) -> ParityReport:
     """Raise :class:`ExportError` with the formatted report when it failed; else return it."""
     if not report.ok:

@@ -23,13 +23,13 @@ from models.sources import OPENCV_DOC_DATA, VTEST_AVI, DebianFile, debian_versio
 from models.evaluate import evaluate_predictions
 from realtime.contract import ModelContract
 from realtime.errors import ExportError
+from realtime.media import IMAGE_SUFFIXES
 from realtime.preprocess import letterbox, to_input_nchw
 from realtime.runtime import OnnxModel, RuntimeOptions
 from realtime.detect.yolo import YoloDetector
 
 CALIBRATION_VIDEOS = ("Megamind.avi", "tree.avi")
 CALIBRATION_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "hubble_deep_field")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 def _video_frames(path: Path, every: int, limit: int) -> list[np.ndarray]:

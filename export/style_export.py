@@ -22,7 +22,7 @@ import torch
 from export.manifest import update_manifest
 from export.metadata import attach_contract
 from export.onnx_export import OPSET, export_onnx
-from export.parity import Tolerance, require_parity, run_parity
+from export.parity import Tolerance, require_parity, run_parity, torch_forward
 from models.sources import MULTISTYLE26, STYLE_LICENCE
 from realtime.contract import InputSpec, ModelContract
 from realtime.runtime import RuntimeOptions, open_session
@@ -80,11 +80,7 @@ def export_student(checkpoint: Path, out_path: Path, write_manifest: bool = True
     inputs = [_photo_input(size) for size in PARITY_SIZES_WH]
     export_onnx(model, torch.from_numpy(inputs[0]), out_path, contract, dynamic_batch=True, dynamic_spatial=True)
 
-    def forward(x: np.ndarray) -> list[np.ndarray]:
-        with torch.no_grad():
-            return [model(torch.from_numpy(x)).numpy()]
-
-    report = require_parity(run_parity(forward, out_path, inputs, tolerance=Tolerance(raw_abs=1e-4, raw_rel=1e-4),
+    report = require_parity(run_parity(torch_forward(model), out_path, inputs, tolerance=Tolerance(raw_abs=1e-4, raw_rel=1e-4),
                                        expected_kind="style"))
     entry = {
         "kind": "style", "name": contract.name, "role": "student", "styles": list(contract.extra["styles"]),

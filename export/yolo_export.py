@@ -15,14 +15,13 @@ import numpy as np
 import onnx
 import torch
 
-from export.metadata import attach_contract
+from export.metadata import attach_contract, read_contract
 from export.onnx_export import export_onnx
-from export.parity import ParityReport, Tolerance, require_parity, run_parity
+from export.parity import ParityReport, Tolerance, require_parity, run_parity, torch_forward, yolo_decoder
 from models.yolo import YoloNet, load_checkpoint
-from realtime.boxes import batched_nms
 from realtime.contract import InputSpec, ModelContract
 from realtime.errors import ExportError
-from realtime.detect.yolo import GridCache, YoloHead, decode_yolo
+from realtime.detect.yolo import YoloHead
 
 
 def detector_contract(model: YoloNet, img_size: int, dynamic_spatial: bool, name: str = "rtv-yolo",
@@ -42,23 +41,6 @@ def detector_contract(model: YoloNet, img_size: int, dynamic_spatial: bool, name
         output_layout=cfg.layout,
         extra=dict(extra or {}),
     )
-
-
-def _torch_forward(model: YoloNet):
-    def forward(x: np.ndarray) -> list[np.ndarray]:
-        with torch.no_grad():
-            return [o.numpy() for o in model(torch.from_numpy(x))]
-    return forward
-
-
-def _decoder(head: YoloHead, score_threshold: float, iou_threshold: float):
-    grids = GridCache(head)
-
-    def decode(outputs: list[np.ndarray]):
-        boxes, scores, classes = decode_yolo(outputs, head, score_threshold, 1000, grids)
-        keep = batched_nms(boxes, scores, classes, iou_threshold, 300)
-        return boxes[keep], scores[keep], classes[keep]
-    return decode
 
 
 def parity_inputs(img_size: int, dynamic_spatial: bool, seed: int = 0) -> list[np.ndarray]:
@@ -84,20 +66,14 @@ def check_detector(onnx_path: Path | str, checkpoint: Path | str | YoloNet, tole
     with the report when beyond ``tolerance``. Uses the contract in the ONNX file for the input sizes."""
     model = checkpoint if isinstance(checkpoint, YoloNet) else load_checkpoint(checkpoint)[0]
     model.eval()
-    contract = onnx.load(str(onnx_path), load_external_data=False).metadata_props
-    from realtime.contract import CONTRACT_KEY
-
-    text = next((p.value for p in contract if p.key == CONTRACT_KEY), None)
-    if text is None:
-        raise ExportError(f"{onnx_path}: has no {CONTRACT_KEY!r} metadata; export it with export_detector")
-    parsed = ModelContract.from_json(text, str(onnx_path))
+    parsed = read_contract(onnx_path)
     head = YoloHead.from_contract(parsed)
     cfg = model.config
     if head.anchors != tuple(tuple(tuple(a) for a in s) for s in cfg.anchors) or parsed.classes != cfg.classes:
         raise ExportError(f"{onnx_path}: anchors or classes differ from the checkpoint's; was it exported from it?")
     size = parsed.input.working_size_wh()[0]
     inputs = parity_inputs(size, parsed.input.size_wh is None)
-    report = run_parity(_torch_forward(model), onnx_path, inputs, _decoder(head, score_threshold, iou_threshold),
+    report = run_parity(torch_forward(model), onnx_path, inputs, yolo_decoder(head, score_threshold, iou_threshold),
                         tolerance, providers, expected_kind="yolo")
     return require_parity(report)
 
@@ -170,6 +146,6 @@ def torch_runner(checkpoint: Path | str, threads: int = 1):
     torch.set_num_threads(int(threads))
     if is_darknet_checkpoint(checkpoint):
         net, _classes, _data = load_darknet_checkpoint(checkpoint)
-        return _torch_forward(net.eval())
+        return torch_forward(net.eval())
     model, _ = load_checkpoint(checkpoint)
-    return _torch_forward(model.eval())
+    return torch_forward(model.eval())

@@ -25,8 +25,8 @@ import numpy as np
 import yaml
 
 from realtime.errors import DataError
+from realtime.media import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 PAD_VALUE = 114
 
 
@@ -391,10 +391,10 @@ def label_with_face_teacher(source: Path | str, out_dir: Path | str, teacher=Non
     owned = teacher is None
     if owned:
         from realtime.face.detector import FaceDetector
-        from realtime.runtime import OnnxModel
+        from realtime.runtime import RuntimeOptions
+        from realtime.zoo import open_model
 
-        zoo = Path(__file__).resolve().parents[1] / "realtime" / "zoo" / "centerface.onnx"
-        teacher = FaceDetector(OnnxModel(zoo, expected_kind="face_detector"), score_threshold=score_threshold)
+        teacher = FaceDetector(open_model("face_detector", RuntimeOptions()), score_threshold=score_threshold)
     period = max(1, round(1 / val_fraction)) if val_fraction > 0 else 0
     counts = {"train": 0, "val": 0, "boxes": 0}
     try:

@@ -45,7 +45,7 @@ class FolderFaces:
 def person_images(data_dir: Path | str) -> list[tuple[str, list[Path]]]:
     """``[(person, [image paths])]`` of a folder-per-person data set, sorted by name; :class:`DataError` when the
     folder is missing or has no person folder with images."""
-    from realtime.io.capture import IMAGE_SUFFIXES
+    from realtime.media import IMAGE_SUFFIXES
 
     root = Path(data_dir)
     if not root.is_dir():
@@ -67,10 +67,11 @@ def collect_faces(data_dir: Path | str, detector, template5: np.ndarray, chip_si
     the largest per image, and align it onto ``template5`` (float (5, 2), 150x150 chip pixels), or, when
     ``embedder`` is given, cut the chips the embedder expects (``embedder.align``: dlib's geometry for the released
     network)."""
-    import cv2
     from tqdm import tqdm
 
     from realtime.face.align import align_faces
+    from realtime.errors import SourceError
+    from realtime.media import read_image
 
     persons = person_images(data_dir)
     chips, labels, sources, skipped, several = [], [], [], [], []
@@ -79,8 +80,9 @@ def collect_faces(data_dir: Path | str, detector, template5: np.ndarray, chip_si
         for label, (_name, images) in enumerate(persons):
             for path in images:
                 bar.update(1)
-                image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-                if image is None:
+                try:
+                    image = read_image(path)
+                except SourceError:
                     skipped.append((str(path), "not a readable image"))
                     continue
                 faces = detector.detect(image)
@@ -157,7 +159,7 @@ def describe_collection(faces: FolderFaces) -> str:
 
 
 def open_detector(config, detect_width: int = STILL_DETECT_WIDTH):
-    from realtime.build import open_face_detector
+    from realtime.zoo import open_face_detector
 
     return open_face_detector(dataclasses.replace(config.faces, detect_width=detect_width), config.runtime)
 

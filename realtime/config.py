@@ -20,7 +20,6 @@ import yaml
 from realtime.data_dir import default_audit, default_gallery
 from realtime.errors import ConfigError
 
-ZOO_DIR = Path(__file__).resolve().parent / "zoo"
 MAX_CONFIG_BYTES = 1 << 20  # a config is a few KiB; a bigger file is a mistake or an attack
 MAX_CONFIG_DEPTH = 16  # sections are two levels deep; lists of lists add a few more
 MAX_OVERRIDE_CHARS = 4096

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from realtime.config import ZOO_DIR, Config
+from realtime.config import Config
 from realtime.runtime import file_sha256
 from realtime.serialize import ModelFile, RunHeader
 from realtime.types import SourceInfo, Stage
@@ -28,27 +28,24 @@ def cached_sha256(path: Path) -> str:
 def model_files(config: Config) -> dict[str, Path]:
     """Role -> file of every model the pipeline for ``config`` opens (detector, face detector, embedder, dlib
     landmarks, cohort, styles)."""
-    from realtime.build import model_path
+    from realtime.zoo import model_path, style_dir
 
-    files: dict[str, Path] = {}
+    runtime = config.runtime  # the file the precision choice opens, as the builder does
+    files: dict[str, Path | None] = {}
     if config.detector.enabled:
-        path = model_path(config.detector.model, "detector", required=bool(config.detector.model))
-        if path is not None:
-            files["detector"] = path
+        files["detector"] = model_path("detector", config.detector.model, required=bool(config.detector.model),
+                                       runtime=runtime)
     if config.faces.enabled:
-        files["face_detector"] = model_path(config.faces.detector_model, "face_detector")
+        files["face_detector"] = model_path("face_detector", config.faces.detector_model, runtime=runtime)
         if config.faces.recognize:
-            files["face_embedder"] = model_path(config.faces.embedder_model, "face_embedder")
-            landmarks = model_path(config.faces.landmarks_model, "face_landmarks", required=False)
+            files["face_embedder"] = model_path("face_embedder", config.faces.embedder_model, runtime=runtime)
+            landmarks = model_path("face_landmarks", config.faces.landmarks_model, required=False)
             if landmarks is not None and config.faces.alignment != "template5":
                 files["face_landmarks"] = landmarks
             if config.faces.cohort:
-                from realtime.face.cohort import COHORT_FILE
-
-                files["face_cohort"] = ZOO_DIR / COHORT_FILE
+                files["face_cohort"] = model_path("face_cohort", required=False)
     if config.style.enabled:
-        folder = Path(config.style.model_dir) if config.style.model_dir else ZOO_DIR
-        for path in sorted(folder.glob("style_*.onnx")):
+        for path in sorted(style_dir(config.style.model_dir).glob("style_*.onnx")):
             files[f"style/{path.stem}"] = path
     return {role: Path(path) for role, path in files.items() if path is not None}
 

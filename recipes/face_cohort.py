@@ -38,9 +38,10 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from realtime.config import ZOO_DIR, load_config
-from realtime.face.cohort import COHORT_FILE, SAME_PERSON_DISTANCE, Cohort, cohort_for, save_cohort
+from realtime.config import load_config
+from realtime.face.cohort import SAME_PERSON_DISTANCE, Cohort, cohort_for, save_cohort
 from realtime.face.matching import pairwise_distances
+from realtime.zoo import ROLES, ZOO_DIR
 
 OPENCV_DOC = "opencv-doc"
 FACE_RECOGNITION_SDIST = "face_recognition==1.3.0"
@@ -54,6 +55,9 @@ MEGAMIND_MAN_FRAMES = ((98, 153), (200, 269))  # by eye: the frames where the ma
 
 
 # --- registry material -----------------------------------------------------------------------------------------
+
+COHORT_FILE = ROLES["face_cohort"].default
+
 
 def opencv_doc(cache: Path, log: Callable[[str], None] = print) -> tuple[Path, str]:
     """The unpacked media of Debian's opencv-doc (``<out>/<dir>/<name>``) and its version."""
@@ -129,7 +133,7 @@ def megamind_frames(cache: Path) -> list[np.ndarray]:
 # --- the models ------------------------------------------------------------------------------------------------
 
 def open_models(detect_width: int = 640):
-    from realtime.build import open_face_detector, open_face_embedder
+    from realtime.zoo import open_face_detector, open_face_embedder
 
     config = load_config(None)
     detector = open_face_detector(dataclasses.replace(config.faces, detect_width=detect_width), config.runtime)
@@ -268,10 +272,10 @@ SETTINGS = {"before": (False, (1, 1, 1), False), "last embedding": (False, (1, 1
 
 def _run_setting(frames_faces, embedder, gallery, labels, cohort, vote, appearance, config) -> list[list[tuple]]:
     """Per frame: [(track_id, shown identity, frame identity)] for each face."""
-    from realtime.build import match_threshold
     from realtime.face.recognition import FaceRecognition
     from realtime.face.track import APPEARANCE_CHANGE, FaceTracker, VoteRule
     from realtime.types import FramePacket
+    from realtime.zoo import match_threshold
 
     faces_cfg = config.faces
     rule = VoteRule(*vote) if vote else VoteRule(faces_cfg.vote_window, faces_cfg.name_votes, faces_cfg.change_votes)

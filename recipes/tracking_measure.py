@@ -31,10 +31,10 @@ SETTINGS = {
 
 def detect_video(model_path: str, video: str, low: float, class_name: str = "person", max_frames: int = 0):
     """Per frame ``(boxes float32 (N, 4), scores float32 (N,))`` of ``class_name`` detections with score >= low."""
-    from realtime.build import runtime_options
     from realtime.config import RuntimeConfig
     from realtime.detect.yolo import YoloDetector
     from realtime.runtime import OnnxModel
+    from realtime.zoo import runtime_options
 
     detector = YoloDetector(OnnxModel(model_path, runtime_options(RuntimeConfig()), expected_kind="yolo"),
                             score_threshold=low)

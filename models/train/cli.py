@@ -49,12 +49,11 @@ def cmd_train_detector(args: argparse.Namespace) -> int:
 def _detector_for(model_path: str, config):
     """A served YoloDetector for an .onnx file (thresholds from config) or the checkpoint path for a .pt file."""
     if Path(model_path).suffix == ".onnx":
-        from realtime.build import runtime_options
-        from realtime.runtime import OnnxModel
         from realtime.detect.yolo import YoloDetector
+        from realtime.zoo import open_model
 
         det = config.detector
-        return YoloDetector(OnnxModel(model_path, runtime_options(config.runtime), expected_kind="yolo"),
+        return YoloDetector(open_model("detector", config.runtime, model_path),
                             input_size=det.input_size, score_threshold=0.001, iou_threshold=det.iou_threshold,
                             class_aware=det.class_aware, max_candidates=det.max_candidates,
                             max_detections=det.max_detections)
@@ -202,8 +201,8 @@ def cmd_train_embedder(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_faces(args: argparse.Namespace) -> int:
-    from realtime.build import open_face_embedder
     from realtime.face.verification import pair_distances, verification_report
+    from realtime.zoo import open_face_embedder
 
     if args.dlib_reference is not None or args.against_dlib:
         return _eval_against_dlib(args)
@@ -251,7 +250,7 @@ def cmd_eval_faces(args: argparse.Namespace) -> int:
 
 def _eval_against_dlib(args: argparse.Namespace) -> int:
     """``rtv eval faces --dlib-reference [NPZ]`` / ``--against-dlib --data DIR``: the side-by-side table."""
-    from realtime.face.dlib_eval import compare_with_dlib, format_table
+    from models.dlib_eval import compare_with_dlib, format_table
 
     config = load_from_args(args)
     if args.model is not None:
@@ -277,7 +276,7 @@ def _eval_against_dlib(args: argparse.Namespace) -> int:
 
 
 def _default_shape5_reference() -> Path:
-    candidate = Path.cwd().parent / "shared" / "reference" / "dlib_shape5_reference.npz"
+    candidate = Path(__file__).resolve().parents[2] / "tests" / "data" / "reference" / "dlib_shape5_reference.npz"
     if not candidate.is_file():
         raise DataError(f"no dlib reference at {candidate}; pass --dlib-reference PATH")
     return candidate
@@ -403,7 +402,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "only then)")
     p.add_argument("--dlib-reference", nargs="?", const="", metavar="NPZ",
                    help="the same table from dlib's recorded answers (default "
-                        "../shared/reference/dlib_shape5_reference.npz): no dlib needed")
+                        "tests/data/reference/dlib_shape5_reference.npz in a source checkout): no dlib needed")
     p.add_argument("--dlib-models", metavar="DIR", help="folder with dlib's .dat files for --against-dlib (default: "
                                                         "the face_recognition_models package)")
     p.add_argument("--fit", action="store_true", help="with the dlib modes: also fit the dlib-like box constants "

@@ -17,7 +17,7 @@ from realtime.config import Config
 
 def make_clips(folder: Path, clips: int, seconds: float, size_wh: tuple[int, int]) -> list[Path]:
     """``clips`` copies of the demo scenes (faces and no faces), reused when already there."""
-    from realtime.bench.clips import write_demo_clip
+    from realtime.samples.clips import write_demo_clip
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []

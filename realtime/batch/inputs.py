@@ -15,10 +15,8 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from realtime.errors import ConfigError, OutputError, SourceError
+from realtime.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
-VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".mts",
-                            ".wmv", ".flv", ".3gp"})
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 LIST_SUFFIXES = frozenset({".txt", ".lst", ".list"})
 LEDGER_NAME = "batch"  # DIR/batch.jsonl: no input may take this name
 _GLOB_CHARS = "*?["

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from realtime.config import ZOO_DIR, Config
+from realtime.config import Config
 from realtime.errors import ConfigError, SinkError
 from realtime.runtime import file_sha256
 
@@ -38,7 +38,7 @@ def config_fingerprint(config: Config) -> str:
     the source URI and the door section left out), the bytes of every model file, gallery and face cohort the
     pipeline would open, and the rtv version."""
     import realtime
-    from realtime.build import model_path
+    from realtime.zoo import model_path, style_dir
 
     data = config.to_dict()
     data.pop("door", None)
@@ -49,23 +49,20 @@ def config_fingerprint(config: Config) -> str:
         data["runtime"].pop(key, None)
     files: dict[str, str] = {}
     if config.detector.enabled:
-        path = model_path(config.detector.model, "detector", required=bool(config.detector.model))
+        path = model_path("detector", config.detector.model, required=bool(config.detector.model))
         if path is not None:
             files["detector"] = file_sha256(path)
     if config.faces.enabled:
-        files["face_detector"] = file_sha256(model_path(config.faces.detector_model, "face_detector"))
+        files["face_detector"] = file_sha256(model_path("face_detector", config.faces.detector_model))
         if config.faces.recognize:
-            files["face_embedder"] = file_sha256(model_path(config.faces.embedder_model, "face_embedder"))
+            files["face_embedder"] = file_sha256(model_path("face_embedder", config.faces.embedder_model))
             gallery = Path(config.faces.gallery)
             files["gallery"] = file_sha256(gallery) if gallery.is_file() else "absent"
             if config.faces.cohort:
-                from realtime.face.cohort import COHORT_FILE
-
-                cohort = ZOO_DIR / COHORT_FILE
-                files["cohort"] = file_sha256(cohort) if cohort.is_file() else "absent"
+                cohort = model_path("face_cohort", required=False)
+                files["cohort"] = file_sha256(cohort) if cohort is not None else "absent"
     if config.style.enabled:
-        folder = Path(config.style.model_dir) if config.style.model_dir else ZOO_DIR
-        for path in sorted(folder.glob("style_*.onnx")):
+        for path in sorted(style_dir(config.style.model_dir).glob("style_*.onnx")):
             files[f"style/{path.name}"] = file_sha256(path)
     text = json.dumps({"config": data, "files": files, "rtv": realtime.__version__}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

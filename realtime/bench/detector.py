@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from realtime.errors import SourceError
+from realtime.media import is_image
 from realtime.preprocess import letterbox, to_input_nchw
 from realtime.runtime import OnnxModel, RuntimeOptions
 from realtime.detect.yolo import GridCache, YoloHead, decode_yolo, select_detections
@@ -38,7 +39,7 @@ def load_frames(source: Path | str | None, count: int = 60, size_wh: tuple[int, 
         return frames
     path = Path(source)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp"))[:count]
+        files = sorted(p for p in path.iterdir() if is_image(p))[:count]
         frames = [f for f in (cv2.imread(str(p)) for p in files) if f is not None]
     else:
         capture = cv2.VideoCapture(str(path))

@@ -69,20 +69,20 @@ def float_variant(path: Path) -> Path:
 def naive_config(config: Config) -> Config:
     """``config`` as the naive baseline: every stage in sequence on the main thread, one thread for ONNX Runtime,
     OpenCV and BLAS, float models on the CPU provider, the detector on every frame."""
-    from realtime.build import model_path
+    from realtime.zoo import model_path
 
     runtime = dataclasses.replace(config.runtime, providers="cpu", precision="float", workers=1,
                                   intra_op_threads=1, inter_op_threads=1, opencv_threads=1, blas_threads=1,
                                   frames_in_flight=1)
     detector = config.detector
     if detector.enabled:
-        path = model_path(detector.model, "detector", required=bool(detector.model))
+        path = model_path("detector", detector.model, required=bool(detector.model))
         detector = dataclasses.replace(detector, every=1, model=str(float_variant(path)) if path else "")
     faces = config.faces
     if faces.enabled:
         faces = dataclasses.replace(
-            faces, detector_model=str(float_variant(model_path(faces.detector_model, "face_detector"))),
-            embedder_model=str(float_variant(model_path(faces.embedder_model, "face_embedder")))
+            faces, detector_model=str(float_variant(model_path("face_detector", faces.detector_model))),
+            embedder_model=str(float_variant(model_path("face_embedder", faces.embedder_model)))
             if faces.recognize else faces.embedder_model)
     return dataclasses.replace(config, runtime=runtime, detector=detector, faces=faces)
 
@@ -99,12 +99,12 @@ def run_figures(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def _resolved_models(config: Config) -> dict[str, str]:
-    from realtime.build import model_path
+    from realtime.zoo import model_path
 
     def resolve(configured: str, role: str, enabled: bool) -> str:
         if not enabled:
             return "(off)"
-        path = model_path(configured, role, required=bool(configured), runtime=config.runtime)
+        path = model_path(role, configured, required=bool(configured), runtime=config.runtime)
         return str(path) if path is not None else "(none)"
 
     return {"detector": resolve(config.detector.model, "detector", config.detector.enabled),
@@ -114,7 +114,7 @@ def _resolved_models(config: Config) -> dict[str, str]:
 
 
 def _precisions(config: Config) -> dict[str, str]:
-    from realtime.build import precision_choice
+    from realtime.zoo import precision_choice
     from realtime.runtime import resolve_provider
 
     out = {"provider": resolve_provider(config.runtime.providers).name}

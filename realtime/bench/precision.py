@@ -25,10 +25,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from realtime.boxes import box_iou
-from realtime.config import ZOO_DIR
 from realtime.errors import ModelError, ProviderError
 from realtime.precision import ROLE_FILES, hint_for
 from realtime.runtime import OnnxModel, RuntimeOptions, resolve_provider
+from realtime.zoo import ZOO_DIR
 
 PRECISIONS_BY_PROVIDER = {"cpu": ("float", "int8"), "openvino": ("float", "bf16", "int8"), "cuda": ("float",)}
 DETECTOR_CLASSES = ("person", "car", "truck")

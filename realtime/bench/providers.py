@@ -32,7 +32,7 @@ def machine_record(config: Config | None = None, runtimes: Mapping[str, RuntimeC
     """CPU model, class and flags, onnxruntime version, and per provider the precision each model role runs in."""
     import onnxruntime
 
-    from realtime.build import precision_choice
+    from realtime.zoo import precision_choice
     from realtime.cpu import cpu_info
 
     record: dict[str, Any] = {"cpu": cpu_info().to_dict(), "onnxruntime": onnxruntime.__version__}

@@ -35,7 +35,7 @@ def _providers(args: argparse.Namespace, config):
 
 
 def cmd_bench_pipeline(args: argparse.Namespace) -> int:
-    from realtime.bench.clips import cached_bench_clip
+    from realtime.samples.clips import cached_bench_clip
     from realtime.bench.pipeline import bench_pipeline, compare_pipeline, format_compare
     from realtime.bench.providers import machine_record
     from realtime.metrics import format_summary
@@ -60,8 +60,8 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_faces(args: argparse.Namespace) -> int:
-    from realtime.build import match_threshold, open_face_detector, open_face_embedder
     from realtime.bench.faces import bench_faces, format_report
+    from realtime.zoo import match_threshold, open_face_detector, open_face_embedder
     from realtime.bench.providers import machine_record, side_by_side
 
     config = load_from_args(args)
@@ -103,8 +103,8 @@ def cmd_bench_faces(args: argparse.Namespace) -> int:
 def cmd_bench_detector(args: argparse.Namespace) -> int:
     from realtime.bench.detector import bench_detector, bench_nms, format_bench_table
     from realtime.bench.providers import machine_record
-    from realtime.build import model_path, precision_choice
-    from realtime.bench.clips import cached_demo_clip
+    from realtime.zoo import model_path, precision_choice
+    from realtime.samples.clips import cached_demo_clip
     from realtime.runtime import RuntimeOptions
 
     config = load_from_args(args)
@@ -113,7 +113,7 @@ def cmd_bench_detector(args: argparse.Namespace) -> int:
     variants = {}
     for provider, runtime in runtimes.items():
         choice = precision_choice("detector", runtime, bool(args.model or config.detector.model))
-        path = Path(args.model) if args.model else model_path(config.detector.model, "detector", runtime=runtime)
+        path = Path(args.model) if args.model else model_path("detector", config.detector.model, runtime=runtime)
         label = f"{provider}/{choice.precision}" if args.providers else "onnxruntime"
         variants[label] = (path, RuntimeOptions(providers=provider, precision_hint=choice.hint,
                                                 intra_op_threads=args.threads))
@@ -135,12 +135,11 @@ def cmd_bench_detector(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_style(args: argparse.Namespace) -> int:
-    from realtime.build import runtime_options
-    from realtime.config import ZOO_DIR
-    from realtime.errors import ModelError
     from realtime.bench.providers import machine_record, side_by_side
     from realtime.bench.style import bench_style, format_report
+    from realtime.errors import ModelError
     from realtime.style.stage import open_style_model, resolve_styles, zoo_style_files
+    from realtime.zoo import runtime_options, style_dir
 
     from realtime.cli.args import kept_files
     from realtime.io.paths import check_output_dir
@@ -148,7 +147,7 @@ def cmd_bench_style(args: argparse.Namespace) -> int:
     config = load_from_args(args)
     _guard(args, config)
     check_output_dir("--out-dir", args.out_dir, (), kept_files(config))
-    model_dir = Path(config.style.model_dir) if config.style.model_dir else ZOO_DIR
+    model_dir = style_dir(config.style.model_dir)
     files = zoo_style_files(model_dir)
     if not files:
         raise ModelError(f"no style_*.onnx in {model_dir}: 'rtv train style' then 'rtv export style'")
@@ -243,8 +242,8 @@ def _embedder_chips(args: argparse.Namespace, config):
 
     import numpy as np
 
-    from realtime.build import open_face_detector, open_face_embedder
     from realtime.errors import ConfigError
+    from realtime.zoo import open_face_detector, open_face_embedder
 
     if args.dlib_reference:
         path = Path(args.dlib_reference)
@@ -276,8 +275,8 @@ def cmd_bench_precision(args: argparse.Namespace) -> int:
 
     from realtime.bench import precision as prec
     from realtime.bench.style import held_out_frames
-    from realtime.config import ZOO_DIR
     from realtime.cpu import cpu_info
+    from realtime.zoo import ZOO_DIR
     config = load_from_args(args)
     _guard(args, config, [args.clip])
     plan = plan_threads(config.runtime, branches=1)

@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from realtime.config import ZOO_DIR, Config
+from realtime.config import Config
 from realtime.errors import ModelError
+from realtime.zoo import ZOO_DIR
 
 
 def video_backends(build_info: str) -> dict[str, str]:
@@ -103,7 +104,7 @@ def data_report(config: Config) -> dict[str, Any]:
 def acceleration_report(config: Config) -> dict[str, Any]:
     """This CPU, the OpenVINO plugin's state, the provider ``runtime.providers`` resolves to and the precision
     (and file) each model role runs in, with the reasons."""
-    from realtime.build import precision_choice
+    from realtime.zoo import precision_choice
     from realtime.cpu import cpu_info
     from realtime.errors import ConfigError, ProviderError
     from realtime.runtime import openvino_devices, register_openvino_plugin, resolve_provider

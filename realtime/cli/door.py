@@ -97,8 +97,8 @@ def _impostor_vectors(config, folder: str):
     """Embeddings of every face (at least faces.min_face_px tall) in the images of ``folder``."""
     import numpy as np
 
-    from realtime.build import open_face_detector, open_face_embedder
     from realtime.face.enroll import embed_faces, expand_image_paths, read_image
+    from realtime.zoo import open_face_detector, open_face_embedder
 
     faces_config = dataclasses.replace(config.faces, detect_width=640)
     detector = open_face_detector(faces_config, config.runtime)
@@ -127,11 +127,11 @@ def _kept(config):
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from realtime.build import model_path
     from realtime.door.calibrate import calibrate, calibration_path, plot_histogram, save_calibration
     from realtime.errors import GalleryError
     from realtime.gallery.store import Gallery
     from realtime.runtime import file_sha256
+    from realtime.zoo import model_path
 
     config = _config(args)
     gallery_path = Path(config.faces.gallery)
@@ -151,7 +151,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                   overwrite=args.overwrite or not args.plot)
     if not gallery_path.is_file():
         raise GalleryError(f"no gallery at {gallery_path}; enrol people first ('rtv enroll NAME PHOTO')")
-    sha = file_sha256(model_path(config.faces.embedder_model, "face_embedder"))
+    sha = file_sha256(model_path("face_embedder", config.faces.embedder_model))
     with Gallery.open(gallery_path, model_sha256=sha, create=False) as gallery:
         vectors, labels = gallery.vectors()
     extra = _impostor_vectors(config, args.impostors) if args.impostors else None

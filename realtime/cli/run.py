@@ -142,7 +142,7 @@ def file_jobs(paths: list[Path], out: Path | None, single_file: bool) -> list:
 def _annotate_files(args: argparse.Namespace, config, inputs: list[str], paths: list[Path]) -> int:
     from realtime.api import Vision
     from realtime.errors import ConfigError
-    from realtime.io.capture import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_image
+    from realtime.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_image
     from realtime.io.paths import write_json_atomic
     from realtime.session import annotate_files
 
@@ -199,7 +199,7 @@ def _annotate_files(args: argparse.Namespace, config, inputs: list[str], paths: 
 def cmd_demo(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from realtime.bench.clips import enroll_demo_faces, write_demo_clip
+    from realtime.samples.clips import enroll_demo_faces, write_demo_clip
     from realtime.cli.args import kept_files
     from realtime.io.paths import check_output_dir
     from realtime.session import annotate

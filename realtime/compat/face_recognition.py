@@ -236,17 +236,14 @@ def open_models(config) -> "Models":
     """rtv's face detector, shape predictor and embedder for ``config`` (an rtv :class:`realtime.config.Config`):
     the configured files, else the shipped float models whatever ``runtime.precision`` says (the drop-in's job is
     dlib's numbers)."""
-    from realtime.build import model_path, runtime_options
     from realtime.face.embedder import FaceEmbedder
-    from realtime.face.landmarks import load_shape_predictor
-    from realtime.runtime import OnnxModel
+    from realtime.zoo import open_model, open_shape_predictor, runtime_options
 
-    faces, options = config.faces, runtime_options(config.runtime)
-    predictor = load_shape_predictor(model_path(faces.landmarks_model, "face_landmarks"))
-    detector = OnnxModel(model_path(faces.detector_model, "face_detector"), options, expected_kind="face_detector")
+    faces, options = config.faces, runtime_options(config.runtime)  # options, not the config: the float files
+    predictor = open_shape_predictor(faces.landmarks_model)
+    detector = open_model("face_detector", options, faces.detector_model)
     try:
-        embedder = FaceEmbedder(OnnxModel(model_path(faces.embedder_model, "face_embedder"), options,
-                                          expected_kind="face_embedder"))
+        embedder = FaceEmbedder(open_model("face_embedder", options, faces.embedder_model))
     except BaseException:
         detector.close()
         raise

@@ -78,15 +78,15 @@ def door_faces_config(config: Config, threshold: float):
 def resolve_threshold(config: Config) -> tuple[float, str, str]:
     """``(threshold, sentence saying which, embedder sha256)``; :class:`GalleryError` when the gallery is missing
     or unreadable (fail secure: door mode never runs on an empty gallery)."""
-    from realtime.build import model_path
     from realtime.gallery.store import Gallery
     from realtime.runtime import file_sha256
+    from realtime.zoo import model_path
 
     gallery_path = Path(config.faces.gallery)
     if not gallery_path.is_file():
         raise GalleryError(f"door mode needs an enrolled gallery, and there is none at {gallery_path}; enrol with "
                            "'rtv enroll NAME PHOTO' (or set faces.gallery)")
-    sha = file_sha256(model_path(config.faces.embedder_model, "face_embedder"))
+    sha = file_sha256(model_path("face_embedder", config.faces.embedder_model))
     with Gallery.open(gallery_path, create=False) as gallery:
         vectors, labels = gallery.vectors()
     if len(labels) == 0:

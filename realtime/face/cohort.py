@@ -24,7 +24,6 @@ from realtime.face.matching import pairwise_distances
 
 log = logging.getLogger(__name__)
 
-COHORT_FILE = "face_cohort.npz"
 # Closer than this to an enrolled embedding, a cohort face is taken to be that person and left out (the same photo
 # or the same person; different people rarely come this close with the dlib descriptor).
 SAME_PERSON_DISTANCE = 0.4

@@ -149,7 +149,7 @@ class FaceModels:
 
     def models(self):
         """(detector, embedder), opened on first use."""
-        from realtime.build import open_face_detector, open_face_embedder
+        from realtime.zoo import open_face_detector, open_face_embedder
 
         if self._detector is None:
             faces = dataclasses.replace(self.config.faces, detect_width=self.detect_width)
@@ -165,7 +165,7 @@ class FaceModels:
     @property
     def match_threshold(self) -> float:
         """``faces.match_threshold`` when configured, else the embedding model's own (0.6 for dlib's network)."""
-        from realtime.build import match_threshold
+        from realtime.zoo import match_threshold
 
         return match_threshold(self.config.faces, self.embedder)
 

@@ -296,7 +296,7 @@ class Gallery:
             ...     [m.name for m in gallery.identify(np.hstack([photo, photo]))]
             ['eileen', 'eileen']
         """
-        from realtime.build import load_face_cohort
+        from realtime.zoo import load_face_cohort
         from realtime.face.describe import _image
 
         described = self.faces.describe(_image(image))

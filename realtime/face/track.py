@@ -22,6 +22,7 @@ import numpy as np
 
 from realtime.boxes import box_iou
 from realtime.checks import check_count, check_fraction
+from realtime.detect.track import greedy_match
 from realtime.errors import ConfigError
 
 
@@ -297,22 +298,14 @@ class FaceTracker:
     def _associate(self, tracks: list[_Track], boxes: np.ndarray) -> np.ndarray:
         """Track id per box (-1 for none): greedy over (track, box) pairs by descending IoU >= ``iou_threshold``.
 
-        Ties in IoU go to the older track, then the lower box index, so results are deterministic.
+        Ties in IoU go to the older track, then the lower box index, so results are deterministic (the object
+        tracker's :func:`realtime.detect.track.greedy_match`).
         """
-        owner = np.full(len(boxes), -1, dtype=np.int64)
         if not tracks or not len(boxes):
-            return owner
-        iou = box_iou(np.stack([t.box_xyxy for t in tracks]), boxes)
-        rows, cols = np.nonzero(iou >= self.iou_threshold)
-        order = np.lexsort((cols, rows, -iou[rows, cols]))
-        used_tracks: set[int] = set()
-        for k in order:
-            r, c = int(rows[k]), int(cols[k])
-            if r in used_tracks or owner[c] >= 0:
-                continue
-            used_tracks.add(r)
-            owner[c] = tracks[r].track_id
-        return owner
+            return np.full(len(boxes), -1, dtype=np.int64)
+        rows = greedy_match(box_iou(np.stack([t.box_xyxy for t in tracks]), boxes), self.iou_threshold)
+        track_ids = np.asarray([t.track_id for t in tracks], dtype=np.int64)
+        return np.where(rows >= 0, track_ids[rows], -1)
 
     def _needs_embedding(self, track: _Track) -> bool:
         if track.embed_box_xyxy is None:

@@ -27,13 +27,11 @@ import numpy as np
 from realtime.config import SourceConfig
 from realtime.errors import SourceError
 from realtime.io.ffmpeg_errors import describe_av_error
+from realtime.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_image, is_video, read_image  # noqa: F401 (re-exported)
 from realtime.preprocess import letterbox
 from realtime.types import FramePacket, SourceInfo
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv")
 
 
 @dataclass(frozen=True)
@@ -212,11 +210,9 @@ class ImageFolderReader:
             path = self.paths[self._i]
             t = self._i / self.fps
             self._i += 1
-            from realtime.io.image_header import check_image_file
-
-            check_image_file(path)  # a decompression bomb stops the run (SourceError) before it is decoded
-            frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if frame is None or frame.size == 0:
+            try:
+                frame = read_image(path)
+            except SourceError:
                 self.skipped += 1
                 log.warning("skipping unreadable image %s", path)
                 continue
@@ -245,19 +241,6 @@ class ImageFolderReader:
         self._i = len(self.paths)
 
 
-def read_image(path: Path | str) -> np.ndarray:
-    """A photo as uint8 (H, W, 3) BGR at its own size, turned upright by its EXIF orientation (OpenCV's
-    ``IMREAD_COLOR`` applies it). :class:`SourceError` when the file is missing or not a readable image."""
-    from realtime.io.image_header import check_image_file
-
-    path = Path(path)
-    check_image_file(path)  # missing, a folder, a device, or too many pixels: refused before decoding
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None or image.size == 0:
-        raise SourceError(f"{path}: not a readable image (not a photo OpenCV can decode)")
-    return image
-
-
 def as_image(image: np.ndarray) -> np.ndarray:
     """``image`` checked to be uint8 (H, W, 3) BGR (a (H, W) grey image is converted); :class:`SourceError`
     otherwise."""
@@ -269,16 +252,6 @@ def as_image(image: np.ndarray) -> np.ndarray:
     if array.ndim != 3 or array.shape[2] != 3 or array.shape[0] == 0 or array.shape[1] == 0:
         raise SourceError(f"an image must be uint8 (H, W, 3) BGR, got shape {array.shape}")
     return np.ascontiguousarray(array)
-
-
-def is_image(path: Path | str) -> bool:
-    """Whether ``path`` names a photo (by its suffix)."""
-    return Path(path).suffix.lower() in IMAGE_SUFFIXES
-
-
-def is_video(path: Path | str) -> bool:
-    """Whether ``path`` names a video file (by its suffix)."""
-    return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
 def expand_inputs(inputs: str | Path | Sequence[str | Path], videos: bool = True) -> list[Path]:

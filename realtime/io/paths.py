@@ -133,7 +133,7 @@ def _check_one(label: str, shown: PathLike, overwrite: bool, protected: list[_Pr
 
 def zoo_dir() -> Path:
     """The shipped model zoo (its files are protected)."""
-    from realtime.config import ZOO_DIR
+    from realtime.zoo import ZOO_DIR
 
     return Path(ZOO_DIR)
 

@@ -14,10 +14,10 @@ pytest.importorskip("onnxruntime")
 from export.darknet import export_darknet  # noqa: E402
 from export.metadata import read_contract  # noqa: E402
 from realtime.cli.main import main  # noqa: E402
-from realtime.config import ZOO_DIR  # noqa: E402
+from realtime.detect.yolo import YoloDetector  # noqa: E402
 from realtime.errors import ExportError, ModelError  # noqa: E402
 from realtime.runtime import OnnxModel, RuntimeOptions  # noqa: E402
-from realtime.detect.yolo import YoloDetector  # noqa: E402
+from realtime.zoo import ZOO_DIR  # noqa: E402
 
 
 @pytest.mark.parametrize("name, layout, strides", [("yolov3-tiny", "yolov3_nchw", (32, 16)),

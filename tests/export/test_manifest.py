@@ -2,8 +2,8 @@
 
 import json
 
-from realtime.config import ZOO_DIR
 from realtime.runtime import file_sha256
+from realtime.zoo import ZOO_DIR
 
 
 def test_every_zoo_model_is_in_the_manifest_with_its_hash():

@@ -14,8 +14,8 @@ pytest.importorskip("onnxruntime.quantization")
 from export.darknet import export_darknet  # noqa: E402
 from export.metadata import read_contract  # noqa: E402
 from export.quantize import agreement, quantize_detector  # noqa: E402
-from realtime.config import ZOO_DIR  # noqa: E402
 from realtime.errors import ExportError  # noqa: E402
+from realtime.zoo import ZOO_DIR  # noqa: E402
 
 
 def _frames(n, seed=0):

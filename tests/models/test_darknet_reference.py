@@ -249,17 +249,17 @@ def test_shipped_detector_finds_what_the_reference_finds(registry_yolov3_tiny, p
     shipped ONNX detector served by realtime finds with the same class: the float file on the CPU provider, the
     default (the file, provider and precision ``runtime.providers/precision: auto`` choose on this machine), and
     the INT8 file where a precision record says it passes on this CPU class (INT8 kernels differ by CPU)."""
-    from realtime.build import model_path, runtime_options
-    from realtime.config import ZOO_DIR, RuntimeConfig
+    from realtime.config import RuntimeConfig
     from realtime.cpu import cpu_info
+    from realtime.detect.yolo import YoloDetector
     from realtime.precision import manifest_for, precision_records
     from realtime.runtime import OnnxModel, RuntimeOptions
-    from realtime.detect.yolo import YoloDetector
+    from realtime.zoo import ZOO_DIR, model_path, runtime_options
     from skimage import data
 
     if variant == "default":
         runtime = RuntimeConfig()
-        shipped = model_path("", "detector", runtime=runtime)
+        shipped = model_path("detector", runtime=runtime)
         options = runtime_options(runtime, role="detector")
     else:
         shipped = ZOO_DIR / ("yolov3_tiny_coco.onnx" if variant == "float" else "yolov3_tiny_coco_int8.onnx")

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from models.face_folders import collect_faces, person_images, write_smoke_persons
-from realtime.face.verification import verification_report
 from realtime.cli.main import main
-from realtime.config import ZOO_DIR
 from realtime.errors import DataError
 from realtime.face.align import TEMPLATE5_150
+from realtime.face.verification import verification_report
 from realtime.types import FaceDetections
+from realtime.zoo import ZOO_DIR
 
 HAS_FACE_MODELS = (ZOO_DIR / "centerface.onnx").is_file() and (ZOO_DIR / "dlib_resnet128.onnx").is_file()
 needs_models = pytest.mark.skipif(not HAS_FACE_MODELS, reason=f"face models not found in {ZOO_DIR}")

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 import realtime
-from realtime.config import ZOO_DIR
 from realtime.errors import ConfigError, EnrollmentError, NoFaceError, SeveralFacesError, SourceError
+from realtime.zoo import ZOO_DIR
 
 MODELS = [ZOO_DIR / n for n in ("yolov3_tiny_coco_int8.onnx", "centerface.onnx", "dlib_resnet128.onnx",
                                 "dlib_shape5.npz")]

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.config import ZOO_DIR
+from realtime.zoo import ZOO_DIR
 
 REPO = Path(__file__).resolve().parents[2]
 PAGES = ("docs/api.md", "docs/stills.md")

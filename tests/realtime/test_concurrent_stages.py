@@ -12,12 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from realtime.config import ZOO_DIR, load_config
+from realtime.config import load_config
 from realtime.errors import SinkError
 from realtime.io.sinks import BackgroundSink
 from realtime.pipeline import Pipeline, merge_packets
 from realtime.io.capture import SourceStats
 from realtime.types import Detections, FaceDetections, FaceIdentities, FramePacket, SourceInfo
+from realtime.zoo import ZOO_DIR
 
 
 def packet(index: int = 0) -> FramePacket:
@@ -194,7 +195,7 @@ def _jsonl_without_timings(path: Path) -> list[dict]:
 
 @pytest.mark.skipif(not (ZOO_DIR / "centerface.onnx").is_file(), reason="needs the shipped face models")
 def test_every_policy_gives_the_same_jsonl_with_stage_workers_as_in_sequence(tmp_path):
-    from realtime.bench.clips import bench_frames, write_demo_clip
+    from realtime.samples.clips import bench_frames, write_demo_clip
     from realtime.session import annotate
 
     clip = write_demo_clip(tmp_path / "clip.mp4", seconds=8 / 30, frames=bench_frames)

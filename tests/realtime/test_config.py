@@ -93,7 +93,7 @@ def test_bad_yaml_and_missing_file(tmp_path):
 
 
 def test_match_threshold_defaults_to_the_models_own():
-    from realtime.build import match_threshold
+    from realtime.zoo import match_threshold
 
     class Embedder:
         match_threshold = 0.45

@@ -214,10 +214,9 @@ def test_explicit_precision_is_honoured_or_refused(tmp_path):
 
 def test_default_detector_on_this_machine_passes_its_record():
     """The file auto picks for the detector here is float or has a passing record for this CPU class."""
-    from realtime.build import precision_choice
-    from realtime.config import ZOO_DIR
     from realtime.cpu import cpu_info
     from realtime.precision import manifest_for, precision_records
+    from realtime.zoo import ZOO_DIR, precision_choice
 
     choice = precision_choice("detector", RuntimeConfig())
     if choice.precision != "float":

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from realtime.config import ZOO_DIR, StyleConfig, load_config
+from realtime.config import StyleConfig, load_config
 from realtime.errors import ConfigError, ModelError
 from realtime.pipeline import Pipeline
 from realtime.runtime import RuntimeOptions
+from realtime.zoo import ZOO_DIR
 from realtime.style.stage import (StyleChoice, StyleTransfer, blend_strength, build_style_stage, change_weights,
                             next_style_width, open_style_model, resolve_styles, stabilise, style_size_wh)
 from realtime.types import FramePacket

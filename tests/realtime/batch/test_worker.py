@@ -8,7 +8,8 @@ import pytest
 
 from realtime.batch.run import publish
 from realtime.batch.worker import BatchWorker, Job, worker_config
-from realtime.config import ZOO_DIR, load_config
+from realtime.config import load_config
+from realtime.zoo import ZOO_DIR
 
 HAS_FACE_MODELS = (ZOO_DIR / "centerface.onnx").is_file() and (ZOO_DIR / "dlib_resnet128.onnx").is_file()
 
@@ -22,7 +23,7 @@ def people_clip(path: Path, frames: int) -> Path:
     two persons that the shipped detectors find on every frame."""
     from itertools import islice
 
-    from realtime.bench.clips import demo_frames
+    from realtime.samples.clips import demo_frames
     from realtime.io.sinks import Mp4Writer
 
     with Mp4Writer(path, fps=10, crf=18, preset="ultrafast") as writer:

@@ -7,8 +7,9 @@ import json
 import pytest
 
 from realtime.cli.main import main
-from realtime.config import ZOO_DIR, load_config
+from realtime.config import load_config
 from realtime.metrics import format_summary
+from realtime.zoo import ZOO_DIR
 
 
 def _check_run(s: dict) -> None:

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from realtime.build import build_pipeline
-from realtime.config import ZOO_DIR, load_config
+from realtime.config import load_config
 from realtime.errors import ProviderError
+from realtime.zoo import ZOO_DIR
 
 needs_models = pytest.mark.skipif(not (ZOO_DIR / "centerface.onnx").is_file(), reason="needs the shipped models")
 
@@ -37,7 +38,7 @@ def _sessions(pipeline):
 @pytest.mark.gpu
 @needs_models
 def test_gpu_pipeline_runs_every_model_on_cuda_and_records_the_figures(tmp_path):
-    from realtime.bench.clips import bench_frames, write_demo_clip
+    from realtime.samples.clips import bench_frames, write_demo_clip
     from realtime.bench.pipeline import compare_pipeline
 
     config = load_config(None, ["runtime.providers=require-gpu", f"faces.gallery={tmp_path / 'g.sqlite'}"])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from realtime.bench import precision as prec
-from realtime.config import ZOO_DIR
+from realtime.zoo import ZOO_DIR
 
 
 def test_ap50_is_one_for_the_truth_and_drops_for_misses_and_false_alarms():

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from realtime.cli.main import main
-from realtime.config import ZOO_DIR
+from realtime.zoo import ZOO_DIR
 
 HAS_MODELS = all((ZOO_DIR / n).is_file() for n in ("yolov3_tiny_coco_int8.onnx", "centerface.onnx",
                                                    "dlib_resnet128.onnx", "dlib_shape5.npz"))

@@ -6,11 +6,10 @@ import av
 import pytest
 
 import realtime
-from realtime.build import model_path
 from realtime.cli.main import main
-from realtime.config import ZOO_DIR
 from realtime.runtime import file_sha256
 from realtime.serialize import SCHEMA_VERSION
+from realtime.zoo import ZOO_DIR, model_path
 
 HAS_FACE_MODELS = (ZOO_DIR / "centerface.onnx").is_file() and (ZOO_DIR / "dlib_resnet128.onnx").is_file()
 
@@ -46,7 +45,7 @@ def test_annotate_writes_playable_h264_and_jsonl(tmp_path, capsys, video_factory
                                 "fps": 25.0, "expected_frames": 20, "width": 160, "height": 120}
     assert set(header["models"]) == {"detector", "face_detector"} and len(header["config"]) == 16
     detector = header["models"]["detector"]
-    assert detector["sha256"] == file_sha256(model_path("", "detector")) and detector["file"].endswith(".onnx")
+    assert detector["sha256"] == file_sha256(model_path("detector")) and detector["file"].endswith(".onnx")
     assert header["thresholds"]["detector"]["score_threshold"] == 0.5 and "faces" in header["thresholds"]
     frames = [r for r in records if "frame" in r]
     assert [r["frame"] for r in frames] == list(range(20))
@@ -181,7 +180,7 @@ def test_serving_never_imports_torch():
 
 def test_doctor_reports_no_remote_provider_as_usable():
     from realtime.cli.doctor import usable_providers
-    from realtime.config import ZOO_DIR
+    from realtime.zoo import ZOO_DIR
 
     import onnxruntime as ort
 

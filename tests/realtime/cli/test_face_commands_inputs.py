@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from realtime.cli.main import main
-from realtime.config import ZOO_DIR
+from realtime.zoo import ZOO_DIR
 
 pytestmark = pytest.mark.skipif(
     not all((ZOO_DIR / n).is_file() for n in ("centerface.onnx", "dlib_resnet128.onnx", "dlib_shape5.npz")),

@@ -8,10 +8,11 @@ import math
 import numpy as np
 import pytest
 
-from realtime.config import ZOO_DIR, load_config
+from realtime.config import load_config
 from realtime.contract import InputSpec, ModelContract
-from realtime.errors import ConfigError, ModelError
 from realtime.detect.yolo import YoloDetector, YoloHead, decode_yolo
+from realtime.errors import ConfigError, ModelError
+from realtime.zoo import ZOO_DIR
 
 NEG = -30.0
 ANCHORS = (((81.0, 82.0), (135.0, 169.0), (344.0, 319.0)), ((10.0, 14.0), (23.0, 27.0), (37.0, 58.0)))
@@ -134,8 +135,9 @@ SHIPPED = ZOO_DIR / "yolov3_tiny_coco.onnx"
 
 @pytest.mark.skipif(not SHIPPED.is_file(), reason="yolov3_tiny_coco.onnx does not ship")
 def test_default_detector_is_the_coco_model_and_build_checks_classes():
-    from realtime.build import DEFAULT_MODELS, build_detector_stage
+    from realtime.build import build_detector_stage
     from realtime.runtime import OnnxModel, RuntimeOptions
+    from realtime.zoo import DEFAULT_MODELS
 
     # float: the INT8 file fails the declared rule (person/car/truck AP@0.5 vs float >= 0.99) where measured
     assert DEFAULT_MODELS["detector"] == "yolov3_tiny_coco.onnx"

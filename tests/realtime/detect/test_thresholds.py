@@ -55,7 +55,7 @@ def _clip_frames(n: int) -> list[np.ndarray]:
         capture.release()
         if len(frames) == n:
             return frames
-    from realtime.bench.clips import bench_frames
+    from realtime.samples.clips import bench_frames
 
     return list(bench_frames(seconds=n / 30.0))
 

@@ -66,10 +66,10 @@ def astronaut_gallery(tmp_path_factory) -> Path:
     """A gallery with the astronaut enrolled from the unmoved photo (the cameraman is not enrolled)."""
     import dataclasses
 
-    from realtime.build import open_face_detector, open_face_embedder
     from realtime.config import Config
     from realtime.face.enroll import collect_samples
     from realtime.gallery.store import Gallery
+    from realtime.zoo import open_face_detector, open_face_embedder
 
     path = tmp_path_factory.mktemp("gallery") / "gallery.sqlite"
     config = Config()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from realtime.build import open_face_embedder
-from realtime.config import ZOO_DIR, RuntimeConfig, load_config
+from realtime.config import RuntimeConfig, load_config
 from realtime.errors import ConfigError, ModelError
+from realtime.zoo import open_face_embedder
+from realtime.zoo import ZOO_DIR
 
 SHIPPED = [ZOO_DIR / "dlib_resnet128.onnx", ZOO_DIR / "dlib_shape5.npz"]
 needs_models = pytest.mark.skipif(not all(p.is_file() for p in SHIPPED), reason="shipped face models absent")

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from realtime.config import ZOO_DIR
 from realtime.face import chip as chipmod
+from realtime.zoo import ZOO_DIR
 from realtime.face.chip import (ChipDetails, dlib5_chip_template, dlib_face_chips, extract_image_chip,
                                 face_chip_details, pyramid_down2)
 

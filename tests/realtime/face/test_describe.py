@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from realtime.cli.main import main
-from realtime.config import ZOO_DIR
 from realtime.errors import SourceError
 from realtime.face.describe import embed_images
+from realtime.zoo import ZOO_DIR
 
 REFERENCE = Path(__file__).resolve().parents[3] / "tests" / "data" / "reference" / "dlib_shape5_reference.npz"
 MODELS = [ZOO_DIR / n for n in ("centerface.onnx", "dlib_resnet128.onnx", "dlib_shape5.npz")]

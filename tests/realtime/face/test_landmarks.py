@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from realtime.config import ZOO_DIR
 from realtime.errors import ModelError
 from realtime.face.landmarks import ShapePredictor, load_shape_predictor, similarity_matrices
+from realtime.zoo import ZOO_DIR
 
 REFERENCE = Path(__file__).resolve().parents[3] / "tests" / "data" / "reference" / "dlib_shape5_reference.npz"
 SHIPPED = ZOO_DIR / "dlib_shape5.npz"

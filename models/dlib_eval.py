@@ -3,7 +3,7 @@
 Two sources of dlib's answers:
 
 * :func:`reference_rows` reads ``dlib_shape5_reference.npz`` (what dlib 20.0.1 computed, shipped as numbers in
-  ``../shared/reference``): for each real face on its images, dlib's descriptor from its HOG detector box;
+  ``tests/data/reference``): for each real face on its images, dlib's descriptor from its HOG detector box;
 * :func:`dlib_rows` runs dlib itself (``import dlib`` happens only there; dlib is not an rtv dependency) on any
   folder of images with one sub-folder per person.
 
@@ -158,7 +158,7 @@ def dlib_rows(data_dir: Path | str, dlib_pipeline: Callable, rescales: Sequence[
     """The largest dlib face of every image of a folder-per-person data set, and of each rescaled copy.
 
     Returns the rows and dlib's mean seconds per image (as run here)."""
-    from realtime.io.capture import IMAGE_SUFFIXES
+    from realtime.media import IMAGE_SUFFIXES
 
     root = Path(data_dir)
     if not root.is_dir():
@@ -354,9 +354,9 @@ def compare_with_dlib(config, reference_npz: Path | str | None = None, data_dir:
     ``source``, ``faces_compared``, ``dlib_seconds_per_image`` (dlib runs only) and, with ``fit``, the fitted box
     constants and CenterFace template. Raises :class:`DataError` / :class:`ModelError` when data or dlib is
     missing."""
-    from realtime.build import model_path, open_face_detector, open_face_embedder
     from realtime.face.align import TEMPLATE5_150
     from realtime.face.landmarks import load_shape_predictor
+    from realtime.zoo import model_path, open_face_detector, open_face_embedder
 
     if (reference_npz is None) == (data_dir is None):
         raise DataError("compare_with_dlib needs either reference_npz or data_dir")
@@ -375,7 +375,7 @@ def compare_with_dlib(config, reference_npz: Path | str | None = None, data_dir:
             matched = real_face_rows(rows, detector)
             if not matched:
                 raise DataError("no face that dlib found was also found by CenterFace")
-            predictor = load_shape_predictor(model_path(faces.landmarks_model, "face_landmarks"))
+            predictor = load_shape_predictor(model_path("face_landmarks", faces.landmarks_model))
             pipelines = pipelines_for(embedder, predictor, {"rtv template5 (shipped)": TEMPLATE5_150})
             report = compare(matched, pipelines)
             if data_dir is not None:

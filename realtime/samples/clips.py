@@ -135,9 +135,9 @@ def enroll_demo_faces(config, gallery_path: Path) -> list[str]:
     (unmoved) scikit-image photos, so the demo shows names. Returns the names enrolled."""
     import dataclasses
 
-    from realtime.build import open_face_detector, open_face_embedder
     from realtime.face.enroll import collect_samples
     from realtime.gallery.store import Gallery
+    from realtime.zoo import open_face_detector, open_face_embedder
 
     gallery_path = Path(gallery_path)
     for suffix in ("", "-wal", "-shm"):

@@ -1,0 +1,116 @@
+"""``rtv serve``: the HTTP service (DeepStack-compatible API, native API, console, doors); ``rtv serve adduser``
+and ``rtv serve apikey`` manage its accounts."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from realtime.cli.args import int_range
+
+DEFAULT_ACCOUNTS = "serve_accounts.sqlite"
+
+
+def _accounts(args):
+    from realtime.serve.accounts import Accounts
+
+    return Accounts(Path(args.accounts))
+
+
+def _password(args) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    import getpass
+
+    first = getpass.getpass(f"password for {args.name}: ")
+    if getpass.getpass("again: ") != first:
+        from realtime.errors import ConfigError
+
+        raise ConfigError("the two passwords differ; nothing was changed")
+    return first
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    command = args.serve_command
+    if command == "adduser":
+        _accounts(args).add_user(args.name, _password(args))
+        print(f"administrator {args.name!r} added to {args.accounts}")
+        return 0
+    if command == "apikey":
+        accounts = _accounts(args)
+        if args.key_command == "add":
+            secret = accounts.add_key(args.name, args.role)
+            print(secret)
+            print(f"API key {args.name!r} ({args.role}) added; the key above is shown only once", file=sys.stderr)
+        elif args.key_command == "remove":
+            found = accounts.remove_key(args.name)
+            print(f"API key {args.name!r} " + ("removed" if found else "not found"))
+            return 0 if found else 1
+        else:
+            for key in accounts.keys():
+                print(f"{key.name}\t{key.role}")
+        return 0
+    return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from realtime.cli.args import load_from_args
+    from realtime.errors import ConfigError
+    from realtime.serve.deps import ServeSettings
+    from realtime.serve.server import TlsFiles, serve
+
+    config = load_from_args(args)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    doors = []
+    for spec in args.door or ():
+        door_id, sep, source = spec.partition("=")
+        if not sep or not door_id or not source:
+            raise ConfigError(f"--door {spec!r}: use ID=SOURCE (a camera index, file or rtsp:// URL)")
+        doors.append((door_id, source))
+    settings = ServeSettings(host=args.host, port=args.port, tls=bool(args.tls_cert),
+                             max_upload_bytes=args.max_upload_mb * 2**20, open_read=not args.require_key)
+    tls = TlsFiles(Path(args.tls_cert), Path(args.tls_key)) if args.tls_cert else None
+    return serve(config, Path(args.accounts), settings, tuple(doors), tls=tls, proxy_headers=args.proxy_headers,
+                 echo=lambda text: print(text, file=sys.stderr, flush=True))
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="HTTP service: DeepStack-compatible API, REST API, door console",
+                       description="Serve the DeepStack/CodeProject.AI-compatible API (/v1/vision/...), rtv's API "
+                                   "(/api/v1/..., schema at /openapi.json) and the administrators' console "
+                                   "(/console/), sharing one set of models. Listens on 127.0.0.1 unless --host says "
+                                   "otherwise; stops cleanly on SIGTERM. Make the first administrator with "
+                                   "'rtv serve adduser NAME' (there is no default account).")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int_range(1, 65535), default=8000, help="port (default 8000)")
+    p.add_argument("--accounts", default=DEFAULT_ACCOUNTS,
+                   help=f"administrators and API keys file (default ./{DEFAULT_ACCOUNTS})")
+    p.add_argument("--door", action="append", metavar="ID=SOURCE",
+                   help="run a door on this source (camera index, video file, rtsp:// URL); repeatable")
+    p.add_argument("--tls-cert", help="PEM certificate: serve HTTPS (else put a reverse proxy in front)")
+    p.add_argument("--tls-key", help="PEM private key for --tls-cert")
+    p.add_argument("--proxy-headers", action="store_true",
+                   help="trust X-Forwarded-Proto/For from a reverse proxy on 127.0.0.1")
+    p.add_argument("--require-key", action="store_true",
+                   help="detection and recognition need an API key even while none exists")
+    p.add_argument("--max-upload-mb", type=int_range(1, 1024), default=20, help="largest image upload (default 20)")
+    p.set_defaults(func=cmd_serve, serve_command=None)
+    ssub = p.add_subparsers(dest="serve_command", metavar="ACTION")
+    q = ssub.add_parser("adduser", help="add an administrator (asks for the password)")
+    q.add_argument("name")
+    q.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
+    q.add_argument("--accounts", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    q = ssub.add_parser("apikey", help="add, list or remove API keys (read-only or admin)")
+    ksub = q.add_subparsers(dest="key_command", metavar="KEYACTION")
+    ksub.required = True
+    k = ksub.add_parser("add", help="make a key; prints it once")
+    k.add_argument("name")
+    k.add_argument("--role", choices=("read", "admin"), default="read")
+    k.add_argument("--accounts", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    k = ksub.add_parser("list", help="key names and roles")
+    k.add_argument("--accounts", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    k = ksub.add_parser("remove", help="revoke a key")
+    k.add_argument("name")
+    k.add_argument("--accounts", default=argparse.SUPPRESS, help=argparse.SUPPRESS)

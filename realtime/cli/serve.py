@@ -72,8 +72,39 @@ def _run(args: argparse.Namespace) -> int:
     settings = ServeSettings(host=args.host, port=args.port, tls=bool(args.tls_cert),
                              max_upload_bytes=args.max_upload_mb * 2**20, open_read=not args.require_key)
     tls = TlsFiles(Path(args.tls_cert), Path(args.tls_key)) if args.tls_cert else None
+    events = _events(args) if doors else None
     return serve(config, Path(args.accounts), settings, tuple(doors), tls=tls, proxy_headers=args.proxy_headers,
-                 echo=lambda text: print(text, file=sys.stderr, flush=True))
+                 echo=lambda text: print(text, file=sys.stderr, flush=True), events=events,
+                 loop_doors=args.door_loop)
+
+
+def _events(args):
+    from realtime.errors import ConfigError
+    from realtime.serve.events import EventsOut, MqttSettings
+
+    mqtt = None
+    if args.mqtt:
+        host, _, port = args.mqtt.rpartition(":") if ":" in args.mqtt else (args.mqtt, "", "1883")
+        if not port.isdigit() or not host:
+            raise ConfigError(f"--mqtt {args.mqtt!r}: use HOST or HOST:PORT")
+        import os
+
+        mqtt = MqttSettings(host, int(port), args.mqtt_prefix, os.environ.get("RTV_MQTT_USERNAME", ""),
+                            os.environ.get("RTV_MQTT_PASSWORD", ""))
+    hooks = tuple(args.webhook or ())
+    for url in hooks:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"--webhook {url!r}: must be an http:// or https:// URL")
+    secret = b""
+    if hooks:
+        if not args.webhook_secret_file:
+            raise ConfigError("--webhook needs --webhook-secret-file (the shared secret that signs each event)")
+        secret = Path(args.webhook_secret_file).read_bytes().strip()
+        if len(secret) < 16:
+            raise ConfigError(f"{args.webhook_secret_file}: the webhook secret must be at least 16 bytes")
+    if mqtt is None and not hooks:
+        return None
+    return EventsOut(mqtt, hooks, secret)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -89,6 +120,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"administrators and API keys file (default ./{DEFAULT_ACCOUNTS})")
     p.add_argument("--door", action="append", metavar="ID=SOURCE",
                    help="run a door on this source (camera index, video file, rtsp:// URL); repeatable")
+    p.add_argument("--door-loop", action="store_true",
+                   help="start a door's video file again at its end (a stand-in camera for trials)")
+    p.add_argument("--mqtt", metavar="HOST[:PORT]", help="publish door events to this MQTT broker "
+                   "(credentials from RTV_MQTT_USERNAME / RTV_MQTT_PASSWORD)")
+    p.add_argument("--mqtt-prefix", default="rtv", help="MQTT topic prefix (default rtv)")
+    p.add_argument("--webhook", action="append", metavar="URL", help="POST each door event here, signed; repeatable")
+    p.add_argument("--webhook-secret-file", help="file holding the webhook signing secret (at least 16 bytes)")
     p.add_argument("--tls-cert", help="PEM certificate: serve HTTPS (else put a reverse proxy in front)")
     p.add_argument("--tls-key", help="PEM private key for --tls-cert")
     p.add_argument("--proxy-headers", action="store_true",

@@ -19,8 +19,9 @@ class TlsFiles:
     key: Path
 
 
-def build(config: Config, accounts_path: Path, settings, door_specs=()):
-    """``(app, engine, doors)``: everything opened, nothing served yet (the caller closes engine and doors)."""
+def build(config: Config, accounts_path: Path, settings, door_specs=(), events=None, loop_doors: bool = False):
+    """``(app, engine, doors)``: everything opened, nothing served yet (the caller closes engine and doors).
+    ``events``: a :class:`realtime.serve.events.EventsOut` for the doors' records (closed with the doors)."""
     from realtime.serve.accounts import Accounts
     from realtime.serve.adminlog import AdminLog
     from realtime.serve.app import create_app
@@ -33,7 +34,7 @@ def build(config: Config, accounts_path: Path, settings, door_specs=()):
         if door_specs:
             from realtime.serve.doors import DoorRunner
 
-            doors = DoorRunner(config, door_specs)
+            doors = DoorRunner(config, door_specs, loop=loop_doors, events=events)
             doors.start()
         app = create_app(engine, accounts, AdminLog(config), settings, doors)
     except BaseException:
@@ -45,14 +46,14 @@ def build(config: Config, accounts_path: Path, settings, door_specs=()):
 
 
 def serve(config: Config, accounts_path: Path, settings, door_specs=(), tls: TlsFiles | None = None,
-          proxy_headers: bool = False, echo=print) -> int:
+          proxy_headers: bool = False, echo=print, events=None, loop_doors: bool = False) -> int:
     import uvicorn
 
     if tls is not None:
         for path in (tls.cert, tls.key):
             if not Path(path).is_file():
                 raise ConfigError(f"TLS file not found: {path}")
-    app, engine, doors = build(config, accounts_path, settings, door_specs)
+    app, engine, doors = build(config, accounts_path, settings, door_specs, events, loop_doors)
     try:
         server = uvicorn.Server(uvicorn.Config(
             app, host=settings.host, port=settings.port, log_level="warning", access_log=False,

@@ -120,3 +120,83 @@ def served(tmp_path_factory):
     server = ServeProcess(tmp_path_factory.mktemp("serve"))
     yield server
     server.stop()
+
+
+DOOR_SIZE_WH = (480, 360)
+DOOR_FPS = 10.0
+DOOR_SETTINGS = ["door.use_calibration=false", "door.cooldown_s=1", "door.track_cooldown_s=1", "source.pace=true"]
+
+
+def _door_view(photo: np.ndarray, center_xy, zoom: float) -> np.ndarray:
+    import cv2
+
+    w, h = DOOR_SIZE_WH
+    m = np.float32([[zoom, 0, w / 2 - zoom * center_xy[0]], [0, zoom, h / 2 - zoom * center_xy[1]]])
+    return cv2.warpAffine(photo, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=(114, 114, 114))
+
+
+def write_door_video(path: Path) -> Path:
+    """A short clip for a door on a file source (looped by the service): the astronaut in view for 1.5 s, then
+    nobody for 0.8 s (so each pass is a new face track)."""
+    from realtime.io.sinks import Mp4Writer
+
+    astro = _photo_arrays()["astronaut"]
+    with Mp4Writer(path, fps=DOOR_FPS, crf=18, preset="ultrafast") as writer:
+        for k in range(15):
+            writer.write(_door_view(astro, (250.0 + k, 190.0 + 0.5 * k), 0.9 + 0.01 * k))
+        for _ in range(8):
+            writer.write(np.full((DOOR_SIZE_WH[1], DOOR_SIZE_WH[0], 3), 114, np.uint8))
+    return path
+
+
+def enrol_in_process(gallery_path: Path, name: str, image_bgr: np.ndarray) -> None:
+    """Enrol one photo into ``gallery_path`` with the shipped models (a door needs someone enrolled to start)."""
+    import dataclasses
+
+    from realtime.build import open_face_detector, open_face_embedder
+    from realtime.config import Config
+    from realtime.face.enroll import collect_samples
+    from realtime.gallery.store import Gallery
+
+    config = Config()
+    detector = open_face_detector(dataclasses.replace(config.faces, detect_width=640), config.runtime)
+    embedder = open_face_embedder(config.faces, config.runtime)
+    try:
+        samples, refused = collect_samples([(name, image_bgr)], detector, embedder, 40, 25.0)
+        assert samples, refused
+        contract = embedder.model.contract
+        with Gallery.open(gallery_path, model_sha256=embedder.sha256, model_name=contract.name,
+                          embedding_size=contract.embedding_size, create=True) as gallery:
+            gallery.enroll(name, samples[0].vector[None, :])
+    finally:
+        detector.close()
+        embedder.close()
+
+
+class Mosquitto:
+    """Debian's mosquitto broker on a free 127.0.0.1 port (skips the test when it is not installed)."""
+
+    def __init__(self, folder: Path) -> None:
+        import shutil
+
+        exe = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+        if exe is None:
+            pytest.skip("mosquitto is not installed (apt-get install -y mosquitto)")
+        self.port = free_port()
+        conf = folder / "mosquitto.conf"
+        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        self.proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("mosquitto did not start")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)

@@ -1,0 +1,200 @@
+"""Doors inside the service: each runs door mode (:func:`realtime.door.mode.run_door`: the same policy, gallery
+watch and audit log as ``rtv door``) on its own thread, without a window.
+
+The service taps each door's frames (the latest one, for the console's snapshot) and can stop it (the door then
+writes its stop record). ``loop``: a video file starts again at its end (a stand-in camera for trials and tests).
+Committed audit records of the doors are handed to :class:`EventsOut` (MQTT, webhooks) by one tail thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from realtime.config import Config
+
+log = logging.getLogger(__name__)
+
+
+class TapReader:
+    """Wraps a frame reader: keeps the latest frame, ends when stopped, optionally loops a file."""
+
+    def __init__(self, reader, stop: threading.Event, loop: bool = False) -> None:
+        self.reader = reader
+        self.kind, self.live, self.description = reader.kind, reader.live, reader.description
+        self._stop = stop
+        self._loop = loop
+        self._offset = 0.0
+        self._last_t = 0.0
+        self.latest: np.ndarray | None = None
+        self.frames = 0
+        self._lock = threading.Lock()
+
+    def open(self) -> None:
+        self.reader.open()
+
+    def read(self):
+        from realtime.io.capture import RawFrame
+
+        if self._stop.is_set():
+            return None
+        raw = self.reader.read()
+        if raw is None and self._loop and not self._stop.is_set() and self.frames:
+            self.reader.close()
+            self.reader.open()
+            self._offset = self._last_t + 0.1
+            raw = self.reader.read()
+        if raw is None:
+            return None
+        t = raw.t_source + self._offset
+        self._last_t = t
+        with self._lock:
+            self.latest = raw.frame_bgr
+            self.frames += 1
+        return RawFrame(raw.frame_bgr, t)
+
+    def close(self) -> None:
+        self.reader.close()
+
+    def snapshot_jpeg(self) -> bytes | None:
+        import cv2
+
+        with self._lock:
+            frame = self.latest
+        if frame is None:
+            return None
+        ok, data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 80])
+        return data.tobytes() if ok else None
+
+
+@dataclass
+class Door:
+    door_id: str
+    source: str
+    thread: threading.Thread | None = None
+    tap: TapReader | None = None
+    state: str = "starting"
+    error: str = ""
+    decisions: deque = dataclasses.field(default_factory=lambda: deque(maxlen=10))
+
+
+class DoorRunner:
+    """Runs ``specs`` (``(door_id, source)``) as doors; :meth:`stop` ends them and waits for their stop records."""
+
+    def __init__(self, config: Config, specs, loop: bool = False, events=None) -> None:
+        ids = [d for d, _ in specs]
+        if len(set(ids)) != len(ids):
+            from realtime.errors import ConfigError
+
+            raise ConfigError(f"door ids must differ, got {ids}")
+        self.config = config
+        self.loop = loop
+        self.doors = {d: Door(d, s) for d, s in specs}
+        self.events = events
+        self._stop = threading.Event()
+        self._tail: threading.Thread | None = None
+        self._start_seq = 0
+
+    def _key(self):
+        from realtime.door.audit import load_key
+
+        return load_key(self.config.door.audit_key_file) if self.config.door.audit_key_file else None
+
+    def _last_seq(self) -> int:
+        from pathlib import Path
+
+        from realtime.door.audit import AuditLog
+
+        if not Path(self.config.door.audit).exists():
+            return 0
+        with AuditLog.open(self.config.door.audit, create=False, key=self._key()) as audit:
+            return max((r["seq"] for r in audit.records()), default=0)
+
+    def start(self) -> None:
+        self._start_seq = self._last_seq()
+        for door in self.doors.values():
+            door.thread = threading.Thread(target=self._run, args=(door,), name=f"door-{door.door_id}", daemon=True)
+            door.thread.start()
+        self._tail = threading.Thread(target=self._tail_audit, name="door-events", daemon=True)
+        self._tail.start()
+
+    def _run(self, door: Door) -> None:
+        from realtime.door.mode import run_door
+        from realtime.io.capture import Source, make_reader
+
+        config = dataclasses.replace(self.config, door=dataclasses.replace(self.config.door, door_id=door.door_id))
+        try:
+            reader = make_reader(door.source, config.source)
+            door.tap = TapReader(reader, self._stop, loop=self.loop)
+            door.state = "running"
+            if self.events is not None:
+                self.events.availability(door.door_id, True)
+            outcome = run_door(config, source=Source(door.tap, config.source), show_window=False,
+                               echo=lambda text: log.info("door %s: %s", door.door_id, text))
+            door.state = "stopped" if self._stop.is_set() else f"ended ({outcome.result.reason})"
+        except Exception as exc:  # noqa: BLE001 - the door's error is shown on the console and logged
+            door.state, door.error = "failed", f"{type(exc).__name__}: {exc}"
+            log.error("door %s failed: %s", door.door_id, door.error)
+        finally:
+            if self.events is not None:
+                self.events.availability(door.door_id, False)
+
+    def _tail_audit(self) -> None:
+        """Hand every new decision/alarm/recovery record of these doors to the events (once committed)."""
+        from pathlib import Path
+
+        from realtime.door.audit import AuditLog
+
+        path = Path(self.config.door.audit)
+        key = self._key()
+        last, last_ts = self._start_seq, None
+        while True:
+            stopping = self._stop.is_set() and not any(d.thread and d.thread.is_alive() for d in self.doors.values())
+            if path.exists():
+                try:
+                    with AuditLog.open(path, create=False, key=key) as audit:
+                        records = list(audit.records(since=last_ts))  # only the tail, by time
+                except Exception as exc:  # noqa: BLE001 - a busy log is read again on the next round
+                    log.debug("audit tail: %s", exc)
+                    records = []
+                for rec in records:
+                    if rec["seq"] <= last:
+                        continue
+                    last, last_ts = rec["seq"], rec["ts"]
+                    door = self.doors.get(rec["door_id"])
+                    if door is None or rec["kind"] not in ("decision", "alarm", "recovery", "start", "stop"):
+                        continue
+                    if rec["kind"] == "decision":
+                        door.decisions.appendleft(rec)
+                    if self.events is not None:
+                        self.events.publish(rec)
+            if stopping:
+                return
+            time.sleep(0.2)
+
+    def status(self) -> list[dict]:
+        return [{"id": d.door_id, "source": d.source, "state": d.state, "error": d.error,
+                 "frames": 0 if d.tap is None else d.tap.frames,
+                 "decisions": [{"seq": r["seq"], "ts": r["ts"], "decision": r["decision"], "person": r["person"],
+                                "reason": r["reason"]} for r in list(d.decisions)]}
+                for d in self.doors.values()]
+
+    def snapshot(self, door_id: str) -> bytes | None:
+        door = self.doors.get(door_id)
+        return None if door is None or door.tap is None else door.tap.snapshot_jpeg()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        self._stop.set()
+        for door in self.doors.values():
+            if door.thread is not None:
+                door.thread.join(timeout_s)
+        if self._tail is not None:
+            self._tail.join(timeout_s)
+        if self.events is not None:
+            self.events.close()

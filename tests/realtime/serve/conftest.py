@@ -56,14 +56,18 @@ def free_port() -> int:
 class ServeProcess:
     """``rtv serve`` in a child process; ``url``, ``settings`` (the --set list), ``admin_key``, ``read_key``."""
 
-    def __init__(self, folder: Path, extra_args=(), extra_settings=()) -> None:
+    def __init__(self, folder: Path, extra_args=(), extra_settings=(), users=()) -> None:
+        from argon2 import PasswordHasher
+
         from realtime.serve.accounts import Accounts
 
         self.folder = folder
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.accounts_path = folder / "accounts.sqlite"
-        accounts = Accounts(self.accounts_path)
+        accounts = Accounts(self.accounts_path, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+        for name, password in users:
+            accounts.add_user(name, password)
         self.admin_key = accounts.add_key("home-assistant", "admin")
         self.read_key = accounts.add_key("viewer", "read")
         self.settings = [f"faces.gallery={folder / 'gallery.sqlite'}", f"door.audit={folder / 'audit.sqlite'}",

@@ -22,8 +22,14 @@ from realtime.config import Config
 log = logging.getLogger(__name__)
 
 
+class DoorStopped(KeyboardInterrupt):
+    """The service stops a door that is waiting for its camera: raised where the door reopens the camera, so the
+    door ends as on Ctrl-C (its stop record says "interrupted") instead of retrying forever."""
+
+
 class TapReader:
-    """Wraps a frame reader: keeps the latest frame, ends when stopped, optionally loops a file."""
+    """Wraps a frame reader: keeps the latest frame, ends when stopped (raises :class:`DoorStopped` when asked to
+    reopen after the stop), optionally loops a file."""
 
     def __init__(self, reader, stop: threading.Event, loop: bool = False) -> None:
         self.reader = reader
@@ -37,6 +43,8 @@ class TapReader:
         self._lock = threading.Lock()
 
     def open(self) -> None:
+        if self._stop.is_set():
+            raise DoorStopped("the service is stopping")
         self.reader.open()
 
     def read(self):
@@ -138,6 +146,8 @@ class DoorRunner:
             outcome = run_door(config, source=Source(door.tap, config.source), show_window=False,
                                echo=lambda text: log.info("door %s: %s", door.door_id, text))
             door.state = "stopped" if self._stop.is_set() else f"ended ({outcome.result.reason})"
+        except DoorStopped:
+            door.state = "stopped"
         except Exception as exc:  # noqa: BLE001 - the door's error is shown on the console and logged
             door.state, door.error = "failed", f"{type(exc).__name__}: {exc}"
             log.error("door %s failed: %s", door.door_id, door.error)

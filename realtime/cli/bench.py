@@ -205,6 +205,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_overwrite(p)
     p.set_defaults(func=cmd_bench_style)
 
+    from realtime.cli.serve import register_bench  # rtv bench serve: the HTTP service under concurrent clients
+
+    register_bench(bench)
+
 
 def write_report(path: str | None, report: dict) -> None:
     """``--json FILE``: the report written atomically (the guard checked FILE before any work), then say so."""

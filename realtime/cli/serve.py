@@ -152,3 +152,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     k = ksub.add_parser("remove", help="revoke a key")
     k.add_argument("name")
     k.add_argument("--accounts", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
+def cmd_bench_serve(args: argparse.Namespace) -> int:
+    from realtime.cli.args import guard_outputs, load_from_args
+    from realtime.serve.bench import run_bench
+
+    config = load_from_args(args)
+    if args.json:
+        guard_outputs({"--json": args.json}, config, overwrite=args.overwrite)
+    report = run_bench(config, clients=args.clients, seconds=args.seconds, door=not args.no_door)
+    if args.json:
+        from realtime.io.paths import write_json_atomic
+
+        write_json_atomic(args.json, report)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def register_bench(bench: argparse._SubParsersAction) -> None:
+    from realtime.cli.args import add_overwrite, float_range
+
+    p = bench.add_parser("serve", help="the HTTP service: requests/s and p50/p95 ms under N concurrent clients",
+                         description="Starts the service in this process (temporary gallery and accounts) and posts "
+                                     "a 640x480 JPEG to /v1/vision/detection, then /v1/vision/face/recognize, from "
+                                     "N client threads for --seconds each, while a door runs at 15 FPS on a "
+                                     "generated clip (--no-door to leave it out). Counts every error.")
+    p.add_argument("--clients", type=int_range(1, 256), default=4, help="concurrent clients (default 4)")
+    p.add_argument("--seconds", type=float_range(0.5, 3600.0), default=10.0,
+                   help="seconds per route (default 10)")
+    p.add_argument("--no-door", action="store_true", help="no door beside the requests")
+    p.add_argument("--json", metavar="FILE", help="write the figures as JSON")
+    add_overwrite(p)
+    p.set_defaults(func=cmd_bench_serve)

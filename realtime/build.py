@@ -16,18 +16,20 @@ from realtime.threads import ThreadPlan, apply_process_threads, plan_threads
 log = logging.getLogger(__name__)
 
 DEFAULT_MODELS = {
-    "detector": "yolov3_tiny_coco_int8.onnx",
+    "detector": "yolov3_tiny_coco.onnx",
     "face_detector": "centerface.onnx",
     "face_embedder": "dlib_resnet128.onnx",
     "face_landmarks": "dlib_shape5.npz",
 }
 
 
-def runtime_options(config: RuntimeConfig, plan: ThreadPlan | None = None) -> RuntimeOptions:
+def runtime_options(config: RuntimeConfig, plan: ThreadPlan | None = None, role: str | None = None,
+                    configured_file: bool = False) -> RuntimeOptions:
     """Session options from ``config``, its ``auto`` thread counts resolved by ``plan`` (default: the plan for
-    this machine with both analysis branches)."""
+    this machine with both analysis branches); ``role``: the model's role, whose precision sets OpenVINO's hint."""
     plan = plan or plan_threads(config)
-    return RuntimeOptions(providers=config.providers, intra_op_threads=plan.intra_op,
+    hint = precision_choice(role, config, configured_file).hint if role else ""
+    return RuntimeOptions(providers=config.providers, precision_hint=hint, intra_op_threads=plan.intra_op,
                           inter_op_threads=plan.inter_op, graph_optimization=config.graph_optimization,
                           allow_spinning=plan.allow_spinning)
 
@@ -45,14 +47,29 @@ def apply_thread_settings(config: Config) -> ThreadPlan:
     return plan
 
 
-def model_path(configured: str, role: str, required: bool = True) -> Path | None:
-    """The configured model file, else the shipped default for ``role``; ``None`` if none ships and not required."""
+def precision_choice(role: str, runtime: RuntimeConfig, configured_file: bool = False):
+    """The precision (and shipped file) ``runtime.precision`` gives ``role`` on the provider ``runtime.providers``
+    resolves to here (realtime/precision.py)."""
+    from realtime.cpu import cpu_info
+    from realtime.precision import choose_precision, manifest_for
+    from realtime.runtime import resolve_provider
+
+    provider = resolve_provider(runtime.providers).name
+    return choose_precision(role, provider, runtime.precision, cpu_info(), manifest_for(ZOO_DIR), ZOO_DIR,
+                            configured_file=configured_file)
+
+
+def model_path(configured: str, role: str, required: bool = True,
+               runtime: RuntimeConfig | None = None) -> Path | None:
+    """The configured model file, else the shipped default for ``role`` (with ``runtime``: the file of the
+    precision ``runtime.precision`` chooses); ``None`` if none ships and not required."""
     if configured:
         path = Path(configured)
         if not path.is_file():
             raise ModelError(f"{role} model not found: {path}")
         return path
-    default = ZOO_DIR / DEFAULT_MODELS[role]
+    chosen = precision_choice(role, runtime).file if runtime is not None else None
+    default = ZOO_DIR / (chosen or DEFAULT_MODELS[role])
     if default.is_file():
         return default
     if required:
@@ -63,7 +80,8 @@ def model_path(configured: str, role: str, required: bool = True) -> Path | None
 def open_face_detector(faces: FacesConfig, runtime: RuntimeConfig, plan: ThreadPlan | None = None):
     from realtime.face.detector import FaceDetector
 
-    model = OnnxModel(model_path(faces.detector_model, "face_detector"), runtime_options(runtime, plan),
+    model = OnnxModel(model_path(faces.detector_model, "face_detector", runtime=runtime),
+                      runtime_options(runtime, plan, "face_detector", bool(faces.detector_model)),
                       expected_kind="face_detector")
     return FaceDetector(model, detect_width=faces.detect_width, score_threshold=faces.score_threshold,
                         iou_threshold=faces.iou_threshold, max_faces=faces.max_faces)
@@ -75,7 +93,8 @@ def open_face_embedder(faces: FacesConfig, runtime: RuntimeConfig, plan: ThreadP
     from realtime.face.embedder import FaceEmbedder
     from realtime.face.landmarks import load_shape_predictor
 
-    model = OnnxModel(model_path(faces.embedder_model, "face_embedder"), runtime_options(runtime, plan),
+    model = OnnxModel(model_path(faces.embedder_model, "face_embedder", runtime=runtime),
+                      runtime_options(runtime, plan, "face_embedder", bool(faces.embedder_model)),
                       expected_kind="face_embedder")
     try:
         alignment = FaceEmbedder(model).alignment if faces.alignment == "auto" else faces.alignment
@@ -152,22 +171,19 @@ def build_face_stages(config: Config, plan: ThreadPlan | None = None) -> list:
 def build_detector_stage(config: Config, plan: ThreadPlan | None = None):
     """The object-detection stage, or ``None`` when no model is configured and none ships."""
     det = config.detector
-    path = model_path(det.model, "detector", required=bool(det.model))
+    path = model_path(det.model, "detector", required=bool(det.model), runtime=config.runtime)
     if path is None:
         log.info("no object detector model ships yet; detection is left out (set detector.model to use one)")
         return None
     from realtime.detect.yolo import ObjectDetection, YoloDetector
 
-    model = OnnxModel(path, runtime_options(config.runtime, plan), expected_kind="yolo")
-    score_threshold = det.score_threshold
-    low = second_pass(config)
-    if low is not None:  # ByteTrack's second pass needs the low-score boxes; the tracking stage filters them
-        score_threshold = low
-    try:  # class_score_thresholds stay hard floors for their classes (no second pass below them)
-        detector = YoloDetector(model, input_size=det.input_size, score_threshold=score_threshold,
+    model = OnnxModel(path, runtime_options(config.runtime, plan, "detector", bool(det.model)), expected_kind="yolo")
+    try:  # the detector owns every score threshold (realtime/detect/thresholds.py); the tracker reads them there
+        detector = YoloDetector(model, input_size=det.input_size, score_threshold=det.score_threshold,
                                 iou_threshold=det.iou_threshold, class_aware=det.class_aware,
                                 max_candidates=det.max_candidates, max_detections=det.max_detections,
-                                keep_classes=det.classes, class_score_thresholds=det.class_score_thresholds)
+                                keep_classes=det.classes, class_score_thresholds=det.class_score_thresholds,
+                                low_score_threshold=second_pass(config))
     except BaseException:  # a bad detector.classes / input_size: do not leave the session open
         model.close()
         raise
@@ -176,26 +192,29 @@ def build_detector_stage(config: Config, plan: ThreadPlan | None = None):
 
 def second_pass(config: Config) -> float | None:
     """The low threshold of the tracker's second pass, or None when tracking is off or the threshold is not below
-    ``detector.score_threshold`` (then there is nothing for a second pass to see)."""
+    any shown threshold (``detector.score_threshold`` and every class threshold: then a second pass sees nothing).
+    It is independent of the shown thresholds: lowering a class's threshold never raises it."""
     low = config.tracking.low_score_threshold
     if not config.tracking.enabled or low is None:
         return None
-    if low >= config.detector.score_threshold:
-        log.info("tracking.low_score_threshold %g is not below detector.score_threshold %g: one tracking pass",
-                 low, config.detector.score_threshold)
+    det = config.detector
+    highest = max([det.score_threshold, *(t for _, t in det.class_score_thresholds)])
+    if low >= highest:
+        log.info("tracking.low_score_threshold %g is not below any detector threshold (highest %g): one tracking "
+                 "pass", low, highest)
         return None
     return low
 
 
-def build_tracking_stage(config: Config):
-    """The object-tracking stage that follows detection (track ids on ``packet.detections``)."""
+def build_tracking_stage(config: Config, detection):
+    """The object-tracking stage that follows ``detection`` (track ids on ``packet.detections``); it reads what is
+    shown from the detector's thresholds, so the two never disagree."""
     from realtime.detect.track import ObjectTracker, ObjectTracking
 
-    tr, det = config.tracking, config.detector
+    tr = config.tracking
     tracker = ObjectTracker(iou_threshold=tr.iou_threshold, max_age=tr.max_age, min_hits=tr.min_hits,
-                            high_score_threshold=det.score_threshold, low_score_threshold=second_pass(config),
                             buffer=tr.buffer)
-    return ObjectTracking(tracker, show_score_threshold=det.score_threshold)
+    return ObjectTracking(tracker, thresholds=detection.detector.thresholds)
 
 
 def build_pipeline(config: Config) -> Pipeline:
@@ -209,13 +228,13 @@ def build_pipeline(config: Config) -> Pipeline:
             if stage is not None:
                 stages.append(stage)
                 if config.tracking.enabled:
-                    stages.append(build_tracking_stage(config))
+                    stages.append(build_tracking_stage(config, stage))
         if config.faces.enabled:
             stages.extend(build_face_stages(config, plan))
         if config.style.enabled:  # last: an effect on the displayed frame, analysis never sees it
             from realtime.style.stage import build_style_stage
 
-            stages.append(build_style_stage(config.style, runtime_options(config.runtime, plan), ZOO_DIR))
+            stages.append(build_style_stage(config.style, runtime_options(config.runtime, plan, "style"), ZOO_DIR))
     except BaseException:
         for stage in stages:
             stage.close()

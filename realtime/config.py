@@ -132,9 +132,13 @@ class RuntimeConfig:
     intra-op threads per session, OpenCV's and BLAS's pools together from the cores available, so they never
     oversubscribe; numbers are used as given (``intra_op_threads: 0`` is ONNX Runtime's own default).
     ``workers: 1`` runs every stage in sequence on the main thread. ``frames_in_flight``: frames whose detectors
-    may run at once (auto: one per worker), completed in capture order."""
+    may run at once (auto: one per worker), completed in capture order. ``providers``: auto picks CUDA when
+    onnxruntime-gpu offers it, else OpenVINO when its plugin offers this CPU and the CPU has AVX-512/VNNI/AMX
+    units, else the CPU provider (``rtv doctor`` says which and why). ``precision``: auto runs each shipped model
+    in the fastest precision measured to agree with float on this provider and CPU class (float otherwise)."""
 
-    providers: str = field(default="auto", metadata=_choices("auto", "cpu", "cuda", "require-gpu"))
+    providers: str = field(default="auto", metadata=_choices("auto", "cpu", "openvino", "cuda", "require-gpu"))
+    precision: str = field(default="auto", metadata=_choices("auto", "float", "bf16", "int8"))
     workers: int | str = field(default="auto", metadata=_range(1, 64))
     intra_op_threads: int | str = field(default="auto", metadata=_range(0, 64))
     inter_op_threads: int = field(default=1, metadata=_range(0, 64))
@@ -151,7 +155,8 @@ class DetectorConfig:
     ``input_size``: network input [w, h] or one number (e.g. 320, 416, 608; multiples of 32); unset: the model's
     default (416 for the shipped one). ``classes``: class names to keep (empty: all), checked against the model's
     names when the detector opens. ``class_score_thresholds``: per-class score thresholds, e.g. ``{person: 0.4}``,
-    that replace ``score_threshold`` for those classes. ``every``: run the detector on one frame in N and carry
+    that replace ``score_threshold`` for those classes. A box is shown when its score is at least its class's
+    threshold; a lower class threshold only ever adds boxes of that class. ``every``: run the detector on one frame in N and carry
     the last boxes between (``rtv bench every`` measures what that costs).
     """
 
@@ -173,9 +178,10 @@ class TrackingConfig:
     """Object tracking after detection: a track id per object (JSONL ``track``, overlay ``#id``).
 
     ``min_hits`` detected frames confirm a track (then it gets its id); a confirmed track lives through
-    ``max_age`` frames without a detection. ``low_score_threshold`` (below ``detector.score_threshold``; null: off)
-    turns on ByteTrack's second pass: the detector also reports boxes down to it, and they may continue (never
-    start) a track. ``buffer``: boxes are matched grown by this fraction of their size on each side (buffered IoU),
+    ``max_age`` frames without a detection. ``low_score_threshold`` (null: off) turns on ByteTrack's second pass:
+    the detector also decodes boxes down to it, and a box below its class's shown threshold may continue (never
+    start) a confirmed track; it is then marked ``continued`` in the JSONL and drawn as a held track, not as a
+    detection. It is independent of the shown thresholds. ``buffer``: boxes are matched grown by this fraction of their size on each side (buffered IoU),
     so small or fast objects keep their tracks. Defaults measured with ``python -m recipes.tracking_measure``.
     """
 

@@ -50,3 +50,15 @@ class ExportError(RtvError):
 
 class AuditError(RtvError):
     """The door audit log cannot be opened or written, or its hash chain is broken."""
+
+
+class FaceError(RtvError):
+    """A photo does not show the face a command needs."""
+
+
+class NoFaceError(FaceError):
+    """A photo that needed a face (identify, verify, embed) shows none."""
+
+
+class SeveralFacesError(FaceError):
+    """A photo shows several faces where one was needed and none was chosen (``--largest`` or a box)."""

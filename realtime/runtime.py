@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -15,9 +17,14 @@ from realtime.errors import ModelError, ProviderError
 
 log = logging.getLogger(__name__)
 
-PROVIDER_POLICIES = ("auto", "cpu", "cuda", "require-gpu")
+PROVIDER_POLICIES = ("auto", "cpu", "openvino", "cuda", "require-gpu")
 _CPU = "CPUExecutionProvider"
 _CUDA = "CUDAExecutionProvider"
+_OPENVINO = "OpenVINOExecutionProvider"
+OPENVINO_PLUGIN = "onnxruntime_ep_openvino"
+# CPU classes on which the OpenVINO provider is chosen by ``auto`` (wide vector or matrix units); elsewhere
+# ``providers: openvino`` still forces it.
+OPENVINO_AUTO_ISA = frozenset({"amx", "avx512_vnni", "avx512", "avx_vnni"})
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,7 @@ class RuntimeOptions:
     False stops idle pool threads from spinning (when sessions run beside other work on the same cores)."""
 
     providers: str = "auto"
+    precision_hint: str = ""  # OpenVINO's INFERENCE_PRECISION_HINT ("", "f32", "bf16"); ignored off OpenVINO
     intra_op_threads: int = 1
     inter_op_threads: int = 1
     graph_optimization: str = "all"
@@ -42,12 +50,108 @@ def import_onnxruntime():
     return onnxruntime
 
 
+@dataclass(frozen=True)
+class ProviderDecision:
+    """The provider a policy resolves to on this machine: ``name`` "cpu", "openvino" or "cuda"; ``reason``: why."""
+
+    name: str
+    reason: str
+
+
+_plugin_lock = threading.Lock()
+_plugin_state: dict[str, str | None] = {}
+
+
+def register_openvino_plugin(ort=None) -> str | None:
+    """Register the ``onnxruntime-ep-openvino`` plugin with ONNX Runtime once per process (later calls return the
+    first answer). Returns None when registered, else why not (plugin not installed, registration failed)."""
+    with _plugin_lock:
+        if "result" in _plugin_state:
+            return _plugin_state["result"]
+        ort = ort or import_onnxruntime()
+        try:
+            import importlib
+
+            plugin = importlib.import_module(OPENVINO_PLUGIN)
+        except ImportError:
+            result: str | None = "the onnxruntime-ep-openvino plugin is not installed"
+        else:
+            try:
+                ort.register_execution_provider_library(plugin.get_ep_name(), plugin.get_library_path())
+                result = None
+            except Exception as exc:  # onnxruntime raises its own untyped errors
+                result = f"the OpenVINO plugin did not register ({type(exc).__name__}: {exc})"
+        _plugin_state["result"] = result
+        return result
+
+
+def forget_openvino_plugin() -> None:
+    """Tests only: forget the registration answer (ONNX Runtime keeps a registered library for the process)."""
+    with _plugin_lock:
+        _plugin_state.clear()
+
+
+def openvino_devices(ort=None) -> list:
+    """The OpenVINO provider's CPU devices ONNX Runtime offers here (empty without the plugin, or where the plugin
+    offers no device for this CPU)."""
+    ort = ort or import_onnxruntime()
+    if register_openvino_plugin(ort) is not None:
+        return []
+    return [d for d in ort.get_ep_devices() if d.ep_name == _OPENVINO and d.ep_metadata.get("ov_device") == "CPU"]
+
+
+def resolve_provider(policy: str, ort=None, cpu=None) -> ProviderDecision:
+    """What ``runtime.providers`` means on this machine. ``auto``: CUDA when this onnxruntime offers it, else
+    OpenVINO when its plugin offers this CPU and the CPU has wide vector or matrix units (AVX-512, VNNI, AMX),
+    else the CPU provider. ``cpu``/``openvino``/``cuda``/``require-gpu`` force one and raise
+    :class:`ProviderError` when it is not there."""
+    from realtime.cpu import cpu_info
+
+    if policy not in PROVIDER_POLICIES:
+        raise ProviderError(f"providers policy {policy!r} is not one of {', '.join(PROVIDER_POLICIES)}")
+    if policy == "cpu":
+        return ProviderDecision("cpu", "as configured")
+    ort = ort or import_onnxruntime()
+    available = ort.get_available_providers()
+    if policy in ("cuda", "require-gpu"):
+        requested_providers(policy, available)  # raises when CUDA is missing
+        return ProviderDecision("cuda", "as configured")
+    if policy == "openvino":
+        missing = register_openvino_plugin(ort)
+        if missing is None and not openvino_devices(ort):
+            missing = "the OpenVINO plugin offers no device for this CPU"
+        if missing:
+            raise ProviderError(f"providers=openvino: {missing}; pip install onnxruntime-ep-openvino (x86-64 "
+                                "Linux/Windows) or use providers=auto")
+        return ProviderDecision("openvino", "as configured")
+    if _CUDA in available:
+        return ProviderDecision("cuda", "onnxruntime offers CUDAExecutionProvider")
+    cpu = cpu or cpu_info()
+    missing = register_openvino_plugin(ort)
+    if missing is not None:
+        return ProviderDecision("cpu", missing)
+    if not openvino_devices(ort):
+        return ProviderDecision("cpu", f"the OpenVINO plugin offers no device for this CPU ({cpu.model})")
+    if cpu.isa not in OPENVINO_AUTO_ISA:
+        return ProviderDecision("cpu", f"this CPU ({cpu.model}) has no AVX-512/VNNI/AMX units (class {cpu.isa}); "
+                                       "providers: openvino forces OpenVINO")
+    return ProviderDecision("openvino", f"the OpenVINO plugin offers this CPU ({cpu.model}, class {cpu.isa})")
+
+
+def openvino_load_config(hint: str, threads: int) -> str:
+    """The provider option ``load_config``: OpenVINO's CPU settings as JSON (the plugin ignores
+    ``num_of_threads``; ``INFERENCE_NUM_THREADS`` 0 is OpenVINO's own default)."""
+    return json.dumps({"CPU": {"INFERENCE_PRECISION_HINT": hint or "f32", "INFERENCE_NUM_THREADS": str(int(threads))}})
+
+
 def requested_providers(policy: str, available: Sequence[str]) -> list[str]:
     """The provider list to ask ONNX Runtime for under ``policy``, given what the installed build offers."""
     if policy not in PROVIDER_POLICIES:
         raise ProviderError(f"providers policy {policy!r} is not one of {', '.join(PROVIDER_POLICIES)}")
     if policy == "cpu":
         return [_CPU]
+    if policy == "openvino":
+        return [_OPENVINO, _CPU]
     if policy in ("cuda", "require-gpu"):
         if _CUDA not in available:
             raise ProviderError(
@@ -89,10 +193,15 @@ def open_session(model: Path | str | bytes, options: RuntimeOptions = RuntimeOpt
     if profile_prefix is not None:
         so.enable_profiling = True
         so.profile_file_prefix = profile_prefix
-    wanted = requested_providers(options.providers, ort.get_available_providers())
+    decision = resolve_provider(options.providers, ort)
     source = model if isinstance(model, bytes) else str(model)
     name = "model bytes" if isinstance(model, bytes) else str(model)
     try:
+        if decision.name == "openvino":
+            so.add_provider_for_devices(openvino_devices(ort), {
+                "load_config": openvino_load_config(options.precision_hint, options.intra_op_threads)})
+            return ort.InferenceSession(source, sess_options=so)
+        wanted = [_CUDA, _CPU] if decision.name == "cuda" else [_CPU]
         return ort.InferenceSession(source, sess_options=so, providers=wanted)
     except Exception as exc:  # onnxruntime raises its own untyped errors for unreadable graphs
         raise ModelError(f"{name}: not a loadable ONNX model ({type(exc).__name__}: {exc})") from exc
@@ -110,10 +219,13 @@ class OnnxModel:
         used = self.session.get_providers()
         if options.providers in ("cuda", "require-gpu") and _CUDA not in used:
             raise ProviderError(f"{self.path}: CUDAExecutionProvider was required but the session uses {used}")
-        wanted = requested_providers(options.providers, import_onnxruntime().get_available_providers())
-        if wanted[0] != used[0]:
+        decision = resolve_provider(options.providers)
+        wanted = {"cuda": _CUDA, "openvino": _OPENVINO, "cpu": _CPU}[decision.name]
+        if wanted != used[0]:
             log.warning("%s: asked for %s, ONNX Runtime uses %s", self.path.name, wanted, used)
         self.providers = tuple(used)
+        self.provider = decision.name
+        self.precision_hint = options.precision_hint if decision.name == "openvino" else ""
         self.contract = read_contract(self.session, str(self.path))
         if expected_kind is not None and self.contract.kind != expected_kind:
             raise ModelError(f"{self.path}: is a {self.contract.kind!r} model, expected a {expected_kind!r} model")

@@ -56,7 +56,9 @@ class Detections:
 
     ``boxes_xyxy``: float32 (N, 4); ``scores``: float32 (N,); ``class_ids``: int64 (N,);
     ``class_names``: the model's class list (index with ``class_ids``); ``track_ids``: int64 (N,) the object
-    tracker's confirmed track id, -1 where untracked (left empty, it is filled with -1).
+    tracker's confirmed track id, -1 where untracked (left empty, it is filled with -1); ``continued``: bool (N,),
+    True for a box below its class's score threshold kept only because it continued a confirmed track (drawn as a
+    held track, not as a detection; left empty, it is filled with False).
     """
 
     boxes_xyxy: np.ndarray = field(default_factory=lambda: _empty((0, 4)))
@@ -64,13 +66,16 @@ class Detections:
     class_ids: np.ndarray = field(default_factory=lambda: _empty((0,), np.int64))
     class_names: tuple[str, ...] = ()
     track_ids: np.ndarray = field(default_factory=lambda: _empty((0,), np.int64))
+    continued: np.ndarray = field(default_factory=lambda: _empty((0,), bool))
 
     def __post_init__(self) -> None:
         n = len(self.scores)
         _check_lengths("Detections", n, boxes_xyxy=self.boxes_xyxy, class_ids=self.class_ids)
         if len(self.track_ids) == 0 and n:
             object.__setattr__(self, "track_ids", np.full(n, -1, dtype=np.int64))
-        _check_lengths("Detections", n, track_ids=self.track_ids)
+        if len(self.continued) == 0 and n:
+            object.__setattr__(self, "continued", np.zeros(n, dtype=bool))
+        _check_lengths("Detections", n, track_ids=self.track_ids, continued=self.continued)
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -86,6 +91,8 @@ class Detections:
                                      "score": round(float(self.scores[i]), 4), "class": self.class_name(i)}
             if i < len(self.track_ids) and self.track_ids[i] >= 0:
                 entry["track"] = int(self.track_ids[i])
+            if self.continued[i]:
+                entry["continued"] = True
             out.append(entry)
         return out
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: synthetic frames and videos, a tiny ONNX model with a contract, the shared reference folder."""
+"""Shared fixtures: synthetic frames and videos, a tiny ONNX model with a contract, the reference data folder."""
 
 from __future__ import annotations
 
@@ -8,23 +8,28 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+REFERENCE_DIR = REPO / "tests" / "data" / "reference"  # dlib's recorded answers (see its README.md)
 
 
 def pytest_collection_modifyitems(config, items):
-    """Skip @pytest.mark.gpu tests unless onnxruntime offers the CUDA provider."""
+    """Skip @pytest.mark.gpu tests unless onnxruntime offers the CUDA provider, and @pytest.mark.torch tests (a
+    whole module: ``pytestmark = pytest.mark.torch``) when PyTorch is not installed."""
+    import importlib.util
+
     try:
         import onnxruntime as ort
 
         has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
     except ImportError:
         has_cuda = False
-    if has_cuda:
-        return
-    skip = pytest.mark.skip(reason="needs onnxruntime's CUDAExecutionProvider (onnxruntime-gpu and a GPU)")
+    has_torch = importlib.util.find_spec("torch") is not None
+    skip_gpu = pytest.mark.skip(reason="needs onnxruntime's CUDAExecutionProvider (onnxruntime-gpu and a GPU)")
+    skip_torch = pytest.mark.skip(reason="needs PyTorch (pip install torch==2.13.0)")
     for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
+        if "gpu" in item.keywords and not has_cuda:
+            item.add_marker(skip_gpu)
+        if "torch" in item.keywords and not has_torch:
+            item.add_marker(skip_torch)
 
 
 def make_frame(index: int, size_wh: tuple[int, int] = (160, 120)) -> np.ndarray:

@@ -30,7 +30,7 @@ def exit_code_for(exc: BaseException) -> int:
 
     codes = {errors.ConfigError: 2, errors.SourceError: 3, errors.ModelError: 4, errors.GalleryError: 5,
              errors.SinkError: 6, errors.EnrollmentError: 7, errors.DataError: 8, errors.ExportError: 9,
-             errors.AuditError: 10}
+             errors.AuditError: 10, errors.NoFaceError: 12, errors.SeveralFacesError: 13}
     for cls in type(exc).__mro__:
         if cls in codes:
             return codes[cls]
@@ -187,20 +187,14 @@ def add_overwrite(parser: argparse.ArgumentParser) -> None:
                              "or the config)")
 
 
-def kept_files(config, serving: bool = True) -> dict[str, list]:
-    """What a run reads or keeps, by what it is: the config file, the gallery and its calibration, the audit log,
-    and (``serving``) the configured models, the style models and the files of the shipped zoo. Outputs must not
-    touch any of it."""
-    from realtime.config import ZOO_DIR
+def kept_files(config, serving: bool = True, rebuilds=()) -> dict[str, list]:
+    """What a run reads or keeps (the config, the gallery and its calibration, the audit log and its key, every
+    model the config names, the zoo): :func:`realtime.io.paths.protected_paths` without inputs. ``serving`` is
+    kept for callers; the set is the same for every command."""
+    from realtime.io.paths import protected_paths
 
-    gallery = config.faces.gallery
-    kept: dict[str, list] = {"the config": [config.path], "the gallery": [gallery],
-                             "the gallery's calibration": [f"{gallery}.calibration.json" if gallery else None],
-                             "the audit log": [config.door.audit]}
-    if serving:
-        style_dir = config.style.model_dir or str(ZOO_DIR)
-        kept["a model"] = [config.detector.model, config.faces.detector_model, config.faces.embedder_model,
-                           str(Path(style_dir) / "style_*.onnx"), str(ZOO_DIR / "*")]
+    kept = protected_paths(config, (), rebuilds)
+    kept.pop("an input")
     return kept
 
 
@@ -210,19 +204,19 @@ def guard_outputs(outputs: dict, config=None, inputs=(), overwrite: bool = False
     :func:`realtime.io.paths.check_outputs`. ``inputs``: the files or folders the command reads."""
     from realtime.io.paths import check_outputs
 
-    protected = {"an input": list(inputs)}
-    if config is not None:
-        protected.update(kept_files(config, serving))
-    elif Path(DEFAULT_CONFIG_NAME).is_file():
-        protected["the config"] = [DEFAULT_CONFIG_NAME]
+    from realtime.io.paths import protected_paths
+
+    protected = protected_paths(config, inputs)
     return check_outputs(outputs, protected, overwrite=overwrite, make_parents=make_parents)
 
 
 def guard_output_dir(label: str, folder, config, inputs=(), owned_names=(), serving: bool = True):
-    """The guard for a folder a command owns (see :func:`realtime.io.paths.check_output_dir`)."""
-    from realtime.io.paths import check_output_dir
+    """The guard for a folder a command owns (see :func:`realtime.io.paths.check_output_dir`): the files it owns
+    there may be rebuilt even in the zoo; nothing else protected may be touched."""
+    from realtime.io.paths import check_output_dir, protected_paths
 
-    return check_output_dir(label, folder, owned_names, {"an input": list(inputs), **kept_files(config, serving)})
+    rebuilds = [Path(folder) / name for name in owned_names]
+    return check_output_dir(label, folder, owned_names, protected_paths(config, inputs, rebuilds))
 
 
 def write_json_output(path, data) -> None:

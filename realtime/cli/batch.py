@@ -39,7 +39,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
 def cmd_bench_batch(args: argparse.Namespace) -> int:
     from realtime.batch.bench import bench_batch, format_report
 
+    from realtime.cli.args import guard_output_dir, guard_outputs
+
     config = load_from_args(args)
+    guard_outputs({"--json": args.json}, config, overwrite=args.overwrite)
+    guard_output_dir("--work-dir", args.work_dir, config)
     report = bench_batch(config, clips=args.clips, seconds=args.seconds, size_wh=tuple(args.size),
                          work_dir=args.work_dir, ray=not args.no_ray)
     print(format_report(report))
@@ -88,4 +92,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--work-dir", default="out/bench_batch", help="clips and outputs (default out/bench_batch)")
     p.add_argument("--no-ray", action="store_true", help="leave out the Ray run")
     p.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    p.add_argument("--overwrite", action="store_true", help="replace --json if it exists")
     p.set_defaults(func=cmd_bench_batch)

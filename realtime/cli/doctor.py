@@ -78,11 +78,41 @@ def collect(config: Config, camera_index: int | None = 0) -> dict[str, Any]:
         "providers_available": available,
         "providers_usable": usable,
         "providers_policy": config.runtime.providers,
+        "acceleration": acceleration_report(config),
         "threads": thread_report(config),
         "models": [model_report(p) for p in models],
         "camera": camera_report(camera_index) if camera_index is not None else None,
         "torch_installed": _has_module("torch"),
     }
+
+
+def acceleration_report(config: Config) -> dict[str, Any]:
+    """This CPU, the OpenVINO plugin's state, the provider ``runtime.providers`` resolves to and the precision
+    (and file) each model role runs in, with the reasons."""
+    from realtime.build import precision_choice
+    from realtime.cpu import cpu_info
+    from realtime.errors import ConfigError, ProviderError
+    from realtime.runtime import openvino_devices, register_openvino_plugin, resolve_provider
+
+    report: dict[str, Any] = {"cpu": cpu_info().to_dict(),
+                              "openvino_plugin": register_openvino_plugin() or "registered",
+                              "openvino_cpu_device": bool(openvino_devices())}
+    try:
+        decision = resolve_provider(config.runtime.providers)
+    except ProviderError as exc:
+        report["provider"] = {"name": None, "reason": str(exc)}
+        return report
+    report["provider"] = {"name": decision.name, "reason": decision.reason}
+    configured = {"detector": config.detector.model, "face_detector": config.faces.detector_model,
+                  "face_embedder": config.faces.embedder_model, "style": ""}
+    models = {}
+    for role, path in configured.items():
+        try:
+            models[role] = precision_choice(role, config.runtime, bool(path)).to_dict()
+        except ConfigError as exc:
+            models[role] = {"error": str(exc)}
+    report["models"] = models
+    return report
 
 
 def thread_report(config: Config) -> dict[str, Any]:
@@ -135,6 +165,7 @@ def format_report(report: dict[str, Any]) -> str:
         f"pyav         {report['pyav']}  H.264 encoder (libx264): {'yes' if report['pyav_h264_encoder'] else 'NO'}",
         f"onnxruntime  {report['onnxruntime']}  providers: {', '.join(report['providers_available'])} "
         f"(usable: {', '.join(report['providers_usable'] or ['not probed'])}; policy {report['providers_policy']})",
+        *acceleration_lines(report["acceleration"]),
         f"threads      {report['threads']['summary']}",
         f"torch        {'installed (export/training available)' if report['torch_installed'] else 'not installed'}",
         "models:",
@@ -153,6 +184,22 @@ def format_report(report: dict[str, Any]) -> str:
                                                            "does not open")
         lines.append(f"camera {cam['index']}     {state}")
     return "\n".join(lines)
+
+
+def acceleration_lines(acc: dict[str, Any]) -> list[str]:
+    cpu = acc["cpu"]
+    provider = acc["provider"]
+    lines = [f"cpu          {cpu['model']} (class {cpu['isa']}; {' '.join(cpu['flags']) or 'no vector flags'})",
+             f"openvino     plugin {acc['openvino_plugin']}; CPU device offered: "
+             f"{'yes' if acc['openvino_cpu_device'] else 'no'}",
+             f"provider     {provider['name'] or 'NONE'}: {provider['reason']}"]
+    for role, m in acc.get("models", {}).items():
+        if "error" in m:
+            lines.append(f"  {role:<14} {m['error']}")
+        else:
+            hint = f", OpenVINO hint {m['hint']}" if m["hint"] else ""
+            lines.append(f"  {role:<14} {m['precision']:<5} {m['file'] or '-'}{hint}: {m['reason']}")
+    return lines
 
 
 def to_json(report: dict[str, Any]) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 from realtime.cli.args import add_overwrite, float_range, guard_outputs, int_range
 
 EXIT_SOURCE_LOST = 3
+PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg")
 
 
 def _config(args: argparse.Namespace):
@@ -107,6 +108,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     gallery_path = Path(config.faces.gallery)
     out = calibration_path(gallery_path)
     plot_file = Path(args.plot) if args.plot else out.with_suffix(".png")
+    if plot_file.suffix.lower() not in PLOT_SUFFIXES:
+        from realtime.errors import ConfigError
+
+        raise ConfigError(f"--plot {args.plot}: the histogram is written as {', '.join(PLOT_SUFFIXES)}; "
+                          "give a file name ending in one of them")
     # The calibration file and the default plot beside the gallery are calibrate's own: it replaces them.
     kept = {k: v for k, v in _kept(config).items() if k != "the gallery's calibration"}
     from realtime.io.paths import check_outputs

@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
+import textwrap
 from typing import Callable
 
 from realtime.cli.args import EXIT_INTERNAL, RtvParser, SubParser, add_global_options, exit_code_for
@@ -26,18 +28,63 @@ def _registrars() -> list[Callable[[argparse._SubParsersAction], None]]:
             serve.register, export_cli.register, train_cli.register]
 
 
+#: How ``rtv --help`` groups the commands: (section title, command names in order). A command no section names
+#: is listed under "other commands", so a new command is never hidden.
+COMMAND_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("see and annotate", ("run", "annotate", "demo", "batch", "serve")),
+    ("faces, gallery and door", ("enroll", "identify", "verify", "embed", "faces", "gallery", "door", "calibrate",
+                                 "audit")),
+    ("models", ("export", "import", "train", "eval", "label")),
+    ("tools", ("bench", "doctor")),
+)
+
+
+class TopParser(RtvParser):
+    """The ``rtv`` parser: its help lists the commands by section and wraps every text to the terminal."""
+
+    commands: argparse._SubParsersAction | None = None
+
+    def format_help(self) -> str:
+        width = max(60, min(shutil.get_terminal_size((100, 24)).columns, 120)) - 2
+        helps = {action.dest: action.help or "" for action in (self.commands._choices_actions if self.commands
+                                                               else [])}
+        out = [self.format_usage().rstrip(), "", textwrap.fill(self.description or "", width)]
+        listed: set[str] = set()
+        sections = [*COMMAND_SECTIONS, ("other commands", tuple(helps))]
+        name_width = max((len(name) for name in helps), default=8) + 2
+        for title, names in sections:
+            rows = [name for name in names if name in helps and name not in listed]
+            if not rows:
+                continue
+            out += ["", f"{title}:"]
+            for name in rows:
+                listed.add(name)
+                lines = textwrap.wrap(helps[name], width - name_width - 2) or [""]
+                out.append(f"  {name:<{name_width}}{lines[0]}")
+                out += [" " * (name_width + 2) + line for line in lines[1:]]
+        formatter = argparse.HelpFormatter(self.prog, width=width)
+        formatter.start_section("options")
+        formatter.add_arguments([a for a in self._actions if a.option_strings])
+        formatter.end_section()
+        out += ["", formatter.format_help().strip(), "", textwrap.fill(
+            "'rtv COMMAND --help' explains a command and its options. Exit codes: 0 done, 2 usage or config, "
+            "3 source, 4 model, 5 gallery, 6 output, 7 enrolment, 8 data, 9 export, 10 audit log, 11 some "
+            "batch inputs failed, 12 no face, 13 several faces where one was needed, 130/143/129 stopped by Ctrl-C/SIGTERM/SIGHUP.", width)]
+        return "\n".join(out) + "\n"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = RtvParser(
+    parser = TopParser(
         prog="rtv",
         description="Real-time vision on ONNX Runtime: object detection, faces with identities, door access, "
                     "style transfer. Config comes from --config (default ./config.yaml if present, else built-in "
                     "defaults), overridden by --set section.key=value.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_global_options(parser, argparse.SUPPRESS)
     parser.set_defaults(config=None, set=None, debug=False, verbose=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=SubParser)
     sub.required = True
+    parser.commands = sub
     for register in _registrars():
         register(sub)
     return parser

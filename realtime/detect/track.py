@@ -27,6 +27,7 @@ import numpy as np
 
 from realtime.boxes import box_iou
 from realtime.checks import check_count, check_fraction
+from realtime.detect.thresholds import ScoreThresholds
 from realtime.errors import ConfigError
 from realtime.types import Detections, FramePacket
 
@@ -134,10 +135,14 @@ class ObjectTracker:
         """Forget every track (e.g. after a source reconnects). Ids keep increasing."""
         self._tracks.clear()
 
-    def update(self, boxes_xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
+    def update(self, boxes_xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray,
+               high: np.ndarray | None = None, low: np.ndarray | None = None) -> np.ndarray:
         """Associate one frame's detections with the tracks.
 
         ``boxes_xyxy``: float (N, 4) source pixels; ``scores``: float (N,); ``class_ids``: int (N,).
+        ``high``/``low``: bool (N,) masks of the detections for the first and the second pass, when the caller
+        decides them (per-class thresholds, :class:`realtime.detect.thresholds.ScoreThresholds`); left out, they
+        come from ``high_score_threshold`` and ``low_score_threshold``.
         Returns int64 (N,): the confirmed track id of each detection, or -1 (:data:`UNTRACKED`) for a detection of
         a track not yet confirmed, or a low-score detection that continued no track.
         """
@@ -147,10 +152,15 @@ class ObjectTracker:
         if not len(boxes) == len(scores) == len(classes):
             raise ValueError(f"boxes ({len(boxes)}), scores ({len(scores)}) and class_ids ({len(classes)}) "
                              "must have one entry per detection")
-        high = scores >= self.high_score_threshold
-        low = ~high if self.low_score_threshold is not None else np.zeros(len(boxes), dtype=bool)
-        if self.low_score_threshold is not None:
-            low &= scores >= self.low_score_threshold
+        if high is None:
+            high = scores >= self.high_score_threshold
+        high = np.asarray(high, dtype=bool).reshape(-1)
+        if low is None:
+            low = ~high & (scores >= self.low_score_threshold) if self.low_score_threshold is not None \
+                else np.zeros(len(boxes), dtype=bool)
+        low = np.asarray(low, dtype=bool).reshape(-1) & ~high
+        if not len(high) == len(low) == len(boxes):
+            raise ValueError(f"high ({len(high)}) and low ({len(low)}) masks must have one entry per detection")
         owner = np.full(len(boxes), -1, dtype=np.int64)  # index into self._tracks
 
         tracks = self._tracks
@@ -216,33 +226,41 @@ class ObjectTracker:
 class ObjectTracking:
     """Pipeline stage ``track``: fills ``packet.detections.track_ids`` (after the ``detect`` stage).
 
-    With ByteTrack's second pass on, the detector runs at the low threshold and this stage keeps a detection only if
-    it reaches ``show_score_threshold`` (the detector's configured threshold) or continued a confirmed track.
+    ``thresholds``: the detector's :class:`ScoreThresholds` (the one owner of what is shown). A detection at least
+    its class's threshold is shown and may start a track; with a second pass, one below it (but at least the low
+    threshold) is kept only when it continued a confirmed track, and is then marked ``continued`` (drawn as a
+    held track, not as a detection). Without ``thresholds`` the tracker's own scalar thresholds decide.
     """
 
     name = "track"
 
-    def __init__(self, tracker: ObjectTracker, show_score_threshold: float = 0.0):
+    def __init__(self, tracker: ObjectTracker, thresholds: ScoreThresholds | None = None):
         self.tracker = tracker
         self._tracker_as_built = copy.deepcopy(tracker)  # what reset() starts from
-        self.show_score_threshold = float(show_score_threshold)
+        self.thresholds = thresholds
 
     def reset(self) -> None:
         """Start over as for a new video: the tracker as it was built (no tracks; ids from 1 again)."""
         self.tracker = copy.deepcopy(self._tracker_as_built)
 
+    def _passes(self, det: Detections) -> tuple[np.ndarray, np.ndarray]:
+        """bool (N,) masks: shown (first pass) and second-pass candidates."""
+        if self.thresholds is None:
+            high = det.scores >= self.tracker.high_score_threshold
+            low = self.tracker.low_score_threshold
+            return high, (~high & (det.scores >= low)) if low is not None else np.zeros(len(det), bool)
+        high = self.thresholds.shown(det.scores, det.class_ids)
+        return high, ~high & self.thresholds.candidates(det.scores, det.class_ids)
+
     def __call__(self, packet: FramePacket) -> FramePacket:
         det = packet.detections
-        ids = self.tracker.update(det.boxes_xyxy, det.scores, det.class_ids)
-        keep = (det.scores >= self.show_score_threshold) | (ids != UNTRACKED)
-        if keep.all():
-            out = dataclasses.replace(det, track_ids=ids)
-        else:
-            out = Detections(boxes_xyxy=det.boxes_xyxy[keep], scores=det.scores[keep],
-                             class_ids=det.class_ids[keep], class_names=det.class_names, track_ids=ids[keep])
+        high, low = self._passes(det)
+        ids = self.tracker.update(det.boxes_xyxy, det.scores, det.class_ids, high=high, low=low)
+        continued = ~high & (ids != UNTRACKED)
+        keep = high | continued
+        out = Detections(boxes_xyxy=det.boxes_xyxy[keep], scores=det.scores[keep], class_ids=det.class_ids[keep],
+                         class_names=det.class_names, track_ids=ids[keep], continued=continued[keep])
         return dataclasses.replace(packet, detections=out)
 
     def close(self) -> None:
         pass
-
-

@@ -29,6 +29,7 @@ import numpy as np
 
 from realtime.boxes import batched_nms, nms
 from realtime.contract import ModelContract
+from realtime.detect.thresholds import score_thresholds
 from realtime.errors import ConfigError, ModelError
 from realtime.preprocess import letterbox, to_input_nchw
 from realtime.types import Detections, FramePacket
@@ -168,7 +169,8 @@ def decode_yolo(outputs: Sequence[np.ndarray], head: YoloHead, score_threshold: 
 
     ``outputs``: one float32 array per scale in ``head.layout`` (see module docstring). Returns
     ``boxes_xyxy``: float32 (K, 4) in network-input pixels, ``scores``: float32 (K,) = sigmoid(obj) * p(best class),
-    ``class_ids``: int64 (K,). Only boxes with ``score > score_threshold`` are kept, at most ``max_candidates``
+    ``class_ids``: int64 (K,). Only boxes with ``score >= score_threshold`` are kept (the
+    convention of :mod:`realtime.detect.thresholds`), at most ``max_candidates``
     (the best scores, ties to the lower flat index). Vectorised: cells are filtered on objectness first, then only
     survivors are decoded.
     """
@@ -181,7 +183,7 @@ def decode_yolo(outputs: Sequence[np.ndarray], head: YoloHead, score_threshold: 
         t = _scale_fields(np.asarray(raw), head, a, image)
         obj_logits = t[:, 4, :] if head.tensor == "nchw" else t[:, :, 4]  # (A, HW)
         obj = _sigmoid(obj_logits.astype(np.float32))
-        anchor_idx, cell_idx = np.nonzero(obj > threshold)  # score <= obj, so nothing else can pass
+        anchor_idx, cell_idx = np.nonzero(obj >= threshold)  # score <= obj, so nothing else can pass
         if anchor_idx.size == 0:
             continue
         cand = (t[anchor_idx, :, cell_idx] if head.tensor == "nchw" else t[anchor_idx, cell_idx, :]).astype(np.float32)
@@ -193,7 +195,7 @@ def decode_yolo(outputs: Sequence[np.ndarray], head: YoloHead, score_threshold: 
         else:
             prob = _sigmoid(best_logit)
         score = (obj[anchor_idx, cell_idx] * prob).astype(np.float32)
-        ok = score > threshold
+        ok = score >= threshold
         if not ok.any():
             continue
         cand, score, best, anchor_idx, cell_idx = cand[ok], score[ok], best[ok], anchor_idx[ok], cell_idx[ok]
@@ -240,12 +242,11 @@ class YoloDetector:
                  iou_threshold: float = 0.45, class_aware: bool = True, max_candidates: int = 1000,
                  max_detections: int = 100, head: YoloHead | None = None,
                  class_names: Sequence[str] | None = None, keep_classes: Sequence[str] = (),
-                 class_score_thresholds: Mapping[str, float] | Sequence[tuple[str, float]] = ()):
+                 class_score_thresholds: Mapping[str, float] | Sequence[tuple[str, float]] = (),
+                 low_score_threshold: float | None = None):
         contract: ModelContract = model.contract
         if contract.kind != "yolo":
             raise ModelError(f"{contract.name}: is a {contract.kind!r} model, the detector needs a 'yolo' model")
-        if not 0.0 <= score_threshold <= 1.0:
-            raise ConfigError(f"score_threshold must be in [0, 1], got {score_threshold!r}")
         if not 0.0 <= iou_threshold <= 1.0:
             raise ConfigError(f"iou_threshold must be in [0, 1], got {iou_threshold!r}")
         if max_candidates < 1 or max_detections < 1:
@@ -259,33 +260,14 @@ class YoloDetector:
             raise ModelError(f"{contract.name}: {len(self.class_names)} class names for a head with "
                              f"{self.head.num_classes} classes")
         self.input_size = self._input_size(input_size)
-        self.keep_ids, self.class_thresholds = self._class_filters(keep_classes, class_score_thresholds,
-                                                                   float(score_threshold))
+        self.thresholds = score_thresholds(self.class_names, score_threshold, class_score_thresholds,
+                                           low_score_threshold, keep_classes)
         self.score_threshold = float(score_threshold)
         self.iou_threshold = float(iou_threshold)
         self.class_aware = bool(class_aware)
         self.max_candidates = int(max_candidates)
         self.max_detections = int(max_detections)
         self.grids = GridCache(self.head)
-
-    def _class_filters(self, keep: Sequence[str], thresholds, default: float
-                       ) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """Class ids to keep (None: all) and a per-class threshold table (None: ``default`` for all)."""
-        index = {n: i for i, n in enumerate(self.class_names)}
-        pairs = list(thresholds.items()) if isinstance(thresholds, Mapping) else list(thresholds)
-        unknown = [n for n in list(keep) + [n for n, _ in pairs] if n not in index]
-        if unknown:
-            raise ConfigError(f"detector classes {unknown} are not in the model's {len(index)} classes "
-                              f"({', '.join(self.class_names[:12])}{', ...' if len(index) > 12 else ''})")
-        keep_ids = np.array(sorted(index[n] for n in keep), np.int64) if keep else None
-        table = None
-        if pairs:
-            table = np.full(len(self.class_names), default, np.float32)
-            for n, t in pairs:
-                if not 0.0 <= float(t) <= 1.0:
-                    raise ConfigError(f"class_score_thresholds[{n!r}]={t!r}: must be in [0, 1]")
-                table[index[n]] = float(t)
-        return keep_ids, table
 
     def _input_size(self, override: tuple[int, int] | None) -> tuple[int, int]:
         if override is None:
@@ -305,13 +287,10 @@ class YoloDetector:
             return Detections(class_names=self.class_names)
         image, lb = letterbox(frame_bgr, self.input_size, pad_value=self.spec.pad_value)
         outputs = self.model.run(to_input_nchw([image], self.spec))
-        floor = self.score_threshold if self.class_thresholds is None else float(self.class_thresholds.min())
-        boxes, scores, classes = decode_yolo(outputs, self.head, floor, self.max_candidates, self.grids)
-        if self.keep_ids is not None or self.class_thresholds is not None:
-            ok = np.ones(len(scores), bool) if self.keep_ids is None else np.isin(classes, self.keep_ids)
-            if self.class_thresholds is not None:
-                ok &= scores > self.class_thresholds[classes]
-            boxes, scores, classes = boxes[ok], scores[ok], classes[ok]
+        boxes, scores, classes = decode_yolo(outputs, self.head, self.thresholds.floor, self.max_candidates,
+                                             self.grids)
+        ok = self.thresholds.candidates(scores, classes)
+        boxes, scores, classes = boxes[ok], scores[ok], classes[ok]
         boxes, scores, classes = select_detections(boxes, scores, classes, self.iou_threshold, self.class_aware,
                                                    self.max_detections)
         h, w = frame_bgr.shape[:2]

@@ -211,6 +211,8 @@ class AuditLog:
         self.version = version
         self._key = key
         self._schema_cookie = _schema_cookie(connection)
+        self.kept_path: Path | None = None  # where the log went after the file at ``path`` was swapped
+        self._remember_file()
 
     @classmethod
     def open(cls, path: str | Path, create: bool = True, busy_timeout_s: float = 2.0, *,
@@ -243,6 +245,9 @@ class AuditLog:
             log._check_key()
         except sqlite3.Error as exc:
             conn.close()
+            if _disk_full(path, exc):
+                raise AuditError(f"audit log {path}: the disk is full ({exc}); free space in {path.parent} and "
+                                 "start the door again") from exc
             raise AuditError(f"audit log {path}: {exc} (is it an rtv audit log? is it corrupt?)") from exc
         except BaseException:
             conn.close()
@@ -320,9 +325,10 @@ class AuditLog:
             "liveness": LIVENESS,
             "detail": None if detail is None else json.dumps(detail, sort_keys=True, separators=(",", ":")),
         }
+        self.watch()
         conn = self._db
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            _begin_immediate(conn, self.path)
             try:
                 cookie = _schema_cookie(conn)
                 if cookie != self._schema_cookie:  # someone changed the schema since we looked: look again
@@ -341,9 +347,133 @@ class AuditLog:
                     conn.execute("ROLLBACK")
                 raise
             self._read_back(seq, values, kind)
+            self._remember_file()
         except sqlite3.Error as exc:
+            if _disk_full(self.path, exc):
+                raise AuditError(f"audit log {self.path}: the disk is full; the {kind} record was not written "
+                                 f"({exc}); free space in {self.path.parent}") from exc
             raise AuditError(f"audit log {self.path}: writing a {kind} record failed ({exc})") from exc
         return seq
+
+    # ------------------------------------------------------------------------------------- watching the file
+    def _remember_file(self) -> None:
+        """What :meth:`watch` compares with: the file's (device, inode) and size, SQLite's data_version, the last
+        record (seq, hash)."""
+        conn = self._db
+        try:
+            st = os.stat(self.path)
+            self._file_id: tuple[int, int] | None = (st.st_dev, st.st_ino)
+            self._file_size = st.st_size
+        except OSError:
+            self._file_id, self._file_size = None, 0
+        self._data_version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+        row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        self._last: tuple[int, str] | None = None if row is None else (int(row[0]), str(row[1]))
+
+    def _tampering(self) -> str | None:
+        """Why the log on disk is no longer the one this process writes, or None."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return "was deleted or moved away"
+        except OSError as exc:
+            return f"cannot be looked at ({exc.strerror or exc})"
+        if self._file_id is not None and (st.st_dev, st.st_ino) != self._file_id:
+            return "was replaced by another file (its inode changed)"
+        if st.st_size < self._file_size:
+            return f"shrank from {self._file_size} to {st.st_size} bytes"
+        conn = self._db
+        cookie = _schema_cookie(conn)
+        if cookie != self._schema_cookie:
+            try:
+                _check_schema(conn, self.path)
+            except AuditError as exc:
+                return f"had its schema changed ({exc})"
+            self._schema_cookie = cookie
+        version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+        if version != self._data_version:  # another connection wrote: our records must be as we left them
+            row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+            head = None if row is None else (int(row[0]), str(row[1]))
+            if head != self._last:
+                return (f"was written by another program (last record {head and head[0]}, the door's was "
+                        f"{self._last and self._last[0]})")
+            try:
+                report = self.verify(expect_head=self._last)
+            except AuditError as exc:
+                return str(exc)
+            if not report.ok:
+                return f"was changed by another program ({report.problem})"
+            self._data_version = version
+        return None
+
+    def watch(self) -> None:
+        """Check that the file at ``path`` is still the log this process writes (device and inode, size never
+        shrinking, SQLite's schema and data_version, the last record); the door calls it every frame and
+        :meth:`append` before every record. When it is not, the log as this process holds it (every record up
+        to now, plus an alarm record saying what happened) is saved beside it as ``<name>.kept-<UTC>.sqlite``,
+        later records (the stop record) go there, and :class:`AuditError` is raised: the caller grants nothing
+        and stops (fail-secure)."""
+        if self._conn is None:
+            raise AuditError(f"audit log {self.path} is closed")
+        problem = self._tampering()
+        if problem is None:
+            return
+        shown = self.path
+        swapped = problem.startswith(("was deleted", "was replaced", "shrank"))
+        # only the door's own file (still open, unlinked or not) takes the alarm; never a file someone changed
+        kept = self._keep_evidence(f"the audit log file {problem} while the door was writing it") if swapped \
+            else None
+        if not swapped:
+            raise AuditError(f"audit log {shown} {problem}; nothing is granted and the door stops. Keep the file "
+                             "as evidence and start the door with a new door.audit")
+        where = (f"the log as the door kept it, with an alarm record, is saved as {kept}" if kept else
+                 "the door's own copy could not be saved")
+        raise AuditError(f"audit log {shown} {problem}; nothing is granted and the door stops; {where}. Keep "
+                         "both files as evidence and start the door with a new door.audit")
+
+    def _keep_evidence(self, reason: str) -> Path | None:
+        conn = self._db
+        try:
+            _check_schema(conn, self.path)
+            key = self._need_key("appending")
+            _begin_immediate(conn, self.path, budget_s=2.0)
+            row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+            seq, prev = (1, self.anchor) if row is None else (int(row[0]) + 1, str(row[1]))
+            record = {c: None for c in CONTENT_COLUMNS}
+            record.update(seq=seq, ts=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+                          door_id="", kind="alarm", reason=reason, liveness=LIVENESS,
+                          detail=json.dumps({"alarm": "audit"}, separators=(",", ":")))
+            values = [record[c] for c in CONTENT_COLUMNS] + [None, prev, record_hash(prev, record, None, key)]
+            conn.execute(f"INSERT INTO events ({', '.join(_ALL_COLUMNS)}) VALUES "
+                         f"({', '.join('?' * len(_ALL_COLUMNS))})", values)
+            conn.execute("COMMIT")
+            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            kept = self.path.with_name(f"{self.path.name}.kept-{stamp}.sqlite")
+            n = 0
+            while os.path.lexists(kept):
+                n += 1
+                kept = self.path.with_name(f"{self.path.name}.kept-{stamp}-{n}.sqlite")
+            target = sqlite3.connect(str(kept))
+            try:
+                conn.backup(target)
+            finally:
+                target.close()
+            conn.close()
+            self._conn = sqlite3.connect(str(kept), timeout=2.0, isolation_level=None)
+            self._conn.execute("PRAGMA trusted_schema = OFF")
+            self._conn.execute("PRAGMA synchronous = FULL")
+            self.path = kept
+            self.kept_path = kept
+            self._schema_cookie = _schema_cookie(self._conn)
+            self._remember_file()
+            return kept
+        except (sqlite3.Error, OSError, AuditError):
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            return None
 
     def _read_back(self, seq: int, values: list[Any], kind: str) -> None:
         conn = self._db
@@ -476,6 +606,50 @@ def _real(value: float | None) -> float | None:
         return None
     number = float(value)
     return number if math.isfinite(number) else None
+
+
+BUSY_BUDGET_S = 30.0  # how long an append waits for another program's write lock before giving up
+
+
+def _begin_immediate(conn: sqlite3.Connection, path: Path, budget_s: float = BUSY_BUDGET_S) -> None:
+    """``BEGIN IMMEDIATE``, retried while another program holds the write lock, for at most ``budget_s``
+    (nothing is granted meanwhile: the record comes first); then :class:`AuditError`."""
+    import logging
+    import time
+
+    deadline = time.monotonic() + budget_s
+    warned = False
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            text = str(exc).lower()
+            if "locked" not in text and "busy" not in text:
+                raise
+            if time.monotonic() >= deadline:
+                raise AuditError(f"audit log {path}: another program has held its write lock for more than "
+                                 f"{budget_s:g} s; nothing was granted meanwhile. Stop that program") from exc
+            if not warned:
+                logging.getLogger(__name__).warning(
+                    "ALARM audit log %s is locked by another program; waiting up to %g s (no GRANT meanwhile)",
+                    path, budget_s)
+                warned = True
+            time.sleep(0.2)
+
+
+def _disk_full(path: Path, exc: BaseException) -> bool:
+    """Whether an SQLite error comes from a full disk (SQLite says "disk is full" or, at open, "disk I/O error")."""
+    text = str(exc).lower()
+    if "full" in text:
+        return True
+    if "disk i/o" not in text:
+        return False
+    try:
+        st = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 1 << 20
 
 
 def _schema_cookie(conn: sqlite3.Connection) -> int:

@@ -115,6 +115,7 @@ class AuditSink:
 
     def write(self, packet: FramePacket, display_bgr: np.ndarray | None) -> None:
         self.last_packet = packet
+        self.audit.watch()  # the log on disk must still be ours (swapped/altered: AuditError, nothing granted)
         for item in packet.decisions:
             if isinstance(item, DoorAlarm) and item.new:
                 self.alarm(item.kind, item.reason)
@@ -253,7 +254,7 @@ def _stop(config: Config, audit: AuditLog, hook: UnlockHook, outputs: AuditSink,
     except AuditError:
         if failure is None:
             raise
-        log.error("the stop record could not be written", exc_info=True)  # the original failure is reported
+        log.debug("the stop record could not be written", exc_info=True)  # the original failure is reported
 
 
 def _run(config, pipeline: Pipeline, rules: DoorRules, live: LiveGallery, source, source_uri, open_source,

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import cv2
 import numpy as np
 
-from realtime.io.capture import IMAGE_SUFFIXES
-from realtime.errors import EnrollmentError, SourceError
+from realtime.io.capture import as_image, expand_inputs, read_image
+from realtime.errors import EnrollmentError
 from realtime.face.matching import match_faces, pairwise_distances
 from realtime.types import Faces
 
@@ -37,30 +37,9 @@ class Refusal:
     reason: str
 
 
-def read_image(path: Path | str) -> np.ndarray:
-    """uint8 (H, W, 3) BGR image; :class:`SourceError` when missing or unreadable."""
-    path = Path(path)
-    if not path.is_file():
-        raise SourceError(f"image not found: {path}")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise SourceError(f"{path}: not a readable image")
-    return image
-
-
 def expand_image_paths(items: Sequence[str]) -> list[Path]:
-    """Files as given, folders expanded to their images (sorted)."""
-    paths: list[Path] = []
-    for item in items:
-        p = Path(item)
-        if p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise SourceError(f"no images found in folder {p}")
-            paths.extend(found)
-        else:
-            paths.append(p)
-    return paths
+    """Photos named by ``items``: files as given, folders and globs expanded to their photos (sorted)."""
+    return expand_inputs(items, videos=False)
 
 
 def chip_sharpness(chip_bgr: np.ndarray) -> float:
@@ -177,3 +156,209 @@ def enroll_samples(gallery, name: str, samples: Sequence[FaceSample], refused: S
     return gallery.enroll(name, np.stack([s.vector for s in samples]).astype(np.float32),
                           sources=[s.source for s in samples],
                           qualities=[round(s.sharpness, 2) for s in samples], replace=replace)
+
+
+# ---------------------------------------------------------------- the Gallery object of the public API
+
+
+@dataclass(frozen=True)
+class Match:
+    """One face of a photo and who it is. ``box_xyxy``: float32 (4,) photo pixels; ``score``: detector
+    confidence; ``name``: the enrolled person, or ``None`` (unknown: no one under the match threshold, or the
+    second-best person too close); ``distance`` / ``second_distance``: to the best and second-best person (``None``
+    when the gallery has no one to compare); ``landmarks5``: float32 (5, 2).
+
+    Example::
+
+        >>> import numpy as np
+        >>> from realtime.face.enroll import Match
+        >>> m = Match(np.array([10, 20, 50, 70], np.float32), 0.9, "alice", 0.41, None, np.zeros((5, 2)))
+        >>> m.to_json()["identity"], m.to_json()["box"]
+        ('alice', [10.0, 20.0, 50.0, 70.0])
+    """
+
+    box_xyxy: np.ndarray
+    score: float
+    name: str | None
+    distance: float | None
+    second_distance: float | None
+    landmarks5: np.ndarray
+
+    def to_json(self) -> dict[str, Any]:
+        return {"box": [round(float(v), 2) for v in self.box_xyxy], "score": round(float(self.score), 4),
+                "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks5],
+                "identity": self.name, "distance": self.distance, "second_distance": self.second_distance}
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    """What :meth:`Gallery.enroll` did: ``enrolled`` new faces of ``name`` (``stored`` in all), the ``refused``
+    images with their reasons, and other persons the new faces already match (``look_alikes``: (name, distance))."""
+
+    name: str
+    enrolled: int
+    stored: int
+    refused: tuple[Refusal, ...]
+    look_alikes: tuple[tuple[str, float], ...]
+
+
+def _finite(value: float) -> float | None:
+    value = float(value)
+    return round(value, 4) if np.isfinite(value) else None
+
+
+class Gallery:
+    """The face gallery (an SQLite file) from code: enrol, identify, list and remove people. Open it with
+    :func:`realtime.open_gallery`; the models load on first use; a context manager.
+
+    Example::
+
+        >>> import realtime, tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "people.sqlite")
+        >>> with realtime.open_gallery(path) as gallery:
+        ...     gallery.names()
+        []
+    """
+
+    def __init__(self, config, faces=None):
+        from realtime.face.describe import FaceModels
+
+        self.config = config
+        self.path = Path(config.faces.gallery)
+        self.faces = faces if faces is not None else FaceModels(config)
+
+    def _store(self, create: bool):
+        from realtime.gallery.store import Gallery as Store
+
+        embedder = self.faces.embedder
+        contract = embedder.model.contract
+        return Store.open(self.path, model_sha256=embedder.sha256, model_name=contract.name,
+                          embedding_size=contract.embedding_size, create=create)
+
+    def enroll(self, name: str, images: Any, replace: bool = False, force: bool = False) -> Enrollment:
+        """Enrol ``name`` from photos that each show exactly that one face: a file, a folder, a glob, a uint8 BGR
+        array, or a list of these. Refused photos (no face, several faces, too small, blurred) are listed in the
+        answer; :class:`EnrollmentError` when none is accepted (then nothing is written and no gallery file is
+        made), or when the accepted faces do not all show one person (or not the person already stored under
+        ``name``, unless ``replace``), unless ``force``.
+
+        Example::
+
+            >>> import realtime, tempfile, os
+            >>> from skimage import data
+            >>> photo = data.astronaut()[..., ::-1].copy()
+            >>> path = os.path.join(tempfile.mkdtemp(), "people.sqlite")
+            >>> with realtime.open_gallery(path) as gallery:
+            ...     gallery.enroll("eileen", [photo, photo[::2, ::2].copy()]).enrolled
+            2
+        """
+        from realtime.gallery.names import check_name
+
+        name = check_name(name)
+        detector, embedder = self.faces.models()
+        faces = self.config.faces
+        samples, refused = collect_samples(_named_images(images), detector, embedder, faces.min_face_px,
+                                           faces.min_sharpness)
+        return self.enroll_samples(name, samples, refused, replace=replace, force=force)
+
+    def enroll_samples(self, name: str, samples: Sequence[FaceSample], refused: Sequence[Refusal] = (),
+                       replace: bool = False, force: bool = False) -> Enrollment:
+        """Store accepted :class:`FaceSample` objects (from :func:`sample_for_enrolment`, e.g. camera shots) as
+        :meth:`enroll` does."""
+        if not samples:
+            reasons = "; ".join(f"{r.source}: {r.reason}" for r in refused) or "no images given"
+            raise EnrollmentError(f"nothing was enrolled for {name!r}: {reasons}")
+        threshold = self.faces.match_threshold
+        if not force:
+            check_consistent(samples, threshold, None, name)  # before the gallery is opened (or made)
+        with self._store(create=True) as store:
+            vectors, labels = store.vectors()
+            if not force and not replace:
+                check_consistent(samples, threshold, vectors[labels == name], name)
+            alikes = look_alikes(samples, name, vectors, labels, threshold)
+            total = enroll_samples(store, name, samples, refused, replace=replace)
+        return Enrollment(name, len(samples), int(total), tuple(refused), tuple(alikes))
+
+    def identify(self, image: np.ndarray | str | Path) -> list[Match]:
+        """Who is in a photo (a file or a uint8 BGR array): one :class:`Match` per face, decided from that face's
+        own descriptor. :class:`GalleryError` when the gallery file does not exist.
+
+        Example::
+
+            >>> import numpy as np, realtime, tempfile, os
+            >>> from skimage import data
+            >>> photo = data.astronaut()[..., ::-1].copy()
+            >>> with realtime.open_gallery(os.path.join(tempfile.mkdtemp(), "g.sqlite")) as gallery:
+            ...     _ = gallery.enroll("eileen", photo)
+            ...     [m.name for m in gallery.identify(np.hstack([photo, photo]))]
+            ['eileen', 'eileen']
+        """
+        from realtime.build import load_face_cohort
+        from realtime.face.describe import _image
+
+        described = self.faces.describe(_image(image))
+        with self._store(create=False) as store:
+            gallery_vectors, labels = store.vectors()
+        embedder = self.faces.embedder
+        query = np.stack([f.descriptor for f in described]) if described else \
+            np.zeros((0, embedder.model.contract.embedding_size), np.float32)
+        cohort = load_face_cohort(self.config.faces, embedder, gallery_vectors) if len(labels) else None
+        ids, best, second = match_faces(query, gallery_vectors, labels, self.faces.match_threshold,
+                                        self.config.faces.match_margin, cohort)
+        return [Match(f.box_xyxy, f.score, ids[i], _finite(best[i]), _finite(second[i]), f.landmarks5)
+                for i, f in enumerate(described)]
+
+    def names(self) -> list[str]:
+        """The enrolled people's names, sorted ([] while no gallery file exists).
+
+        Example::
+
+            >>> import realtime, tempfile, os
+            >>> realtime.open_gallery(os.path.join(tempfile.mkdtemp(), "new.sqlite")).names()
+            []
+        """
+        from realtime.gallery.store import Gallery as Store
+
+        if not self.path.exists():
+            return []
+        with Store.open(self.path, create=False) as store:
+            return sorted(p.name for p in store.persons())
+
+    def remove(self, name: str) -> int:
+        """Remove a person and their faces; returns how many faces went. :class:`GalleryError` for an unknown
+        name or a missing gallery.
+
+        Example::
+
+            >>> import realtime, tempfile, os
+            >>> from skimage import data
+            >>> with realtime.open_gallery(os.path.join(tempfile.mkdtemp(), "g.sqlite")) as gallery:
+            ...     _ = gallery.enroll("eileen", data.astronaut()[..., ::-1].copy())
+            ...     gallery.remove("eileen"), gallery.names()
+            (1, [])
+        """
+        from realtime.gallery.store import Gallery as Store
+
+        with Store.open(self.path, create=False) as store:
+            return store.remove(name)
+
+    def close(self) -> None:
+        """Release the models; safe twice."""
+        self.faces.close()
+
+    def __enter__(self) -> "Gallery":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _named_images(images: Any) -> Iterable[tuple[str, np.ndarray]]:
+    """(name, BGR image) for each photo ``images`` names: files, folders, globs, arrays, or a list of them."""
+    items = [images] if isinstance(images, (str, Path, np.ndarray)) else list(images)
+    for k, item in enumerate(items):
+        if isinstance(item, np.ndarray):
+            yield f"image {k}", as_image(item)
+        else:
+            for path in expand_inputs(item, videos=False):
+                yield str(path), read_image(path)

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Iterator, Protocol, Sequence
 
 import cv2
 import numpy as np
@@ -221,6 +221,71 @@ class ImageFolderReader:
 
     def close(self) -> None:
         self._i = len(self.paths)
+
+
+def read_image(path: Path | str) -> np.ndarray:
+    """A photo as uint8 (H, W, 3) BGR at its own size, turned upright by its EXIF orientation (OpenCV's
+    ``IMREAD_COLOR`` applies it). :class:`SourceError` when the file is missing or not a readable image."""
+    path = Path(path)
+    if not path.is_file():
+        raise SourceError(f"image not found: {path}")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None or image.size == 0:
+        raise SourceError(f"{path}: not a readable image")
+    return image
+
+
+def as_image(image: np.ndarray) -> np.ndarray:
+    """``image`` checked to be uint8 (H, W, 3) BGR (a (H, W) grey image is converted); :class:`SourceError`
+    otherwise."""
+    array = np.asarray(image)
+    if array.dtype != np.uint8:
+        raise SourceError(f"an image must be uint8 (H, W, 3) BGR, got dtype {array.dtype}")
+    if array.ndim == 2:
+        array = cv2.cvtColor(array, cv2.COLOR_GRAY2BGR)
+    if array.ndim != 3 or array.shape[2] != 3 or array.shape[0] == 0 or array.shape[1] == 0:
+        raise SourceError(f"an image must be uint8 (H, W, 3) BGR, got shape {array.shape}")
+    return np.ascontiguousarray(array)
+
+
+def is_image(path: Path | str) -> bool:
+    """Whether ``path`` names a photo (by its suffix)."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def is_video(path: Path | str) -> bool:
+    """Whether ``path`` names a video file (by its suffix)."""
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def expand_inputs(inputs: str | Path | Sequence[str | Path], videos: bool = True) -> list[Path]:
+    """Files named by ``inputs``: a file, a folder (its photos and, with ``videos``, its videos, sorted by name,
+    not recursive), a glob (``photos/*.jpg``), or a list of these, in the order given. A named file is kept
+    whatever its suffix (reading it says what is wrong); a folder or glob that matches nothing usable, or a file
+    that does not exist, is a :class:`SourceError`."""
+    items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    wanted = IMAGE_SUFFIXES + (VIDEO_SUFFIXES if videos else ())
+    found: list[Path] = []
+    for item in items:
+        text = str(item)
+        path = Path(text).expanduser()
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in wanted)
+            if not files:
+                raise SourceError(f"no {'photos or videos' if videos else 'photos'} found in folder {path} "
+                                  f"(looked for {', '.join(wanted)})")
+            found.extend(files)
+        elif path.is_file():
+            found.append(path)
+        elif any(ch in text for ch in "*?["):
+            files = sorted(Path(p) for p in glob.glob(str(path)) if Path(p).is_file()
+                           and Path(p).suffix.lower() in wanted)
+            if not files:
+                raise SourceError(f"nothing matches {text} (looked for {', '.join(wanted)})")
+            found.extend(files)
+        else:
+            raise SourceError(f"{'image' if is_image(path) else 'file'} not found: {path}")
+    return found
 
 
 def make_reader(uri: str, config: SourceConfig) -> FrameReader:

@@ -131,6 +131,41 @@ def _check_one(label: str, shown: PathLike, overwrite: bool, protected: list[_Pr
     return resolved
 
 
+def protected_paths(config=None, inputs: Iterable[PathLike | None] = (),
+                    rebuilds: Iterable[PathLike] = ()) -> dict[str, list]:
+    """THE protected set: everything a run must never write over, by what it is (for error messages).
+
+    ``config``: a :class:`realtime.config.Config` or None (then only ``./config.yaml`` when present). It names the
+    config file, the gallery and its calibration, the audit log and its key file, every model file it names (object
+    detector, face detector, embedder, landmarks, style models) and the shipped zoo (which holds the cohort and the
+    default models). ``inputs``: the files or folders the command reads. ``rebuilds``: zoo files that a command
+    exists to rebuild (``rtv export faces`` into the zoo); only zoo and model entries can be exempted this way,
+    never an input, the gallery, the audit log, its key or the config. Each path also protects its SQLite
+    -wal/-shm/-journal files (see :func:`check_outputs`).
+    """
+    from realtime.config import ZOO_DIR
+
+    config_path = getattr(config, "path", None) if config is not None else None
+    protected: dict[str, list] = {"an input": [p for p in inputs if p is not None and str(p) != ""]}
+    protected["the config"] = [config_path or ("config.yaml" if Path("config.yaml").is_file() else None)]
+    exempt = {_resolve(p) for p in rebuilds}
+    zoo_files = [str(p) for p in sorted(Path(ZOO_DIR).glob("*")) if _resolve(p) not in exempt]
+    if config is None:
+        protected["a shipped model (zoo)"] = zoo_files
+        return protected
+    gallery = config.faces.gallery
+    protected["the gallery"] = [gallery]
+    protected["the gallery's calibration"] = [f"{gallery}.calibration.json" if gallery else None]
+    protected["the audit log"] = [config.door.audit]
+    protected["the audit key file"] = [config.door.audit_key_file]
+    style_dir = config.style.model_dir
+    models = [config.detector.model, config.faces.detector_model, config.faces.embedder_model,
+              config.faces.landmarks_model, str(Path(style_dir) / "style_*.onnx") if style_dir else None]
+    protected["a model the config names"] = [m for m in models if m and _resolve(m) not in exempt]
+    protected["a shipped model (zoo)"] = zoo_files
+    return protected
+
+
 def check_outputs(outputs: Mapping[str, PathLike | None], protected: Mapping[str, Iterable[PathLike | None]]
                   = {}, overwrite: bool = False, make_parents: bool = False) -> dict[str, Path]:
     """Refuse any output that could destroy data, before any work; return the outputs' resolved paths.

@@ -16,7 +16,7 @@ from realtime.errors import ExportError  # noqa: E402
 from realtime.face.align import TEMPLATE5_150  # noqa: E402
 from realtime.runtime import OnnxModel, RuntimeOptions  # noqa: E402
 
-REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "dlib_face_reference.npz"
+REFERENCE = Path(__file__).resolve().parents[2] / "tests" / "data" / "reference" / "dlib_face_reference.npz"
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def dat_path() -> Path:
 @pytest.fixture(scope="module")
 def exported(dat_path, tmp_path_factory):
     if not REFERENCE.is_file():
-        pytest.skip(f"dlib reference data not found at {REFERENCE} (../shared/reference)")
+        pytest.skip(f"dlib reference data not found at {REFERENCE} (tests/data/reference)")
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("zoo") / "dlib_resnet128.onnx"
     entry = export_dlib_embedder(dat_path, out, REFERENCE)

@@ -12,7 +12,7 @@ from export.dlib_shape_predictor import convert_shape_predictor, write_npz
 from realtime.errors import ExportError
 from realtime.face.landmarks import load_shape_predictor
 
-REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "dlib_shape5_reference.npz"
+REFERENCE = Path(__file__).resolve().parents[2] / "tests" / "data" / "reference" / "dlib_shape5_reference.npz"
 
 
 def test_bad_dat_is_an_export_error_and_writes_nothing(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 
 from models.importers.dlib_dat import DlibFormatError, DlibReader, LayerSpec, read_dlib_net
 
-REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "dlib_face_reference.npz"
+REFERENCE = Path(__file__).resolve().parents[2] / "tests" / "data" / "reference" / "dlib_face_reference.npz"
 
 
 def _dat_path() -> Path:
@@ -76,6 +76,7 @@ def test_reader_errors_name_the_problem():
 
 # --- whole file ------------------------------------------------------------------------------------------------------
 
+@pytest.mark.torch  # read_dlib_net builds the PyTorch network
 def test_truncated_file_raises(tmp_path):
     from models.dlib_resnet import dlib_resnet_layout
 
@@ -87,6 +88,7 @@ def test_truncated_file_raises(tmp_path):
             read_dlib_net(bad, dlib_resnet_layout())
 
 
+@pytest.mark.torch  # read_dlib_net builds the PyTorch network
 def test_trailing_bytes_and_wrong_architecture_raise(tmp_path):
     from models.dlib_resnet import dlib_resnet_layout
 
@@ -102,6 +104,7 @@ def test_trailing_bytes_and_wrong_architecture_raise(tmp_path):
         read_dlib_net(_dat_path(), layout)
 
 
+@pytest.mark.torch  # read_dlib_net builds the PyTorch network
 def test_missing_file_raises(tmp_path):
     from models.dlib_resnet import dlib_resnet_layout
 
@@ -109,6 +112,7 @@ def test_missing_file_raises(tmp_path):
         read_dlib_net(tmp_path / "absent.dat", dlib_resnet_layout())
 
 
+@pytest.mark.torch  # read_dlib_net builds the PyTorch network
 def test_file_structure():
     from models.dlib_resnet import dlib_resnet_layout
 

@@ -143,6 +143,21 @@ def test_help_explains_every_command(capsys):
     assert all(choice.help for choice in actions._choices_actions)
 
 
+def test_top_help_lists_every_command_once_in_its_section_and_wraps(capsys, monkeypatch):
+    from realtime.cli.main import COMMAND_SECTIONS, build_parser
+
+    monkeypatch.setenv("COLUMNS", "80")
+    parser = build_parser()
+    text = parser.format_help()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    titles = [line[:-1] for line in text.splitlines() if line.endswith(":") and not line.startswith(" ")]
+    assert titles[:2] == [COMMAND_SECTIONS[0][0], COMMAND_SECTIONS[1][0]]
+    listed = [line.split()[0] for line in text.splitlines() if line.startswith("  ") and not
+              line.startswith("   ") and not line.lstrip().startswith("-")]
+    assert sorted(listed) == sorted(parser.commands.choices), listed  # every command, each once
+    assert listed.index("run") < listed.index("enroll") < listed.index("export") < listed.index("doctor")
+
+
 def test_serving_never_imports_torch():
     import subprocess
     import sys

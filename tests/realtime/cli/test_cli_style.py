@@ -23,6 +23,7 @@ def one_line_error(err: str) -> str:
     return lines[0]
 
 
+@pytest.mark.torch  # without torch every export command stops first with exit 9, saying how to install it
 def test_export_style_needs_a_checkpoint(capsys):
     code, _, err = run_cli(capsys, "export", "style")
     assert code == 2 and "CHECKPOINT" in one_line_error(err)

@@ -137,16 +137,17 @@ def test_default_detector_is_the_coco_model_and_build_checks_classes():
     from realtime.build import DEFAULT_MODELS, build_detector_stage
     from realtime.runtime import OnnxModel, RuntimeOptions
 
-    assert DEFAULT_MODELS["detector"] == "yolov3_tiny_coco_int8.onnx"  # INT8 kept person AP@0.5 >= 0.9 vs float
+    # float: the INT8 file fails the declared rule (person/car/truck AP@0.5 vs float >= 0.99) where measured
+    assert DEFAULT_MODELS["detector"] == "yolov3_tiny_coco.onnx"
     with OnnxModel(ZOO_DIR / DEFAULT_MODELS["detector"], RuntimeOptions(providers="cpu"), expected_kind="yolo") as model:
         c = model.contract
         assert len(c.classes) == 80 and c.classes[0] == "person" and c.strides == (32, 16)
         assert c.anchors == ANCHORS and c.input.pad_value == 128 and c.input.color == "rgb"
         assert c.input.size_wh is None and c.input.default_size_wh == (416, 416)
-        assert c.extra["int8"]["float_model"] == "yolov3_tiny_coco.onnx"
+        assert "int8" not in c.extra
     stage = build_detector_stage(load_config(None, ["detector.classes=[person, cup]", "runtime.providers=cpu"]))
     try:
-        assert stage.detector.input_size == (416, 416) and stage.detector.keep_ids.tolist() == [0, 41]
+        assert stage.detector.input_size == (416, 416) and stage.detector.thresholds.keep_ids.tolist() == [0, 41]
     finally:
         stage.close()
     with pytest.raises(ConfigError, match="not in the model"):

@@ -177,11 +177,14 @@ def test_stage_fills_track_ids_and_json_has_track():
 
 
 def test_stage_with_bytetrack_drops_low_score_detections_that_continue_nothing():
-    tracker = ObjectTracker(min_hits=1, high_score_threshold=0.5, low_score_threshold=0.1)
-    stage = ObjectTracking(tracker, show_score_threshold=0.5)
+    from realtime.detect.thresholds import score_thresholds
+
+    stage = ObjectTracking(ObjectTracker(min_hits=1), score_thresholds(("person",), 0.5, low_score_threshold=0.1))
     stage(_packet(0, [box(0, 0)], [0.9]))
     out = stage(_packet(1, [box(1, 0), box(300, 0)], [0.3, 0.3])).detections
     assert len(out) == 1 and out.track_ids.tolist() == [1] and out.scores.tolist() == [pytest.approx(0.3)]
+    # the box kept only to continue the track is marked, in the arrays and in the JSONL
+    assert out.continued.tolist() == [True] and out.to_json()[0]["continued"] is True
 
 
 def test_untracked_detections_get_minus_one_ids_by_default():

@@ -49,15 +49,17 @@ def test_exp_is_clamped():
     np.testing.assert_allclose(h, 10.0 * math.exp(-100.0), atol=1e-6)
 
 
-def test_score_is_objectness_times_class_probability_and_threshold_is_strict():
+def test_score_is_objectness_times_class_probability_and_threshold_means_at_least():
     head = YoloHead(anchors=(((8.0, 8.0),),), strides=(32,), num_classes=2)
     out = _blank(1, 2, 1, 2)
     _set(out, 2, 0, 0, 0, 0, 0, 0, 0, 0.0, [0.0, NEG])  # 0.5 * 0.5 = 0.25
     _set(out, 2, 0, 0, 1, 0, 0, 0, 0, math.log(3.0), [NEG, math.log(3.0)])  # 0.75 * 0.75 = 0.5625
     _, scores, classes = decode_yolo([out], head, 0.2)
     np.testing.assert_allclose(sorted(scores), [0.25, 0.5625], atol=1e-6)
-    _, scores, _ = decode_yolo([out], head, 0.25)
+    _, scores, _ = decode_yolo([out], head, 0.2500001)
     np.testing.assert_allclose(scores, [0.5625], atol=1e-6)
+    _, scores, _ = decode_yolo([out], head, 0.25)  # a score equal to the threshold is kept (">=", as the tracker)
+    np.testing.assert_allclose(sorted(scores), [0.25, 0.5625], atol=1e-6)
 
 
 def test_multi_scale_decode():

@@ -10,7 +10,7 @@ import pytest
 
 from realtime.face.align import TEMPLATE5_150, align_faces, similarity_transform
 
-REFERENCE = Path(__file__).resolve().parents[3] / ".." / "shared" / "reference" / "dlib_face_reference.npz"
+REFERENCE = Path(__file__).resolve().parents[3] / "tests" / "data" / "reference" / "dlib_face_reference.npz"
 
 
 def _similarity(angle_deg: float, scale: float, tx: float, ty: float) -> np.ndarray:

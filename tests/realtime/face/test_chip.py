@@ -13,13 +13,13 @@ from realtime.face import chip as chipmod
 from realtime.face.chip import (ChipDetails, dlib5_chip_template, dlib_face_chips, extract_image_chip,
                                 face_chip_details, pyramid_down2)
 
-REFERENCE = Path(__file__).resolve().parents[3].parent / "shared" / "reference" / "dlib_shape5_reference.npz"
+REFERENCE = Path(__file__).resolve().parents[3] / "tests" / "data" / "reference" / "dlib_shape5_reference.npz"
 
 
 @pytest.fixture(scope="module")
 def reference():
     if not REFERENCE.is_file():
-        pytest.skip(f"dlib reference data not found at {REFERENCE} (see shared/reference/README.md)")
+        pytest.skip(f"dlib reference data not found at {REFERENCE} (see tests/data/reference/README.md)")
     with np.load(REFERENCE, allow_pickle=False) as data:
         return {k: data[k] for k in data.files}
 

@@ -14,7 +14,7 @@ from realtime.config import ZOO_DIR
 from realtime.errors import SourceError
 from realtime.face.describe import embed_images
 
-REFERENCE = Path(__file__).resolve().parents[3].parent / "shared" / "reference" / "dlib_shape5_reference.npz"
+REFERENCE = Path(__file__).resolve().parents[3] / "tests" / "data" / "reference" / "dlib_shape5_reference.npz"
 MODELS = [ZOO_DIR / n for n in ("centerface.onnx", "dlib_resnet128.onnx", "dlib_shape5.npz")]
 pytestmark = pytest.mark.skipif(not all(p.is_file() for p in MODELS), reason="shipped face models absent")
 

@@ -17,7 +17,7 @@ from realtime.errors import ModelError
 from realtime.face import dlib_eval
 from realtime.face.dlib_eval import FaceRow, d_prime, summarise
 
-REFERENCE = Path(__file__).resolve().parents[3].parent / "shared" / "reference" / "dlib_shape5_reference.npz"
+REFERENCE = Path(__file__).resolve().parents[3] / "tests" / "data" / "reference" / "dlib_shape5_reference.npz"
 MODELS = [ZOO_DIR / n for n in ("centerface.onnx", "dlib_resnet128.onnx", "dlib_shape5.npz")]
 needs_reference = pytest.mark.skipif(not REFERENCE.is_file(), reason=f"no dlib reference at {REFERENCE}")
 needs_models = pytest.mark.skipif(not all(p.is_file() for p in MODELS), reason="shipped face models absent")

@@ -14,7 +14,7 @@ from realtime.runtime import OnnxModel, RuntimeOptions
 
 REPO = Path(__file__).resolve().parents[3]
 ZOO_MODEL = REPO / "realtime" / "zoo" / "dlib_resnet128.onnx"
-REFERENCE = REPO / ".." / "shared" / "reference" / "dlib_face_reference.npz"
+REFERENCE = REPO / "tests" / "data" / "reference" / "dlib_face_reference.npz"
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def embedder():
 @pytest.fixture(scope="module")
 def reference():
     if not REFERENCE.is_file():
-        pytest.skip(f"dlib reference data not found at {REFERENCE} (../shared/reference)")
+        pytest.skip(f"dlib reference data not found at {REFERENCE} (tests/data/reference)")
     with np.load(REFERENCE, allow_pickle=False) as data:
         return {k: data[k] for k in data.files}
 

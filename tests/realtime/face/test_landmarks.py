@@ -12,7 +12,7 @@ from realtime.config import ZOO_DIR
 from realtime.errors import ModelError
 from realtime.face.landmarks import ShapePredictor, load_shape_predictor, similarity_matrices
 
-REFERENCE = Path(__file__).resolve().parents[3].parent / "shared" / "reference" / "dlib_shape5_reference.npz"
+REFERENCE = Path(__file__).resolve().parents[3] / "tests" / "data" / "reference" / "dlib_shape5_reference.npz"
 SHIPPED = ZOO_DIR / "dlib_shape5.npz"
 
 
@@ -24,7 +24,7 @@ def shipped():
 @pytest.fixture(scope="module")
 def reference():
     if not REFERENCE.is_file():
-        pytest.skip(f"dlib reference data not found at {REFERENCE} (see shared/reference/README.md)")
+        pytest.skip(f"dlib reference data not found at {REFERENCE} (see tests/data/reference/README.md)")
     with np.load(REFERENCE, allow_pickle=False) as data:
         return {k: data[k] for k in data.files}
 

@@ -138,6 +138,19 @@ async def audit_verify(request: Request):
     return {"ok": ok, "detail": detail}
 
 
+@router.get("/audit/head")
+async def audit_head(request: Request):
+    """``SEQ:HASH`` of the last record after verifying the chain: keep it elsewhere and compare later."""
+    require(request, admin=True)
+    ok, detail = await run_in_threadpool(services(request).admin_log.verify)
+    if not ok:
+        return JSONResponse({"success": False, "error": f"the chain does not verify: {detail}", "code": 409},
+                            status_code=409)
+    if "head " not in detail:
+        return JSONResponse({"success": False, "error": "no audit log yet", "code": 404}, status_code=404)
+    return {"head": detail.rsplit("head ", 1)[-1]}
+
+
 @router.get("/audit.csv")
 async def audit_csv(request: Request):
     """The whole audit log as CSV (formula-like cells quoted for spreadsheets)."""

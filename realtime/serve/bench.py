@@ -106,7 +106,8 @@ def run_bench(config: Config, clients: int = 4, seconds: float = 10.0, door: boo
 
                 runner = DoorRunner(config, [("bench", str(_door_clip(folder / "door.mp4", frame)))], loop=True)
                 runner.start()
-            app = create_app(engine, accounts, AdminLog(config), ServeSettings(), runner)
+            app = create_app(engine, accounts, AdminLog(config, runner.audit_paths if runner else None),
+                             ServeSettings(), runner)
             import socket
 
             with socket.socket() as s:

@@ -96,36 +96,39 @@ class DoorRunner:
     """Runs ``specs`` (``(door_id, source)``) as doors; :meth:`stop` ends them and waits for their stop records."""
 
     def __init__(self, config: Config, specs, loop: bool = False, events=None) -> None:
+        from realtime.serve.adminlog import door_log_path
+
         ids = [d for d, _ in specs]
         if len(set(ids)) != len(ids):
             from realtime.errors import ConfigError
 
             raise ConfigError(f"door ids must differ, got {ids}")
         self.config = config
+        self.audit_paths = {d: door_log_path(config, d, len(ids)) for d in ids}  # a door owns its log
         self.loop = loop
         self.doors = {d: Door(d, s) for d, s in specs}
         self.events = events
         self._stop = threading.Event()
         self._tail: threading.Thread | None = None
-        self._start_seq = 0
+        self._start_seq: dict[str, int] = {}
 
     def _key(self):
         from realtime.door.audit import load_key
 
         return load_key(self.config.door.audit_key_file) if self.config.door.audit_key_file else None
 
-    def _last_seq(self) -> int:
+    def _last_seq(self, path) -> int:
         from pathlib import Path
 
         from realtime.door.audit import AuditLog
 
-        if not Path(self.config.door.audit).exists():
+        if not Path(path).exists():
             return 0
-        with AuditLog.open(self.config.door.audit, create=False, key=self._key()) as audit:
+        with AuditLog.open(path, create=False, key=self._key()) as audit:
             return max((r["seq"] for r in audit.records()), default=0)
 
     def start(self) -> None:
-        self._start_seq = self._last_seq()
+        self._start_seq = {d: self._last_seq(p) for d, p in self.audit_paths.items()}
         for door in self.doors.values():
             door.thread = threading.Thread(target=self._run, args=(door,), name=f"door-{door.door_id}", daemon=True)
             door.thread.start()
@@ -136,7 +139,8 @@ class DoorRunner:
         from realtime.door.mode import run_door
         from realtime.io.capture import Source, make_reader
 
-        config = dataclasses.replace(self.config, door=dataclasses.replace(self.config.door, door_id=door.door_id))
+        config = dataclasses.replace(self.config, door=dataclasses.replace(
+            self.config.door, door_id=door.door_id, audit=str(self.audit_paths[door.door_id])))
         try:
             reader = make_reader(door.source, config.source)
             door.tap = TapReader(reader, self._stop, loop=self.loop)
@@ -156,34 +160,35 @@ class DoorRunner:
                 self.events.availability(door.door_id, False)
 
     def _tail_audit(self) -> None:
-        """Hand every new decision/alarm/recovery record of these doors to the events (once committed)."""
+        """Hand every new record of each door's log to the events (once committed), and keep its decisions."""
         from pathlib import Path
 
         from realtime.door.audit import AuditLog
 
-        path = Path(self.config.door.audit)
         key = self._key()
-        last, last_ts = self._start_seq, None
+        last = {d: (self._start_seq.get(d, 0), None) for d in self.doors}
         while True:
             stopping = self._stop.is_set() and not any(d.thread and d.thread.is_alive() for d in self.doors.values())
-            if path.exists():
+            for door_id, path in self.audit_paths.items():
+                if not Path(path).exists():
+                    continue
+                seq, ts = last[door_id]
                 try:
                     with AuditLog.open(path, create=False, key=key) as audit:
-                        records = list(audit.records(since=last_ts))  # only the tail, by time
+                        records = list(audit.records(since=ts))  # only the tail, by time
                 except Exception as exc:  # noqa: BLE001 - a busy log is read again on the next round
-                    log.debug("audit tail: %s", exc)
-                    records = []
+                    log.debug("audit tail %s: %s", path, exc)
+                    continue
+                door = self.doors[door_id]
                 for rec in records:
-                    if rec["seq"] <= last:
+                    if rec["seq"] <= seq:
                         continue
-                    last, last_ts = rec["seq"], rec["ts"]
-                    door = self.doors.get(rec["door_id"])
-                    if door is None or rec["kind"] not in ("decision", "alarm", "recovery", "start", "stop"):
-                        continue
+                    seq, ts = rec["seq"], rec["ts"]
                     if rec["kind"] == "decision":
                         door.decisions.appendleft(rec)
                     if self.events is not None:
                         self.events.publish(rec)
+                last[door_id] = (seq, ts)
             if stopping:
                 return
             time.sleep(0.2)

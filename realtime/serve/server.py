@@ -36,7 +36,8 @@ def build(config: Config, accounts_path: Path, settings, door_specs=(), events=N
 
             doors = DoorRunner(config, door_specs, loop=loop_doors, events=events)
             doors.start()
-        app = create_app(engine, accounts, AdminLog(config), settings, doors)
+        app = create_app(engine, accounts, AdminLog(config, doors.audit_paths if doors else None), settings,
+                         doors)
     except BaseException:
         if doors is not None:
             doors.stop()

@@ -15,8 +15,8 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from realtime.serve.deps import (form_image, form_images, json_ready, number, read_form, require, services,
-                                who_name)
+from realtime.serve.deps import (capture_and_enrol, form_image, form_images, json_ready, number, read_form,
+                                 require, services, who_name)
 
 router = APIRouter(prefix="/api/v1", tags=["rtv"])
 
@@ -90,6 +90,18 @@ async def enrol(name: str, request: Request):
                          detail={"photos": len(outcome.accepted), "refused": len(outcome.refused)})
     return {"name": outcome.name, "stored": outcome.stored, "accepted": list(outcome.accepted),
             "refused": [{"image": s, "reason": r} for s, r in outcome.refused],
+            "look_alikes": [{"person": p, "distance": round(d, 4)} for p, d in outcome.look_alikes]}
+
+
+@router.post("/persons/{name}/capture")
+async def enrol_from_door(name: str, request: Request, door: str = "", shots: int = 3):
+    """Enrol ``name`` from ``shots`` frames of a running door's camera that pass the quality gates (within 20 s)."""
+    who = require(request, admin=True)
+    svc = services(request)
+    outcome = await run_in_threadpool(capture_and_enrol, svc, name, door, max(1, min(int(shots), 10)))
+    svc.admin_log.record(who_name(who), "enrol", person=outcome.name, via="api",
+                         detail={"photos": len(outcome.accepted), "from_door": door})
+    return {"name": outcome.name, "stored": outcome.stored, "accepted": list(outcome.accepted),
             "look_alikes": [{"person": p, "distance": round(d, 4)} for p, d in outcome.look_alikes]}
 
 

@@ -113,10 +113,35 @@ async def dashboard(request: Request):
     return _page(request, "dashboard.html", who, doors=doors)
 
 
+def _door_ids(request: Request) -> list[str]:
+    runner = services(request).doors
+    return [] if runner is None else [d["id"] for d in runner.status()]
+
+
 @router.get("/console/enrol")
 async def enrol_page(request: Request):
     who = _console_user(request)
-    return _page(request, "enrol.html", who, result=None, error="")
+    return _page(request, "enrol.html", who, result=None, error="", doors=_door_ids(request))
+
+
+@router.post("/console/enrol/capture")
+async def enrol_capture(request: Request):
+    """Enrol from a running door's camera: three frames that pass the quality gates."""
+    from realtime.errors import RtvError
+    from realtime.serve.deps import capture_and_enrol
+
+    form = await read_form(request)
+    who = require(request, form, admin=True)
+    svc = services(request)
+    name, door = str(form.get("name", "")), str(form.get("door", ""))
+    try:
+        outcome = await run_in_threadpool(capture_and_enrol, svc, name, door, 3)
+    except RtvError as exc:
+        return _page(request, "enrol.html", who, status=400, result=None, error=str(exc), name=name,
+                     doors=_door_ids(request))
+    svc.admin_log.record(who_name(who), "enrol", person=outcome.name, via="console",
+                         detail={"photos": len(outcome.accepted), "from_door": door})
+    return _page(request, "enrol.html", who, result=outcome, error="", doors=_door_ids(request))
 
 
 @router.post("/console/enrol")
@@ -132,10 +157,11 @@ async def enrol(request: Request):
         images = await form_images(request, form, prefix="photos")
         outcome = await run_in_threadpool(lambda: svc.engine.enroll(name, images))
     except (RtvError, UploadError) as exc:
-        return _page(request, "enrol.html", who, status=400, result=None, error=str(exc), name=name)
+        return _page(request, "enrol.html", who, status=400, result=None, error=str(exc), name=name,
+                     doors=_door_ids(request))
     svc.admin_log.record(who_name(who), "enrol", person=outcome.name, via="console",
                          detail={"photos": len(outcome.accepted), "refused": len(outcome.refused)})
-    return _page(request, "enrol.html", who, result=outcome, error="")
+    return _page(request, "enrol.html", who, result=outcome, error="", doors=_door_ids(request))
 
 
 @router.get("/console/gallery")

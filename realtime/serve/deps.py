@@ -147,3 +147,18 @@ def json_ready(value: Any) -> Any:
     if isinstance(value, float):
         return None if math.isnan(value) or math.isinf(value) else value
     return value
+
+
+def capture_and_enrol(svc, name: str, door: str, shots: int):
+    """Frames from the door that pass the gates, then the enrolment (:class:`EnrollmentError` when too few)."""
+    from realtime.errors import ConfigError, EnrollmentError
+    from realtime.gallery.names import check_name
+
+    check_name(name)
+    if svc.doors is None:
+        raise ConfigError("no door runs in this service")
+    frames, reason = svc.doors.capture(door, svc.engine.enrolment_problem, shots=shots)
+    if len(frames) < shots:
+        raise EnrollmentError(f"only {len(frames)} of {shots} usable frames from door {door!r} in 20 s (last "
+                              f"problem: {reason}); nothing was enrolled")
+    return svc.engine.enroll(name, frames)

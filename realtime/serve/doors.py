@@ -70,6 +70,11 @@ class TapReader:
     def close(self) -> None:
         self.reader.close()
 
+    def latest_frame(self) -> tuple[int, np.ndarray | None]:
+        """``(frames read so far, the latest frame)``; the frame is never written to, so no copy is needed."""
+        with self._lock:
+            return self.frames, self.latest
+
     def snapshot_jpeg(self) -> bytes | None:
         import cv2
 
@@ -199,6 +204,31 @@ class DoorRunner:
                  "decisions": [{"seq": r["seq"], "ts": r["ts"], "decision": r["decision"], "person": r["person"],
                                 "reason": r["reason"]} for r in list(d.decisions)]}
                 for d in self.doors.values()]
+
+    def capture(self, door_id: str, usable, shots: int = 3, gap_s: float = 0.4, timeout_s: float = 20.0
+                ) -> tuple[list, str]:
+        """Up to ``shots`` frames of the door's camera, at least ``gap_s`` apart, that ``usable(frame)`` accepts
+        (it returns None, or why not), within ``timeout_s``: ``([(source, frame)], last reason)``."""
+        from realtime.errors import ConfigError
+
+        door = self.doors.get(door_id)
+        if door is None or door.tap is None:
+            raise ConfigError(f"no running door {door_id!r}")
+        kept, reason, last_index = [], "no frame yet", -1
+        deadline = time.monotonic() + timeout_s
+        while len(kept) < shots and time.monotonic() < deadline:
+            index, frame = door.tap.latest_frame()
+            if frame is None or index == last_index:
+                time.sleep(0.05)
+                continue
+            last_index = index
+            why = usable(frame)
+            if why is None:
+                kept.append((f"door {door_id} frame {index}", frame))
+                time.sleep(gap_s)
+            else:
+                reason = why
+        return kept, reason
 
     def snapshot(self, door_id: str) -> bytes | None:
         door = self.doors.get(door_id)

@@ -264,6 +264,16 @@ class Engine:
         return Enrolment(name, int(total), tuple(s.source for s in samples),
                          tuple((r.source, r.reason) for r in refused), tuple((p, float(d)) for p, d in alikes))
 
+    def enrolment_problem(self, image_bgr: np.ndarray) -> str | None:
+        """Why this image would be refused at enrolment (no face, several, too small, blurred), or None."""
+        from realtime.face.enroll import Refusal, sample_for_enrolment
+
+        faces = self.config.faces
+        with self._face_lock:
+            result = sample_for_enrolment(image_bgr, "frame", self._face_detector, self._embedder,
+                                          faces.min_face_px, faces.min_sharpness)
+        return result.reason if isinstance(result, Refusal) else None
+
     def persons(self) -> list[Person]:
         from pathlib import Path
 

@@ -1,6 +1,6 @@
 """A door inside ``rtv serve`` (a looped file source): its decisions reach a real mosquitto broker (Home Assistant
-topics, retained availability) and a signed webhook; an enrolment through the API makes the next decision a GRANT,
-a deny through the API the next one a DENY; SIGTERM writes the door's stop record."""
+topics, retained availability) and a signed webhook; an enrolment through the API from the door's own camera makes
+a following decision a GRANT, a deny through the API the next one a DENY; SIGTERM writes the door's stop record."""
 
 from __future__ import annotations
 
@@ -87,10 +87,12 @@ def test_door_events_reach_mqtt_and_webhooks(tmp_path):
         deny = _wait_for(messages, lambda m: m[0] == "rtv/front/event" and json.loads(m[1])["decision"] == "DENY",
                          90)
         assert json.loads(deny[1])["person"] in (None, "unknown")
-        # enrol through the API: the door grants on a following pass
-        r = requests.post(f"{server.url}/api/v1/persons/astronaut/photos", headers={"X-API-Key": server.admin_key},
-                          files={"image": ("astronaut.jpg", _jpeg(photos["astronaut"]), "image/jpeg")}, timeout=60)
+        # enrol through the API from the door's own camera (frames that pass the quality gates): the door then
+        # grants on a following pass
+        r = requests.post(f"{server.url}/api/v1/persons/astronaut/capture", params={"door": "front", "shots": 2},
+                          headers={"X-API-Key": server.admin_key}, timeout=60)
         assert r.status_code == 200, r.text
+        assert len(r.json()["accepted"]) == 2 and all(a.startswith("door front frame") for a in r.json()["accepted"])
         grant = _wait_for(messages, lambda m: m[0] == "rtv/front/event"
                           and json.loads(m[1])["decision"] == "GRANT", 90)
         assert json.loads(grant[1])["person"] == "astronaut"
@@ -138,9 +140,3 @@ def test_door_events_reach_mqtt_and_webhooks(tmp_path):
     finally:
         probe.loop_stop()
         broker.stop()
-
-
-def _jpeg(image) -> bytes:
-    import cv2
-
-    return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()

@@ -105,6 +105,20 @@ class AdminLog:
                 return part.rsplit(" head ", 1)[1]
         return None
 
+    def face_jpeg(self, log_name: str, seq: int) -> bytes | None:
+        """The face image stored with record ``seq`` of log ``log_name`` (``door.store_faces``), or None. It is part
+        of the record's hash, so :meth:`verify` covers it."""
+        from realtime.door.audit import AuditLog
+
+        path = dict(self._logs()).get(log_name)
+        if path is None or not path.exists():
+            return None
+        with self._lock, AuditLog.open(path, create=False, key=self._key()) as log:
+            for rec in log.records(with_faces=True):
+                if rec["seq"] == seq:
+                    return rec.get("face_jpeg")
+        return None
+
     def export_csv(self, path: Path) -> int:
         """Every log's records as one CSV (oldest first, a ``log`` column first; formula-like cells quoted)."""
         import csv

@@ -166,6 +166,17 @@ async def audit_head(request: Request):
     return {"head": head}
 
 
+@router.get("/audit/{log_name}/{seq}/face.jpg")
+async def audit_face(log_name: str, seq: int, request: Request):
+    """The face snapshot stored with a decision (only with ``door.store_faces``; 404 otherwise)."""
+    require(request, admin=True)
+    jpeg = await run_in_threadpool(services(request).admin_log.face_jpeg, log_name, seq)
+    if not jpeg:
+        return JSONResponse({"success": False, "error": f"no face image with record {log_name} #{seq}",
+                             "code": 404}, status_code=404)
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+
 @router.get("/audit.csv")
 async def audit_csv(request: Request):
     """The whole audit log as CSV (formula-like cells quoted for spreadsheets)."""

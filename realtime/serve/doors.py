@@ -108,6 +108,10 @@ class DoorRunner:
             from realtime.errors import ConfigError
 
             raise ConfigError(f"door ids must differ, got {ids}")
+        if "admin" in ids:
+            from realtime.errors import ConfigError
+
+            raise ConfigError("a door cannot be called 'admin' (the name of the service's own audit log)")
         self.config = config
         self.audit_paths = {d: door_log_path(config, d, len(ids)) for d in ids}  # a door owns its log
         self.loop = loop
@@ -180,7 +184,7 @@ class DoorRunner:
                 seq, ts = last[door_id]
                 try:
                     with AuditLog.open(path, create=False, key=key) as audit:
-                        records = list(audit.records(since=ts))  # only the tail, by time
+                        records = list(audit.records(since=ts, with_faces=True))  # only the tail, by time
                 except Exception as exc:  # noqa: BLE001 - a busy log is read again on the next round
                     log.debug("audit tail %s: %s", path, exc)
                     continue
@@ -189,8 +193,9 @@ class DoorRunner:
                     if rec["seq"] <= seq:
                         continue
                     seq, ts = rec["seq"], rec["ts"]
+                    face = rec.pop("face_jpeg", None)
                     if rec["kind"] == "decision":
-                        door.decisions.appendleft(rec)
+                        door.decisions.appendleft(dict(rec, has_face=bool(face)))
                     if self.events is not None:
                         self.events.publish(rec)
                 last[door_id] = (seq, ts)
@@ -202,7 +207,8 @@ class DoorRunner:
         return [{"id": d.door_id, "source": d.source, "state": d.state, "error": d.error,
                  "frames": 0 if d.tap is None else d.tap.frames,
                  "decisions": [{"seq": r["seq"], "ts": r["ts"], "decision": r["decision"], "person": r["person"],
-                                "reason": r["reason"]} for r in list(d.decisions)]}
+                                "reason": r["reason"], "has_face": r.get("has_face", False)}
+                               for r in list(d.decisions)]}
                 for d in self.doors.values()]
 
     def capture(self, door_id: str, usable, shots: int = 3, gap_s: float = 0.4, timeout_s: float = 20.0

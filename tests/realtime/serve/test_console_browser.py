@@ -47,7 +47,7 @@ def test_sign_in_enrol_grant_revoke_deny_audit(tmp_path):
     upload = tmp_path / "astronaut.jpg"
     cv2.imwrite(str(upload), photos["astronaut"])
     server = ServeProcess(tmp_path, extra_args=["--door", f"front={video}", "--door-loop"],
-                          extra_settings=DOOR_SETTINGS, users=[("admin", PASSWORD)])
+                          extra_settings=DOOR_SETTINGS + ["door.store_faces=true"], users=[("admin", PASSWORD)])
     try:
         with sync_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
@@ -75,6 +75,9 @@ def test_sign_in_enrol_grant_revoke_deny_audit(tmp_path):
 
             page.goto(server.url + "/console/")
             _latest_decision(page, "astronaut", "GRANT")
+            face = page.locator("ul.decisions li.decision-GRANT img.face").first
+            face.wait_for()  # the face snapshot stored with the decision (door.store_faces)
+            assert page.evaluate("img => img.complete && img.naturalWidth > 0", face.element_handle())
             page.screenshot(path=str(shots / "4-doors-granted.png"))
 
             page.goto(server.url + "/console/gallery")

@@ -158,7 +158,7 @@ def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def compare_faces(reference, candidate, iou: float = 0.5) -> dict[str, Any]:
-    """Greedy one-to-one matching of ``candidate`` faces to ``reference`` faces (both :class:`Faces`)."""
+    """Greedy one-to-one matching of ``candidate`` faces to ``reference`` faces (both :class:`realtime.types.FaceDetections`)."""
     m = _box_iou(reference.boxes_xyxy, candidate.boxes_xyxy)
     pairs = []
     while m.size and m.max() >= iou:

@@ -10,7 +10,7 @@ import numpy as np
 
 from realtime.boxes import box_iou
 from realtime.config import OverlayConfig
-from realtime.types import Detections, Faces, FramePacket
+from realtime.types import Detections, FaceDetections, FaceIdentities, FramePacket
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _KNOWN = (80, 200, 60)
@@ -69,7 +69,7 @@ def draw_dashed_rectangle(image: np.ndarray, p1: tuple[int, int], p2: tuple[int,
             cv2.line(image, q0, q1, color, thickness, cv2.LINE_AA)
 
 
-def objects_to_draw(detections: Detections, faces: Faces) -> np.ndarray:
+def objects_to_draw(detections: Detections, faces: FaceDetections) -> np.ndarray:
     """Indices of the detections to draw: all but the class-"face" boxes that coincide with a face-stage box
     (IoU >= ``SAME_FACE_IOU``), so each face is drawn once, by the face stage. int64 (K,)."""
     keep = np.ones(len(detections), dtype=bool)
@@ -82,28 +82,29 @@ def objects_to_draw(detections: Detections, faces: Faces) -> np.ndarray:
 
 
 def draw_detections(image: np.ndarray, detections: Detections, style: OverlayConfig,
-                    faces: Faces | None = None) -> None:
+                    faces: FaceDetections | None = None) -> None:
     """One box per object: class colour, label "class #track NN%" (``#track`` once the tracker confirmed it; the
     percentage is the detector's confidence). Object boxes of faces the face stage drew are left out."""
-    for i in objects_to_draw(detections, faces if faces is not None else Faces()):
+    for i in objects_to_draw(detections, faces if faces is not None else FaceDetections()):
         x1, y1, x2, y2 = (int(round(v)) for v in detections.boxes_xyxy[i])
         color = class_color(int(detections.class_ids[i]))
         cv2.rectangle(image, (x1, y1), (x2, y2), color, style.thickness)
-        track = int(detections.track_ids[i]) if i < len(detections.track_ids) else -1
+        track = int(detections.track_ids[i])
         name = detections.class_name(i) + (f" #{track}" if track >= 0 else "")
         draw_label(image, f"{name} {100 * float(detections.scores[i]):.0f}%", x1, y1, color, style.font_scale)
 
 
-def draw_faces(image: np.ndarray, faces: Faces, style: OverlayConfig) -> None:
+def draw_faces(image: np.ndarray, faces: FaceDetections, identities: FaceIdentities | None,
+               style: OverlayConfig) -> None:
     """One box per face. Known (the track's voted identity): green, solid, thicker. Unknown or not yet confirmed:
-    orange, dashed. No recognition: grey, solid, labelled "face". Label below the box (:func:`face_label`)."""
-    recognised = len(faces.distances) == len(faces) and len(faces) > 0
+    orange, dashed. No recognition (``identities`` None): grey, solid, labelled "face". Label below the box
+    (:func:`face_label`)."""
     for i in range(len(faces)):
         x1, y1, x2, y2 = (int(round(v)) for v in faces.boxes_xyxy[i])
-        latest = faces.identities[i] if i < len(faces.identities) else None
-        identity = faces.track_identities[i] if i < len(faces.track_identities) else latest
-        distance = float(faces.distances[i]) if recognised else np.nan
-        if not recognised:
+        latest = identities.names[i] if identities is not None else None
+        identity = identities.track_names[i] if identities is not None else None
+        distance = float(identities.distances[i]) if identities is not None else np.nan
+        if identities is None:
             color, text = _FACE, "face"
             cv2.rectangle(image, (x1, y1), (x2, y2), color, style.thickness)
         elif identity:
@@ -124,7 +125,7 @@ def draw_legend(image: np.ndarray, packet: FramePacket, style: OverlayConfig) ->
     rows: list[tuple[tuple[int, int, int], bool, str]] = []
     faces = packet.faces
     if len(faces):
-        if len(faces.distances) == len(faces):
+        if packet.identities is not None:
             rows.append((_KNOWN, False, "known face: name d=distance (lower = closer)"))
             rows.append((_UNKNOWN, True, "unknown face (name? = not confirmed yet)"))
         else:
@@ -254,7 +255,7 @@ def render(packet: FramePacket, hud: Hud, style: OverlayConfig, show_overlays: b
     image = base.copy()
     if show_overlays and style.enabled:
         draw_detections(image, packet.detections, style, packet.faces)
-        draw_faces(image, packet.faces, style)
+        draw_faces(image, packet.faces, packet.identities, style)
         draw_decisions(image, packet.decisions, style)
         draw_legend(image, packet, style)
         draw_status(image, hud_lines(packet, hud, style), style)

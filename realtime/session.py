@@ -81,7 +81,7 @@ def file_sinks(stack: ExitStack, config: Config, fps: float, out_mp4: Path | Non
                                           threads=config.output.encode_threads))
         sinks.append(stack.enter_context(BackgroundSink(mp4)))
     if out_jsonl is not None:
-        sinks.append(stack.enter_context(JsonlSink(out_jsonl)))
+        sinks.append(stack.enter_context(JsonlSink(out_jsonl, decimals=config.output.jsonl_decimals)))
     return sinks
 
 

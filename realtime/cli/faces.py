@@ -117,6 +117,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
     from realtime.build import match_threshold
     from realtime.face.enroll import embed_faces, read_image
     from realtime.face.matching import match_faces
+    from realtime.serialize import faces_json
 
     config = _config(args)
     image = read_image(args.image)
@@ -132,7 +133,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
     threshold = match_threshold(config.faces, embedder)
     ids, best, second = match_faces(vectors, gallery_vectors, labels, threshold, config.faces.match_margin)
     out = []
-    for i, face in enumerate(faces.to_json()):
+    for i, face in enumerate(faces_json(faces, None)):
         face.update(identity=ids[i], distance=_num(best[i]), second_distance=_num(second[i]))
         out.append(face)
     print(json.dumps({"image": str(args.image), "threshold": threshold,

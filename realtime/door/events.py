@@ -1,12 +1,12 @@
 """What door mode decides, as typed values: a verdict per face (:class:`DoorDecision`) and fail-secure alarms
-(:class:`DoorAlarm`), and the end of one (:class:`DoorRecovery`). They travel in ``FramePacket.decisions``; the overlay draws them, the audit sink logs them."""
+(:class:`DoorAlarm`), and the end of one (:class:`DoorRecovery`). They travel in ``FramePacket.decisions``; the
+overlay draws them, the audit sink logs them, :func:`realtime.serialize.event_json` writes them as JSON."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 LIVENESS = "none"
 
@@ -43,12 +43,6 @@ class DoorDecision:
     new: bool = False
     liveness: str = LIVENESS
 
-    def to_json(self) -> dict[str, Any]:
-        return {"type": "decision", "verdict": self.verdict, "track": self.track_id, "person": self.person,
-                "reason": self.reason, "box": [round(float(v), 2) for v in self.box_xyxy],
-                "distance": _num(self.distance), "margin": _num(self.margin), "frames_used": self.frames_used,
-                "frames_agreeing": self.frames_agreeing, "threshold": _num(self.threshold), "new": self.new,
-                "liveness": self.liveness}
 
 
 @dataclass(frozen=True)
@@ -62,8 +56,6 @@ class DoorAlarm:
     verdict: DoorVerdict = DoorVerdict.ALARM
     liveness: str = LIVENESS
 
-    def to_json(self) -> dict[str, Any]:
-        return {"type": "alarm", "kind": self.kind, "reason": self.reason, "new": self.new}
 
 
 @dataclass(frozen=True)
@@ -75,10 +67,3 @@ class DoorRecovery:
     frame_index: int = -1
     new: bool = True
     liveness: str = LIVENESS
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": "recovery", "kind": self.kind, "reason": self.reason, "new": self.new}
-
-
-def _num(value: float) -> float | None:
-    return None if value is None or not math.isfinite(value) else round(float(value), 4)

@@ -33,6 +33,7 @@ import numpy as np
 from realtime.door.events import DoorAlarm, DoorRecovery
 from realtime.door.policy import Access
 from realtime.errors import GalleryError
+from realtime.face.recognition import FaceRecognition
 from realtime.gallery.store import Gallery
 from realtime.types import FramePacket
 
@@ -177,7 +178,10 @@ class GalleryWatch:
 
     name = "gallery"
 
-    def __init__(self, live: LiveGallery, recognizer) -> None:
+    pure = False
+    fail_soft = False
+
+    def __init__(self, live: LiveGallery, recognizer: FaceRecognition) -> None:
         self.live = live
         self.recognizer = recognizer
         self._standing: DoorAlarm | None = None
@@ -201,10 +205,11 @@ class GalleryWatch:
         return dataclasses.replace(packet, decisions=tuple(packet.decisions) + tuple(items))
 
     def _load(self) -> None:
-        """Give the recognition stage the current embeddings and forget its tracks (votes start over)."""
-        self.recognizer.gallery_vectors = self.live.vectors
-        self.recognizer.gallery_labels = self.live.labels
-        self.recognizer.tracker.reset()
+        """Give the recognition stage the current embeddings (it forgets its tracks: votes start over)."""
+        self.recognizer.replace_gallery(self.live.vectors, self.live.labels)
+
+    def reset(self) -> None:
+        """Nothing per video to forget: a standing alarm is about the gallery, and stays until it reads again."""
 
     def close(self) -> None:
         self.live.close()

@@ -290,7 +290,7 @@ def _run(config, pipeline: Pipeline, rules: DoorRules, live: LiveGallery, source
             raise
         sinks: list = [outputs]
         if out_jsonl is not None:
-            sinks.append(stack.enter_context(JsonlSink(out_jsonl)))
+            sinks.append(stack.enter_context(JsonlSink(out_jsonl, decimals=config.output.jsonl_decimals)))
         if show_window:
             sinks.append(stack.enter_context(WindowSink(Window(f"rtv door {config.door.door_id}"))))
 

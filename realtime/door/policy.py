@@ -1,7 +1,7 @@
 """Door decisions over a face track: quality gates per frame, votes, majority, cooldowns, access windows.
 
 Never from one frame. The recognition stage ("recognize") embeds tracked faces and says so in the packet
-(``faces.embedded``, with ``identities``, ``distances`` and ``second_distances`` of that embedding); ``identity`` is
+(``identities.embedded``, with ``names``, ``distances`` and ``second_distances`` of that embedding); a name is
 already subject to the door's match threshold and margin (door mode builds the recogniser with them).
 :class:`DoorPolicy` reads only the packet: per track, an embedding on a frame that passed the quality gates (size,
 sharpness, roughly frontal from the 5 landmarks) is a *vote*; votes since the track's last decision count. Then
@@ -35,7 +35,7 @@ import numpy as np
 from realtime.door.events import DENY, GRANT, WAIT, DoorAlarm, DoorDecision
 from realtime.errors import ConfigError, RtvError
 from realtime.gallery.schedule import schedule_allows
-from realtime.types import FramePacket
+from realtime.types import FaceIdentities, FramePacket
 
 SHARPNESS_SIZE = 96
 
@@ -220,6 +220,8 @@ class DoorPolicy:
     """
 
     name = "door"
+    pure = False
+    fail_soft = False
     FORGET_AFTER_FRAMES = 300
 
     def __init__(self, rules: DoorRules, access: Callable[[str], Access],
@@ -232,18 +234,19 @@ class DoorPolicy:
 
     def __call__(self, packet: FramePacket) -> FramePacket:
         faces = packet.faces
+        ids = packet.identities if packet.identities is not None else FaceIdentities.unknown(len(faces))
         t = float(packet.t_source)
         out: list[Any] = []
         alarm = next((d for d in packet.decisions if isinstance(d, DoorAlarm)), None)
         if alarm is not None:  # fail secure: while an alarm stands (e.g. the gallery), nothing is decided
             self._tracks.clear()
             for i in range(len(faces)):
-                track_id = int(faces.track_ids[i]) if i < len(faces.track_ids) else -1
+                track_id = int(ids.track_ids[i])
                 out.append(DoorDecision(WAIT, track_id, None, f"door locked: {alarm.kind} alarm",
                                         tuple(float(v) for v in faces.boxes_xyxy[i]), frame_index=packet.index))
             return dataclasses.replace(packet, decisions=tuple(packet.decisions) + tuple(out))
         for i in range(len(faces)):
-            track_id = int(faces.track_ids[i]) if i < len(faces.track_ids) else -1
+            track_id = int(ids.track_ids[i])
             box = tuple(float(v) for v in faces.boxes_xyxy[i])
             if track_id < 0:
                 out.append(DoorDecision(WAIT, -1, None, "not tracked", box, frame_index=packet.index))
@@ -253,9 +256,9 @@ class DoorPolicy:
                 state = self._tracks[track_id] = _TrackState(2 * self.rules.window_frames)
             state.last_seen = packet.index
             quality = face_quality(packet.frame_bgr, faces.boxes_xyxy[i], faces.landmarks5[i], self.rules)
-            if quality.ok and len(faces.embedded) and faces.embedded[i]:
-                state.votes.append(Vote(packet.index, faces.identities[i], float(faces.distances[i]),
-                                        float(faces.second_distances[i])))
+            if quality.ok and ids.embedded[i]:
+                state.votes.append(Vote(packet.index, ids.names[i], float(ids.distances[i]),
+                                        float(ids.second_distances[i])))
             if t < state.blocked_until and state.shown is not None:
                 out.append(dataclasses.replace(state.shown, box_xyxy=box, new=False, frame_index=packet.index))
                 continue
@@ -307,6 +310,11 @@ class DoorPolicy:
         stale = [k for k, s in self._tracks.items() if frame_index - s.last_seen > self.FORGET_AFTER_FRAMES]
         for k in stale:
             del self._tracks[k]
+
+    def reset(self) -> None:
+        """Forget every track's votes and the cooldowns, as for a new video."""
+        self._tracks.clear()
+        self._person_until.clear()
 
     def close(self) -> None:
         self._tracks.clear()

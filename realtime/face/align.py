@@ -1,7 +1,7 @@
 """Face alignment: a similarity transform from 5 landmarks onto a chip template, and the warped chips.
 
 Landmark order everywhere: eye on image left, eye on image right, nose tip, mouth corner on image left, mouth
-corner on image right (as in :class:`realtime.types.Faces`). Pure numpy/OpenCV; never torch.
+corner on image right (as in :class:`realtime.types.FaceDetections`). Pure numpy/OpenCV; never torch.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from realtime.errors import ConfigError, NoFaceError, SeveralFacesError
+from realtime.serialize import face_description_json, verification_json
 
 STILL_DETECT_WIDTH = 640
 
@@ -53,10 +54,8 @@ class FaceDescription:
 
     def to_json(self) -> dict[str, Any]:
         """``{"box", "score", "landmarks", "landmarks_dlib", "descriptor"}`` (rounded, JSON-ready)."""
-        dlib = None if self.landmarks_dlib5 is None else [[int(x), int(y)] for x, y in self.landmarks_dlib5]
-        return {"box": [round(float(v), 2) for v in self.box_xyxy], "score": round(float(self.score), 4),
-                "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks5],
-                "landmarks_dlib": dlib, "descriptor": [round(float(v), 7) for v in self.descriptor]}
+        return face_description_json(self.box_xyxy, self.score, self.landmarks5, self.landmarks_dlib5,
+                                     self.descriptor)
 
 
 @dataclass(frozen=True)
@@ -84,9 +83,8 @@ class Verification:
     chosen: tuple[str, str]
 
     def to_json(self) -> dict[str, Any]:
-        return {"distance": round(self.distance, 4), "threshold": self.threshold, "same_person": self.same_person,
-                "faces": [{"box": [round(float(v), 2) for v in f.box_xyxy], "chosen": how}
-                          for f, how in zip(self.faces, self.chosen)]}
+        return verification_json(self.distance, self.threshold, self.same_person,
+                                 [f.box_xyxy for f in self.faces], self.chosen)
 
 
 def describe_faces(image_bgr: np.ndarray, detector, embedder) -> list[dict[str, Any]]:

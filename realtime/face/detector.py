@@ -17,7 +17,7 @@ from realtime.boxes import nms
 from realtime.errors import ConfigError, ModelError, SourceError
 from realtime.preprocess import letterbox, to_input_nchw
 from realtime.runtime import OnnxModel
-from realtime.types import Faces, FramePacket
+from realtime.types import FaceDetections, FramePacket
 
 OUTPUT_STRIDE = 4
 # exp() of a larger log-size would overflow float32 long before it means anything: boxes are clipped to the input.
@@ -103,6 +103,7 @@ class FaceDetector:
 
     name = "face_detect"
     pure = True  # reads only the original frame, keeps no state: frames may overlap (Pipeline.start)
+    fail_soft = False
 
     def __init__(self, model: OnnxModel, detect_width: int = 320, score_threshold: float = 0.5,
                  iou_threshold: float = 0.3, max_faces: int = 32):
@@ -147,9 +148,9 @@ class FaceDetector:
             self._sizes[frame_wh] = size
         return size
 
-    def detect(self, frame_bgr: np.ndarray) -> Faces:
-        """``frame_bgr``: uint8 (H, W, 3) -> :class:`Faces` in source pixels (identities None, distances NaN,
-        track ids -1). An empty frame gives no faces."""
+    def detect(self, frame_bgr: np.ndarray) -> FaceDetections:
+        """``frame_bgr``: uint8 (H, W, 3) -> :class:`FaceDetections` in source pixels. An empty frame gives no
+        faces."""
         if self._model is None:
             raise ModelError("FaceDetector.detect called after close()")
         frame = np.asarray(frame_bgr)
@@ -157,25 +158,24 @@ class FaceDetector:
             raise SourceError(f"face detection needs a uint8 (H, W, 3) BGR frame, got {frame.dtype} {frame.shape}")
         height, width = frame.shape[:2]
         if height == 0 or width == 0:
-            return Faces()
+            return FaceDetections()
         net_w, net_h = self.input_size_wh((width, height))
         image, mapping = letterbox(frame, (net_w, net_h), pad_value=0, center=False)
         heatmap, scale, offset, landmarks = self._model.run(to_input_nchw([image], self._spec))
         boxes, scores, points = decode_centerface(heatmap, scale, offset, landmarks, (net_h, net_w),
                                                   self.score_threshold)
         keep = nms(boxes, scores, self.iou_threshold, max_keep=self.max_faces)
-        n = len(keep)
-        return Faces(
+        return FaceDetections(
             boxes_xyxy=mapping.to_source_xyxy(boxes[keep], (width, height)),
             scores=scores[keep],
             landmarks5=mapping.to_source_points(points[keep]),
-            identities=(None,) * n,
-            distances=np.full(n, np.nan, dtype=np.float32),
-            track_ids=np.full(n, -1, dtype=np.int64),
         )
 
     def __call__(self, packet: FramePacket) -> FramePacket:
-        return dataclasses.replace(packet, faces=self.detect(packet.frame_bgr))
+        return dataclasses.replace(packet, faces=self.detect(packet.frame_bgr), identities=None)
+
+    def reset(self) -> None:
+        """Nothing to forget: the detector keeps no state between frames."""
 
     def close(self) -> None:
         """Close the model session; safe to call twice."""

@@ -17,7 +17,7 @@ import numpy as np
 from realtime.io.capture import as_image, expand_inputs, read_image
 from realtime.errors import EnrollmentError
 from realtime.face.matching import match_faces, pairwise_distances
-from realtime.types import Faces
+from realtime.types import FaceDetections
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def chip_sharpness(chip_bgr: np.ndarray) -> float:
     return float(cv2.Laplacian(grey, cv2.CV_64F).var())
 
 
-def embed_faces(image_bgr: np.ndarray, faces: Faces, embedder) -> tuple[np.ndarray, np.ndarray]:
+def embed_faces(image_bgr: np.ndarray, faces: FaceDetections, embedder) -> tuple[np.ndarray, np.ndarray]:
     """Aligned chips (cut by ``embedder.align``) and embeddings of every face: uint8 (N, S, S, 3), float32 (N, D)."""
     chips, _ = embedder.align(image_bgr, faces.boxes_xyxy, faces.landmarks5)
     return chips, embedder.embed(chips)

@@ -6,9 +6,9 @@ results than the vote window) is embedded on every frame, like a new one, and so
 changed abruptly since the last frame (the IoU tracker carried its track over a cut or a crossing).
 
 What a face is called is its *track's* identity, voted over the track's recent results with hysteresis
-(:func:`realtime.face.track.vote_identity`), not the newest embedding's decision alone: ``Faces.track_identities``
-(what the overlay shows), while ``Faces.identities`` and ``Faces.distances`` keep the newest embedding's own
-decision and distance (the door votes on those). A background *cohort* of faces of people
+(:func:`realtime.face.track.vote_identity`), not the newest embedding's decision alone:
+``FaceIdentities.track_names`` (what the overlay shows), while ``FaceIdentities.names`` and ``distances`` keep the
+newest embedding's own decision and distance (the door votes on those). A background *cohort* of faces of people
 who are not enrolled (:mod:`realtime.face.cohort`) gives each decision a second-best candidate even when a single
 person is enrolled.
 """
@@ -23,11 +23,12 @@ import numpy as np
 from realtime.face.embedder import FaceEmbedder
 from realtime.face.matching import match_faces
 from realtime.face.track import APPEARANCE_CHANGE, FaceTracker, appearance_changed, face_thumbnail
-from realtime.types import FramePacket
+from realtime.types import FaceIdentities, FramePacket
 
 
 class FaceRecognition:
-    """Stage "recognize": identities and distances for ``packet.faces`` against a gallery snapshot.
+    """Stage "recognize": ``packet.identities`` (tracks, names, distances, votes) for ``packet.faces`` against a
+    gallery snapshot (:meth:`replace_gallery` hands it a new one between frames).
 
     A new track is embedded at once and on each of its first ``vote.window`` frames; a known one only when the
     tracker says it is due (every few frames, or when its box moved), and at most ``max_reembed_per_frame`` of
@@ -38,10 +39,12 @@ class FaceRecognition:
     that makes a face be embedded again at once (None: off). The alignment template and chip size come from
     the embedder's contract; the chips are cut by ``embedder.align`` (dlib's 5 points and dlib's chip geometry
     when the embedder has a dlib aligner), and the dlib points of the faces embedded on this frame travel in
-    ``faces.landmarks_dlib5`` (NaN for the others).
+    ``identities.landmarks_dlib5`` (NaN for the others).
     """
 
     name = "recognize"
+    pure = False
+    fail_soft = False
 
     def __init__(self, embedder: FaceEmbedder, gallery_vectors: np.ndarray, gallery_labels: np.ndarray,
                  tracker: FaceTracker, match_threshold: float, match_margin: float, max_reembed_per_frame: int = 1,
@@ -108,14 +111,30 @@ class FaceRecognition:
                 self.tracker.remember(int(update.track_ids[i]), names[k], float(best[k]), float(second[k]),
                                       vector=vectors[k])
         voted = [self.tracker.identity(int(t)) for t in update.track_ids]
-        faces = dataclasses.replace(faces, identities=tuple(identities), distances=distances,
-                                    second_distances=seconds, embedded=embedded,
-                                    track_ids=update.track_ids.astype(np.int64),
-                                    track_identities=tuple(v.identity for v in voted),
-                                    votes=np.asarray([v.votes for v in voted], dtype=np.int64).reshape(n),
-                                    voters=np.asarray([v.voters for v in voted], dtype=np.int64).reshape(n),
-                                    landmarks_dlib5=landmarks_dlib5)
-        return dataclasses.replace(packet, faces=faces)
+        result = FaceIdentities(track_ids=update.track_ids.astype(np.int64).reshape(n), names=tuple(identities),
+                                distances=distances, second_distances=seconds, embedded=embedded,
+                                track_names=tuple(v.identity for v in voted),
+                                votes=np.asarray([v.votes for v in voted], dtype=np.int64).reshape(n),
+                                voters=np.asarray([v.voters for v in voted], dtype=np.int64).reshape(n),
+                                landmarks_dlib5=landmarks_dlib5)
+        return dataclasses.replace(packet, identities=result)
+
+    def replace_gallery(self, vectors: np.ndarray, labels: np.ndarray) -> None:
+        """Match against ``vectors`` (float32 (M, D)) named ``labels`` ((M,) person names) from the next frame on,
+        and forget every track, so no vote cast against the old gallery counts."""
+        vectors = np.asarray(vectors, dtype=np.float32)
+        labels = np.asarray(labels)
+        if len(vectors) != len(labels):
+            raise ValueError(f"replace_gallery: {len(vectors)} vectors for {len(labels)} labels")
+        self.gallery_vectors = vectors
+        self.gallery_labels = labels
+        self.forget_tracks()
+
+    def forget_tracks(self) -> None:
+        """Drop every face track (their votes and remembered results), e.g. after the camera was lost: the next
+        frames start new tracks. The embedding count and the gallery stay."""
+        self.tracker.reset()
+        self._thumbs.clear()
 
     def reset(self) -> None:
         """Start over as for a new video: the tracker as it was built (no tracks; ids from 1 again), no thumbnails,

@@ -15,12 +15,13 @@ import json
 import os
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from realtime.errors import SinkError
 from realtime.io.interrupts import finalising
+from realtime.serialize import DEFAULT_DECIMALS, end_record, packet_record
 from realtime.types import FramePacket, RunResult
 
 if TYPE_CHECKING:
@@ -200,25 +201,6 @@ class Mp4Writer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def packet_record(packet: FramePacket, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The JSONL object for one frame (schema: frame, t, detections, faces; plus timings and extras)."""
-    record: dict[str, Any] = {
-        "frame": packet.index,
-        "t": round(packet.t_source, 4),
-        "detections": packet.detections.to_json(),
-        "faces": packet.faces.to_json(),
-    }
-    if packet.decisions:
-        record["decisions"] = [d.to_json() if hasattr(d, "to_json") else d for d in packet.decisions]
-    if packet.style:
-        record["style"] = dict(packet.style)
-    if packet.timings_ms:
-        record["ms"] = {k: round(v, 2) for k, v in packet.timings_ms.items()}
-    if extra:
-        record.update(extra)
-    return record
 
 
 class JsonlWriter:
@@ -403,22 +385,16 @@ class Mp4Sink(_SinkBase):
         self.writer.close()
 
 
-def end_record(result: RunResult) -> dict[str, Any]:
-    """The JSONL's last line: how the run ended and whether every frame the source announced was processed."""
-    complete = result.reason == "end" and (not result.expected_frames or result.frames >= result.expected_frames)
-    return {"end": {"frames": result.frames, "expected_frames": result.expected_frames or None,
-                    "reason": str(result.reason), "complete": complete, "error": result.error}}
-
-
 class JsonlSink(_SinkBase):
-    """One :func:`packet_record` per frame, then :func:`end_record` when the run finishes."""
+    """One :func:`realtime.serialize.packet_record` per frame (coordinates with ``decimals`` decimals:
+    ``output.jsonl_decimals``), then :func:`realtime.serialize.end_record` when the run finishes."""
 
-    def __init__(self, path: Path | str, record: Callable[[FramePacket], dict[str, Any]] = packet_record):
+    def __init__(self, path: Path | str, decimals: int = DEFAULT_DECIMALS):
         self.writer = JsonlWriter(path)
-        self._record = record
+        self.decimals = int(decimals)
 
     def write(self, packet: FramePacket, display_bgr: np.ndarray | None) -> None:
-        self.writer.write(self._record(packet))
+        self.writer.write(packet_record(packet, self.decimals))
 
     def finish(self, result: RunResult) -> None:
         self.writer.write_last(end_record(result))

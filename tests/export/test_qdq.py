@@ -12,7 +12,7 @@ pytest.importorskip("onnxruntime.quantization")
 from export.int8_faces import compare_faces, embedder_holds, face_detector_holds  # noqa: E402
 from export.qdq import quantize_qdq  # noqa: E402
 from realtime.runtime import OnnxModel, RuntimeOptions  # noqa: E402
-from realtime.types import Faces  # noqa: E402
+from realtime.types import FaceDetections  # noqa: E402
 
 
 def conv_model(path, contract_json):
@@ -64,14 +64,12 @@ def test_quantized_model_keeps_the_contract_and_runs_int8_convolutions(tmp_path)
 
 def test_face_matching_counts_recall_and_landmark_error():
     lm = np.array([[[10, 10], [30, 10], [20, 20], [12, 30], [28, 30]]], np.float32)
-    ref = Faces(np.array([[0, 0, 40, 40]], np.float32), np.array([0.9], np.float32), lm, (None,),
-                np.full(1, np.nan, np.float32), np.full(1, -1))
-    cand = Faces(np.array([[1, 0, 41, 40]], np.float32), np.array([0.8], np.float32), lm + [2, 0], (None,),
-                 np.full(1, np.nan, np.float32), np.full(1, -1))
+    ref = FaceDetections(np.array([[0, 0, 40, 40]], np.float32), np.array([0.9], np.float32), lm)
+    cand = FaceDetections(np.array([[1, 0, 41, 40]], np.float32), np.array([0.8], np.float32), lm + [2, 0])
     c = compare_faces(ref, cand)
     assert c["matched"] == 1 and c["landmark_px"] == [2.0] and c["landmark_iod"] == [0.1]
     assert c["score_diff"] == [pytest.approx(0.1)]
-    assert compare_faces(ref, Faces())["matched"] == 0
+    assert compare_faces(ref, FaceDetections())["matched"] == 0
 
 
 def test_limits_decide_what_ships():

@@ -17,7 +17,7 @@ from realtime.cli.main import main
 from realtime.config import ZOO_DIR
 from realtime.errors import DataError
 from realtime.face.align import TEMPLATE5_150
-from realtime.types import Faces
+from realtime.types import FaceDetections
 
 HAS_FACE_MODELS = (ZOO_DIR / "centerface.onnx").is_file() and (ZOO_DIR / "dlib_resnet128.onnx").is_file()
 needs_models = pytest.mark.skipif(not HAS_FACE_MODELS, reason=f"face models not found in {ZOO_DIR}")
@@ -46,8 +46,8 @@ class FakeDetector:
         boxes = np.array(self.boxes_by_mean.get(int(image[0, 0, 0]), []), np.float32).reshape(-1, 4)
         side = (boxes[:, 2] - boxes[:, 0])[:, None, None]
         landmarks = boxes[:, None, :2] + TEMPLATE5_150[None] / 150.0 * side
-        return Faces(boxes_xyxy=boxes, scores=np.ones(len(boxes), np.float32),
-                     landmarks5=landmarks.astype(np.float32))
+        return FaceDetections(boxes_xyxy=boxes, scores=np.ones(len(boxes), np.float32),
+                              landmarks5=landmarks.astype(np.float32))
 
 
 def test_person_images_and_errors(tmp_path):

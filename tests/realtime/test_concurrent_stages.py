@@ -16,7 +16,7 @@ from realtime.config import ZOO_DIR, load_config
 from realtime.errors import SinkError
 from realtime.io.sinks import BackgroundSink
 from realtime.pipeline import Pipeline, merge_packets
-from realtime.types import Detections, Faces, FramePacket
+from realtime.types import Detections, FaceDetections, FaceIdentities, FramePacket
 
 
 def packet(index: int = 0) -> FramePacket:
@@ -52,9 +52,9 @@ class FaceDetect:
         self.threads.add(threading.get_ident())
         self.saw_detections.append(len(p.detections))
         v = float(p.frame_bgr[0, 0, 0])
-        return dataclasses.replace(p, faces=Faces(np.array([[v, 0, v + 9, 9]], np.float32),
-                                                  np.array([0.8], np.float32), np.zeros((1, 5, 2), np.float32),
-                                                  (None,), np.full(1, np.nan, np.float32), np.full(1, -1)))
+        return dataclasses.replace(p, faces=FaceDetections(np.array([[v, 0, v + 9, 9]], np.float32),
+                                                           np.array([0.8], np.float32),
+                                                           np.zeros((1, 5, 2), np.float32)))
 
     def close(self):
         pass
@@ -68,8 +68,9 @@ class Recognize:
 
     def __call__(self, p):
         self.seen += 1  # stateful, like the face tracker: must see frames in order
-        faces = dataclasses.replace(p.faces, identities=(f"person{p.index}-{self.seen}",) * len(p.faces))
-        return dataclasses.replace(p, faces=faces)
+        names = (f"person{p.index}-{self.seen}",) * len(p.faces)
+        return dataclasses.replace(p, identities=dataclasses.replace(FaceIdentities.unknown(len(p.faces)),
+                                                                     names=names))
 
     def close(self):
         pass
@@ -87,7 +88,7 @@ class Tail:
 
 
 def records(out):
-    return [(len(o.detections), o.detections.boxes_xyxy.tolist(), o.faces.boxes_xyxy.tolist(), o.faces.identities,
+    return [(len(o.detections), o.detections.boxes_xyxy.tolist(), o.faces.boxes_xyxy.tolist(), o.identities.names,
              o.decisions) for o in out]
 
 
@@ -101,7 +102,7 @@ def test_concurrent_branches_give_the_sequential_result_in_order():
         a = [sequential(packet(i)) for i in range(6)]
         b = [concurrent(packet(i)) for i in range(6)]
     assert records(a) == records(b)
-    assert b[5].faces.identities == ("person5-6",)
+    assert b[5].identities.names == ("person5-6",)
     assert set(b[0].timings_ms) == {"detect", "face_detect", "recognize", "style"}
     assert threading.get_ident() in detect.threads and threading.get_ident() not in faces.threads  # a worker ran
     # the face branch: the two branches really ran on different threads

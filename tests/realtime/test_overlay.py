@@ -1,31 +1,37 @@
 """The overlay a person reads: one box per object and per face, known vs unknown at a glance, a legend, the one
 label convention for faces, and key feedback that shows even with overlays off."""
 
+import dataclasses
+
 import numpy as np
 
 from realtime.config import OverlayConfig
 from realtime.overlay import (Hud, class_color, draw_dashed_rectangle, face_label, objects_to_draw, render)
-from realtime.types import Detections, Faces, FramePacket
+from realtime.types import Detections, FaceDetections, FaceIdentities, FramePacket
 
 STYLE = OverlayConfig(stage_ms=False, landmarks=False)
 WHITE = 255
 
 
 def _faces(boxes, identities=None, distances=None, track_identities=None):
+    """``(FaceDetections, FaceIdentities or None)``: ``identities`` None means no recognition."""
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     n = len(boxes)
     landmarks = np.repeat(boxes[:, None, :2], 5, axis=1)
+    faces = FaceDetections(boxes, np.ones(n, np.float32), landmarks)
     if identities is None:
-        return Faces(boxes, np.ones(n, np.float32), landmarks)
-    return Faces(boxes, np.ones(n, np.float32), landmarks, tuple(identities),
-                 np.asarray(distances, np.float32), np.arange(1, n + 1, dtype=np.int64),
-                 track_identities=tuple(track_identities if track_identities is not None else identities),
-                 votes=np.full(n, 3, np.int64), voters=np.full(n, 5, np.int64))
+        return faces, None
+    return faces, dataclasses.replace(
+        FaceIdentities.unknown(n), names=tuple(identities), distances=np.asarray(distances, np.float32),
+        track_ids=np.arange(1, n + 1, dtype=np.int64),
+        track_names=tuple(track_identities if track_identities is not None else identities),
+        votes=np.full(n, 3, np.int64), voters=np.full(n, 5, np.int64))
 
 
-def _packet(faces=Faces(), detections=Detections()):
+def _packet(faces=(FaceDetections(), None), detections=Detections()):
     frame = np.full((240, 320, 3), WHITE, np.uint8)
-    return FramePacket(index=0, t_capture=0.0, t_source=0.0, frame_bgr=frame, faces=faces, detections=detections)
+    return FramePacket(index=0, t_capture=0.0, t_source=0.0, frame_bgr=frame, faces=faces[0], identities=faces[1],
+                       detections=detections)
 
 
 def _edge_pixels(image, x, y1, y2):
@@ -70,8 +76,8 @@ def test_object_face_boxes_that_the_face_stage_drew_are_left_out():
     det = Detections(np.array([[22, 18, 102, 118], [150, 30, 300, 230], [200, 40, 240, 90]], np.float32),
                      np.array([0.9, 0.8, 0.7], np.float32), np.array([1, 0, 1], np.int64), ("person", "face"),
                      track_ids=np.array([-1, 7, -1], np.int64))
-    assert objects_to_draw(det, faces).tolist() == [1, 2]  # the face box over ann goes; a lone one stays
-    assert objects_to_draw(det, Faces()).tolist() == [0, 1, 2]
+    assert objects_to_draw(det, faces[0]).tolist() == [1, 2]  # the face box over ann goes; a lone one stays
+    assert objects_to_draw(det, FaceDetections()).tolist() == [0, 1, 2]
     image = render(_packet(faces, det), Hud(), STYLE)
     assert tuple(int(v) for v in image[150, 150]) == class_color(0)  # the person's box edge
 

@@ -6,7 +6,7 @@ import pytest
 from realtime.config import OverlayConfig
 from realtime.overlay import Hud, render
 from realtime.pipeline import Pipeline
-from realtime.types import Detections, Faces, FramePacket
+from realtime.types import Detections, FaceDetections, FaceIdentities, FramePacket
 
 
 class AddDetection:
@@ -77,9 +77,11 @@ def test_close_is_idempotent():
 
 def test_render_never_mutates_the_frame():
     p = Pipeline([AddDetection()])(packet())
-    p = dataclasses.replace(p, faces=Faces(np.array([[4, 4, 12, 12]], np.float32), np.ones(1, np.float32),
-                                           np.full((1, 5, 2), 8, np.float32), ("bob",),
-                                           np.array([0.3], np.float32), np.array([1])))
+    p = dataclasses.replace(p, faces=FaceDetections(np.array([[4, 4, 12, 12]], np.float32), np.ones(1, np.float32),
+                                                    np.full((1, 5, 2), 8, np.float32)),
+                            identities=dataclasses.replace(FaceIdentities.unknown(1), names=("bob",),
+                                                           distances=np.array([0.3], np.float32),
+                                                           track_ids=np.array([1])))
     before = p.frame_bgr.copy()
     image = render(p, Hud(fps=30.0), OverlayConfig())
     assert np.array_equal(p.frame_bgr, before)

@@ -5,6 +5,7 @@ import pytest
 
 from realtime.detect.track import UNTRACKED, ObjectTracker, ObjectTracking, greedy_match
 from realtime.errors import ConfigError
+from realtime.serialize import detections_json
 from realtime.types import Detections, FramePacket
 
 PERSON, CAR = 0, 2
@@ -169,10 +170,10 @@ def test_stage_fills_track_ids_and_json_has_track():
     stage = ObjectTracking(ObjectTracker(min_hits=2))
     first = stage(_packet(0, [box(0, 0)], [0.9]))
     assert first.detections.track_ids.tolist() == [UNTRACKED]
-    assert "track" not in first.detections.to_json()[0]
+    assert "track" not in detections_json(first.detections)[0]
     second = stage(_packet(1, [box(1, 0)], [0.9]))
     assert second.detections.track_ids.dtype == np.int64
-    assert second.detections.to_json()[0] == {"box": [1.0, 0.0, 41.0, 80.0], "score": 0.9, "class": "person",
+    assert detections_json(second.detections)[0] == {"box": [1.0, 0.0, 41.0, 80.0], "score": 0.9, "class": "person",
                                               "track": 1}
 
 

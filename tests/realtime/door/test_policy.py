@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import datetime
 
@@ -12,7 +13,8 @@ from realtime.door.policy import (DENY, GRANT, WAIT, Access, DoorAlarm, DoorPoli
                                   face_quality, landmark_pose)
 from realtime.errors import ConfigError, GalleryError
 
-from realtime.types import Faces, FramePacket
+from realtime.serialize import event_json
+from realtime.types import FaceDetections, FaceIdentities, FramePacket
 
 FRONTAL = np.array([[40, 40], [80, 40], [60, 60], [45, 80], [75, 80]], np.float32)
 
@@ -91,7 +93,7 @@ def test_rules_reject_bad_values_naming_the_key(bad):
 
 
 class FakeHistory:
-    """What the recogniser embedded per (track, frame); the packets carry it (faces.embedded and friends)."""
+    """What the recogniser embedded per (track, frame); the packets carry it (identities.embedded and friends)."""
 
     def __init__(self):
         self.entries: dict[tuple[int, int], tuple[str | None, float]] = {}
@@ -110,11 +112,12 @@ def _packet(index, t, track, frame=SHARP, history=None):
     embedded = False
     if history is not None and (track, index) in history.entries:
         (identity, distance), embedded = history.entries[(track, index)], True
-    faces = Faces(boxes_xyxy=BOX, scores=np.ones(1, np.float32), landmarks5=LANDMARKS.astype(np.float32),
-                  identities=(identity,), distances=np.full(1, distance, np.float32),
-                  second_distances=np.full(1, np.inf if embedded else np.nan, np.float32),
-                  embedded=np.array([embedded]), track_ids=np.array([track], np.int64))
-    return FramePacket(index=index, t_capture=t, t_source=t, frame_bgr=frame, faces=faces)
+    faces = FaceDetections(boxes_xyxy=BOX, scores=np.ones(1, np.float32), landmarks5=LANDMARKS.astype(np.float32))
+    identities = dataclasses.replace(FaceIdentities.unknown(1), names=(identity,),
+                                     distances=np.full(1, distance, np.float32),
+                                     second_distances=np.full(1, np.inf if embedded else np.nan, np.float32),
+                                     embedded=np.array([embedded]), track_ids=np.array([track], np.int64))
+    return FramePacket(index=index, t_capture=t, t_source=t, frame_bgr=frame, faces=faces, identities=identities)
 
 
 def _run(policy, history, frames, track=1, name="ann", dist=0.3, t0=0.0, start=0):
@@ -176,7 +179,7 @@ def test_policy_fails_secure_when_the_gallery_cannot_be_read():
         decisions = policy(_packet(i, 0.1 * i, 1, history=history)).decisions
     assert decisions[0].verdict == DENY and decisions[0].reason == "gallery unreadable"
     assert isinstance(decisions[1], DoorAlarm) and "locked" in decisions[1].reason
-    assert decisions[1].to_json()["type"] == "alarm"
+    assert event_json(decisions[1])["type"] == "alarm"
 
 
 def test_match_verdict_reports_the_achieved_margin():

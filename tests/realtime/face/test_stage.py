@@ -2,7 +2,8 @@ import numpy as np
 
 from realtime.face.recognition import FaceRecognition
 from realtime.face.track import FaceTracker, VoteRule
-from realtime.types import Faces, FramePacket
+from realtime.serialize import faces_json
+from realtime.types import FaceDetections, FramePacket
 
 
 class FakeEmbedder:
@@ -43,8 +44,7 @@ def faces_for(n):
     boxes = np.array([[20 + 200 * k, 40, 140 + 200 * k, 160] for k in range(n)], np.float32)
     boxes = boxes.reshape(-1, 4)
     landmarks = (FakeEmbedder.template5[None] * 0.8 + boxes[:, None, :2]).astype(np.float32)
-    return Faces(boxes, np.ones(n, np.float32), landmarks, (None,) * n, np.full(n, np.nan, np.float32),
-                 np.full(n, -1, np.int64))
+    return FaceDetections(boxes, np.ones(n, np.float32), landmarks)
 
 
 def test_new_faces_are_named_and_steady_ones_reuse_identity():
@@ -58,16 +58,16 @@ def test_new_faces_are_named_and_steady_ones_reuse_identity():
     names_per_frame = []
     for index in range(16):
         out = stage(FramePacket(index=index, t_capture=0.0, t_source=0.0, frame_bgr=frame, faces=faces_for(3)))
-        names_per_frame.append(out.faces.track_identities)
-        assert list(out.faces.track_ids) == [1, 2, 3]
-        assert out.faces.identities == ("dark", "dim", "bright")  # every embedding names them
+        names_per_frame.append(out.identities.track_names)
+        assert list(out.identities.track_ids) == [1, 2, 3]
+        assert out.identities.names == ("dark", "dim", "bright")  # every embedding names them
     assert names_per_frame[0] == (None, None, None)  # one vote of the two needed
     assert all(names == ("dark", "dim", "bright") for names in names_per_frame[1:])
     assert embedder.calls[:3] == [3, 3, 3]  # new tracks: embedded together on each frame of the vote window
     assert max(embedder.calls[3:]) == 1  # then re-embeddings spread: never more than one per frame
     assert sum(embedder.calls) < 3 * 16 / 2  # far fewer embeddings than faces seen
-    assert out.faces.votes.tolist() == [3, 3, 3] and out.faces.voters.tolist() == [3, 3, 3]
-    entry = out.faces.to_json()[0]
+    assert out.identities.votes.tolist() == [3, 3, 3] and out.identities.voters.tolist() == [3, 3, 3]
+    entry = faces_json(out.faces, out.identities)[0]
     assert entry["track_identity"] == "dark" and entry["votes"] == 3 and entry["voters"] == 3
     assert entry["identity"] == "dark" and entry["distance"] == 0.0 and entry["track"] == 1
 
@@ -78,8 +78,8 @@ def test_unknown_face_keeps_distance():
                             match_threshold=0.5, match_margin=0.0)
     out = stage(FramePacket(index=0, t_capture=0.0, t_source=0.0, frame_bgr=frame_with_patches([250]),
                             faces=faces_for(1)))
-    assert out.faces.identities == (None,)
-    assert out.faces.distances[0] == np.float32(np.sqrt(2))
+    assert out.identities.names == (None,)
+    assert out.identities.distances[0] == np.float32(np.sqrt(2))
 
 
 def test_no_faces_no_embedding():
@@ -103,7 +103,7 @@ def test_one_stray_embedding_does_not_rename_a_track():
     for index, v in enumerate(values):
         out = stage(FramePacket(index=index, t_capture=0.0, t_source=0.0, frame_bgr=frame_with_patches([v]),
                                 faces=faces_for(1)))
-        seen.append((out.faces.identities[0], out.faces.track_identities[0]))
+        seen.append((out.identities.names[0], out.identities.track_names[0]))
     assert seen[5] == ("bright", "dark")  # the stray embedding is reported, the track keeps its name
     assert [s[1] for s in seen[6:9]] == ["dark"] * 3
     assert seen[-1] == ("bright", "bright")  # three of three: a real change
@@ -120,11 +120,11 @@ def test_cohort_face_closer_than_the_enrolled_person_blocks_the_name():
                                   cohort_vectors=np.array([[0.0, 1.0, 0.0, 0.0]], np.float32), **args)
     packet = FramePacket(index=0, t_capture=0.0, t_source=0.0, frame_bgr=frame_with_patches([10]),
                          faces=faces_for(1))
-    assert with_cohort(packet).faces.track_identities == ("dark",)  # the cohort face is far: named
+    assert with_cohort(packet).identities.track_names == ("dark",)  # the cohort face is far: named
     blocked = FaceRecognition(embedder, gallery, np.array(["dark"]), FaceTracker(vote=vote), cohort_vectors=near,
                               **args)
-    out = blocked(packet).faces
-    assert out.track_identities == (None,) and out.identities == (None,)
+    out = blocked(packet).identities
+    assert out.track_names == (None,) and out.names == (None,)
     assert out.distances[0] == 0.0  # distance still reported
 
 
@@ -139,6 +139,6 @@ def test_a_track_that_swaps_people_votes_again_at_once():
     for index, v in enumerate([10] * 4 + [250] * 3):
         out = stage(FramePacket(index=index, t_capture=0.0, t_source=0.0, frame_bgr=frame_with_patches([v]),
                                 faces=faces_for(1)))
-        shown.append(out.faces.track_identities[0])
-    assert out.faces.track_ids.tolist() == [1]  # one track throughout
+        shown.append(out.identities.track_names[0])
+    assert out.identities.track_ids.tolist() == [1]  # one track throughout
     assert shown == [None, "dark", "dark", "dark", None, "bright", "bright"]

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import av
@@ -5,8 +6,9 @@ import numpy as np
 import pytest
 
 from realtime.errors import SinkError
-from realtime.io.sinks import JsonlWriter, Mp4Writer, packet_record
-from realtime.types import Detections, Faces, FramePacket
+from realtime.io.sinks import JsonlWriter, Mp4Writer
+from realtime.serialize import faces_json, packet_record
+from realtime.types import Detections, FaceDetections, FaceIdentities, FramePacket
 
 
 def test_mp4_is_h264_and_plays_back(tmp_path, frame_factory):
@@ -45,11 +47,12 @@ def test_output_folder_missing(tmp_path):
 def test_jsonl_schema(tmp_path):
     detections = Detections(np.array([[1, 2, 30, 40]], np.float32), np.array([0.9], np.float32),
                             np.array([1]), ("person", "face"))
-    faces = Faces(np.array([[5, 5, 25, 25]], np.float32), np.array([0.8], np.float32),
-                  np.arange(10, dtype=np.float32).reshape(1, 5, 2), ("alice",), np.array([0.41], np.float32),
-                  np.array([3]))
+    faces = FaceDetections(np.array([[5, 5, 25, 25]], np.float32), np.array([0.8], np.float32),
+                           np.arange(10, dtype=np.float32).reshape(1, 5, 2))
+    identities = dataclasses.replace(FaceIdentities.unknown(1), names=("alice",),
+                                     distances=np.array([0.41], np.float32), track_ids=np.array([3]))
     packet = FramePacket(index=7, t_capture=0.0, t_source=0.28, frame_bgr=np.zeros((4, 4, 3), np.uint8),
-                         detections=detections, faces=faces, timings_ms={"faces": 3.21})
+                         detections=detections, faces=faces, identities=identities, timings_ms={"faces": 3.21})
     path = tmp_path / "r.jsonl"
     with JsonlWriter(path) as writer:
         writer.write(packet_record(packet))
@@ -63,7 +66,8 @@ def test_jsonl_schema(tmp_path):
 
 
 def test_unknown_face_has_null_identity_and_distance():
-    faces = Faces(np.zeros((1, 4), np.float32), np.ones(1, np.float32), np.zeros((1, 5, 2), np.float32), (None,),
-                  np.array([np.nan], np.float32), np.array([-1]))
-    entry = faces.to_json()[0]
+    faces = FaceDetections(np.zeros((1, 4), np.float32), np.ones(1, np.float32), np.zeros((1, 5, 2), np.float32))
+    entry = faces_json(faces, FaceIdentities.unknown(1))[0]
+    assert entry["identity"] is None and entry["distance"] is None and "track" not in entry
+    entry = faces_json(faces, None)[0]  # no recognition at all
     assert entry["identity"] is None and entry["distance"] is None and "track" not in entry

@@ -21,10 +21,23 @@ from realtime.serve.deps import (capture_and_enrol, form_image, form_images, jso
 router = APIRouter(prefix="/api/v1", tags=["rtv"])
 
 
+def _box(box_xyxy) -> list:
+    """Boxes as everywhere in rtv's JSON (:func:`realtime.serialize.box_json`)."""
+    from realtime.serialize import box_json
+
+    return box_json(box_xyxy)
+
+
 def _face(h) -> dict:
-    return {"box": [round(v, 2) for v in h.box_xyxy], "score": round(h.confidence, 4), "identity": h.identity,
+    return {"box": _box(h.box_xyxy), "score": round(h.confidence, 4), "identity": h.identity,
             "distance": json_ready(round(h.distance, 4)), "second_distance": json_ready(round(h.second_distance, 4)),
             "confidence": round(h.match_confidence, 4)}
+
+
+def _schema() -> int:
+    from realtime.serialize import SCHEMA_VERSION
+
+    return SCHEMA_VERSION
 
 
 @router.get("/health")
@@ -43,8 +56,8 @@ async def detect(request: Request):
     image = await form_image(request, form)
     floor = number(form, "min_confidence", engine.default_object_confidence)
     hits = await run_in_threadpool(engine.detect_objects, image, floor)
-    return {"objects": [{"label": h.label, "score": round(h.confidence, 4),
-                         "box": [round(v, 2) for v in h.box_xyxy]} for h in hits]}
+    return {"schema_version": _schema(), "objects": [{"label": h.label, "score": round(h.confidence, 4),
+                                                      "box": _box(h.box_xyxy)} for h in hits]}
 
 
 @router.post("/faces")
@@ -54,7 +67,8 @@ async def faces(request: Request):
     require(request, form, admin=False)
     image = await form_image(request, form)
     hits = await run_in_threadpool(services(request).engine.detect_faces, image, 0.0)
-    return {"faces": [{"box": [round(v, 2) for v in h.box_xyxy], "score": round(h.confidence, 4)} for h in hits]}
+    return {"schema_version": _schema(),
+            "faces": [{"box": _box(h.box_xyxy), "score": round(h.confidence, 4)} for h in hits]}
 
 
 @router.post("/identify")
@@ -65,7 +79,8 @@ async def identify(request: Request):
     image = await form_image(request, form)
     engine = services(request).engine
     hits = await run_in_threadpool(engine.recognize, image)
-    return {"threshold": engine.match_threshold, "margin": engine.match_margin, "faces": [_face(h) for h in hits]}
+    return {"schema_version": _schema(), "threshold": engine.match_threshold, "margin": engine.match_margin,
+            "faces": [_face(h) for h in hits]}
 
 
 @router.get("/persons")

@@ -241,3 +241,25 @@ def test_uploads_are_sniffed_and_bombs_refused():
     with pytest.raises(UploadError) as e:
         decode_image(truncated)
     assert e.value.status == 400
+
+
+def test_native_api_answers_and_openapi_schema(app_parts):
+    from fastapi.testclient import TestClient
+
+    from realtime.serialize import SCHEMA_VERSION
+
+    app, *_ = app_parts
+    files = {"image": ("a.png", _png(), "image/png")}
+    with TestClient(app) as client:  # no key exists yet: reads are open
+        r = client.post("/api/v1/identify", files=files).json()
+        assert r["schema_version"] == SCHEMA_VERSION and r["threshold"] == 0.6
+        assert r["faces"] == [{"box": [1.0, 2.0, 30.0, 40.0], "score": 0.9, "identity": "alice", "distance": 0.2,
+                               "second_distance": 0.7, "confidence": 0.83}]
+        assert client.post("/api/v1/detect", files=files).json()["objects"][0]["label"] == "cup"
+        ds = client.post("/v1/vision/face/recognize", files=files).json()
+        assert ds["success"] is True and ds["predictions"][0] | {"confidence": 0} == {
+            "userid": "alice", "confidence": 0, "x_min": 1, "y_min": 2, "x_max": 30, "y_max": 40}
+        assert client.post("/v1/vision/face/recognize", files=files, data={"min_confidence": "0.9"}).json()[
+            "predictions"][0]["userid"] == "unknown"  # min_confidence above the face's confidence: not named
+        paths = client.get("/openapi.json").json()["paths"]
+        assert {"/api/v1/identify", "/api/v1/persons/{name}", "/v1/vision/detection", "/api/v1/audit.csv"} <= set(paths)

@@ -114,14 +114,15 @@ def config_reference() -> str:
     for section in dataclasses.fields(Config):
         if section.metadata.get("internal"):
             continue
-        cls = section.type if isinstance(section.type, type) else type(section.default)
+        cls = section.type if isinstance(section.type, type) else type(getattr(Config(), section.name))
         out += [f"## `{section.name}`", "", _markdown(cls.__doc__ or ""), "",
                 "| key | default | allowed | what it does |", "|---|---|---|---|"]
         for field in dataclasses.fields(cls):
             default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+            shown = field.metadata.get("default_doc")  # a default that depends on the machine (the data folder)
             note = comments.get(f"{section.name}.{field.name}") or from_code.get(f"{cls.__name__}.{field.name}", "")
             note = note.replace("|", "\\|")
-            out.append(f"| `{section.name}.{field.name}` | {_value(default)} | {_allowed(field)} | {note} |")
+            out.append(f"| `{section.name}.{field.name}` | {shown or _value(default)} | {_allowed(field)} | {note} |")
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 

@@ -106,11 +106,11 @@ def reset_stages(pipeline: "Pipeline") -> None:
 
 def without_tracks(packet: FramePacket) -> FramePacket:
     """A photo's packet without face track ids (each photo is its own: no id means the same face elsewhere)."""
-    faces = packet.faces
-    if not len(faces.track_ids):
+    identities = packet.identities
+    if identities is None or not len(identities):
         return packet
-    return dataclasses.replace(packet, faces=dataclasses.replace(
-        faces, track_ids=np.full(len(faces), -1, np.int64)))
+    return dataclasses.replace(packet, identities=dataclasses.replace(
+        identities, track_ids=np.full(len(identities), -1, np.int64)))
 
 
 class Vision:
@@ -185,7 +185,7 @@ class Vision:
             packet = pipeline(FramePacket(index=0, t_capture=time.perf_counter(), t_source=0.0, frame_bgr=frame))
         finally:
             pipeline.close_pool()  # no worker thread outlives the call (they restart on the next photo)
-        return Result(without_tracks(packet), source, self.config.overlay)
+        return Result(without_tracks(packet), source, self.config.overlay, self.config.output.jsonl_decimals)
 
     def predict_files(self, inputs: str | Path | Sequence[str | Path]) -> Iterator[Result]:
         """Results for every photo and video frame in ``inputs``: a file, a folder (its photos and videos, sorted by
@@ -279,31 +279,46 @@ def _limited(results: Generator[Result, None, None], max_frames: int) -> Iterato
 
 def _frames(source, pipeline: "Pipeline", max_frames: int | None, name: str, config: Config) -> Iterator[Result]:
     """The run loop's frame flow as a generator: packets from ``source`` (started on the first ``next``) through
-    ``pipeline`` (its stateful stages reset first),
-    in capture order, up to ``pipeline.in_flight`` frames overlapping for files (one for live sources). Closing the
-    generator waits for frames in flight, stops the pipeline's workers and closes the source."""
+    ``pipeline`` (its stateful stages reset first), in capture order, up to ``pipeline.in_flight`` frames
+    overlapping for files (one for live sources). A source error (a damaged file, a stream that gave up) is raised
+    after the frames read before it; so is a file that ends before the frame count its header announces. Closing
+    the generator waits for frames in flight, stops the pipeline's workers and closes the source."""
+    from realtime.errors import SourceError
+    from realtime.io.capture import VideoFileReader
+
     reset_stages(pipeline)
     live = source.policy == "latest"
     depth = (pipeline.live_in_flight if live else pipeline.in_flight) if pipeline.pipelined else 1
     pending: collections.deque = collections.deque()
     done = 0
     ended = False
+    error: SourceError | None = None
     try:
         source.start()
         while max_frames is None or done < max_frames:
             room = len(pending) < depth and (max_frames is None or done + len(pending) < max_frames)
             if not ended and room and (not pending or source.frame_ready()):
-                packet = source.next_packet()
+                try:
+                    packet = source.next_packet()
+                except SourceError as exc:  # finish the frames already read, then say what happened
+                    error, packet = exc, None
                 if packet is None:
                     ended = True
                 else:
                     pending.append(pipeline.start(packet, overlap=depth > 1))
                 continue
             if not pending:
+                reader = source.reader
+                if error is None and isinstance(reader, VideoFileReader) and reader.expected_frames and \
+                        source.stats.read < reader.expected_frames:
+                    error = SourceError(f"{reader.description}: ended at frame {source.stats.read} of the "
+                                        f"{reader.expected_frames} its header announces (truncated or damaged file)")
+                if error is not None:
+                    raise error
                 return
             packet = pipeline.complete(pending.popleft())
             done += 1
-            yield Result(packet, name, config.overlay)
+            yield Result(packet, name, config.overlay, config.output.jsonl_decimals)
     finally:
         for item in pending:
             item.wait()

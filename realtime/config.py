@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from realtime.data_dir import default_audit, default_gallery
 from realtime.errors import ConfigError
 
 ZOO_DIR = Path(__file__).resolve().parent / "zoo"
@@ -156,8 +157,8 @@ class DetectorConfig:
     default (416 for the shipped one). ``classes``: class names to keep (empty: all), checked against the model's
     names when the detector opens. ``class_score_thresholds``: per-class score thresholds, e.g. ``{person: 0.4}``,
     that replace ``score_threshold`` for those classes. A box is shown when its score is at least its class's
-    threshold; a lower class threshold only ever adds boxes of that class. ``every``: run the detector on one frame in N and carry
-    the last boxes between (``rtv bench every`` measures what that costs).
+    threshold; a lower class threshold only ever adds boxes of that class. ``every``: run the detector on one
+    frame in N and carry the last boxes between (``rtv bench every`` measures what that costs).
     """
 
     enabled: bool = True
@@ -181,8 +182,9 @@ class TrackingConfig:
     ``max_age`` frames without a detection. ``low_score_threshold`` (null: off) turns on ByteTrack's second pass:
     the detector also decodes boxes down to it, and a box below its class's shown threshold may continue (never
     start) a confirmed track; it is then marked ``continued`` in the JSONL and drawn as a held track, not as a
-    detection. It is independent of the shown thresholds. ``buffer``: boxes are matched grown by this fraction of their size on each side (buffered IoU),
-    so small or fast objects keep their tracks. Defaults measured with ``python -m recipes.tracking_measure``.
+    detection. It is independent of the shown thresholds. ``buffer``: boxes are matched grown by this fraction
+    of their size on each side (buffered IoU), so small or fast objects keep their tracks. Defaults measured with
+    ``python -m recipes.tracking_measure``.
     """
 
     enabled: bool = True
@@ -212,7 +214,8 @@ class FacesConfig:
     # dlib5: re-run the shape predictor once on the box its first points imply (closer to dlib's own detector box:
     # on the reference faces, mean distance to dlib's descriptor 0.059 against 0.095; costs a second pass).
     landmarks_refine: bool = True
-    gallery: str = field(default="gallery.sqlite", metadata=_path())
+    gallery: str = field(default_factory=default_gallery,  # the face gallery; 'rtv doctor' prints where it is
+                         metadata={**_path(), "default_doc": "`gallery.sqlite` in the data folder"})
     detect_width: int = field(default=320, metadata=_range(32, 4096))
     score_threshold: float = field(default=0.5, metadata=_range(0, 1))
     iou_threshold: float = field(default=0.4, metadata=_range(0, 1))
@@ -259,7 +262,8 @@ class DoorConfig:
     cooldown_s: float = field(default=10.0, metadata=_range(0, 86400))
     track_cooldown_s: float = field(default=5.0, metadata=_range(0, 86400))
     target_far: float = field(default=0.001, metadata=_range(0, 1, lo_open=True, hi_open=True))
-    audit: str = field(default="door_audit.sqlite", metadata=_path())
+    audit: str = field(default_factory=default_audit,  # the door's audit log; 'rtv doctor' prints where it is
+                       metadata={**_path(), "default_doc": "`door_audit.sqlite` in the data folder"})
     audit_key_file: str = field(default="", metadata=_path())
     store_faces: bool = False
     hook_command: tuple[str, ...] = ()
@@ -271,24 +275,31 @@ class DoorConfig:
 
 @dataclass(frozen=True)
 class OverlayConfig:
-    """What is drawn on displayed and annotated frames."""
+    """What is drawn on displayed and annotated frames. Labels and panels scale with the frame (``font_scale`` is
+    for a frame whose short side is 480 px). ``hud``: also draw the status bar (frames per second, frame, drops,
+    ``stage_ms`` timings) inside recorded and returned frames; the live window always shows it, above the picture.
+    """
 
     enabled: bool = True
     landmarks: bool = True
     stage_ms: bool = True
+    hud: bool = False
     thickness: int = field(default=2, metadata=_range(1, 20))
     font_scale: float = field(default=0.5, metadata=_range(0.1, 10))
 
 
 @dataclass(frozen=True)
 class OutputConfig:
-    """Video and sidecar outputs."""
+    """Video and sidecar outputs. ``runs_dir``: where ``rtv annotate`` writes when given no ``--out``/``--jsonl``
+    (a new numbered folder ``runs_dir/annotate/N`` each run)."""
 
     crf: int = field(default=23, metadata=_range(0, 51))
     preset: str = field(default="veryfast", metadata=_choices(
         "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"))
     jsonl_decimals: int = field(default=2, metadata=_range(0, 10))
     encode_threads: int = field(default=0, metadata=_range(0, 64))  # libx264's threads; 0: its own choice
+    # where annotate writes when no --out/--jsonl is given: a new numbered folder runs_dir/annotate/N per run
+    runs_dir: str = field(default="runs", metadata=_path())
 
 
 @dataclass(frozen=True)
@@ -321,15 +332,15 @@ class StyleConfig:
 class Config:
     """The whole configuration; ``path`` is the file it came from (None for built-in defaults)."""
 
-    source: SourceConfig = SourceConfig()
-    runtime: RuntimeConfig = RuntimeConfig()
-    detector: DetectorConfig = DetectorConfig()
-    tracking: TrackingConfig = TrackingConfig()
-    faces: FacesConfig = FacesConfig()
-    overlay: OverlayConfig = OverlayConfig()
-    output: OutputConfig = OutputConfig()
-    door: DoorConfig = DoorConfig()
-    style: StyleConfig = StyleConfig()
+    source: SourceConfig = field(default_factory=SourceConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    faces: FacesConfig = field(default_factory=FacesConfig)  # its gallery path: the data folder at creation
+    overlay: OverlayConfig = field(default_factory=OverlayConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    door: DoorConfig = field(default_factory=DoorConfig)  # its audit path: the data folder at creation
+    style: StyleConfig = field(default_factory=StyleConfig)
     path: str | None = field(default=None, metadata={"internal": True})
 
     def to_dict(self) -> dict[str, Any]:

@@ -15,8 +15,8 @@ import numpy as np
 from realtime.controls import Controls, KeyController
 from realtime.errors import SinkError, SourceError
 from realtime.io.interrupts import finalising, stop_reason
-from realtime.io.sinks import Sink
-from realtime.types import EndReason, FramePacket, RunResult, Stage
+from realtime.io.sinks import KeySink, Sink
+from realtime.types import EndReason, FramePacket, FrameSource, RunResult, Stage
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +68,15 @@ class Pipeline:
         """Frames overlap: the pure stages of later frames start while earlier frames finish (see :meth:`start`)."""
         return self.in_flight > 1 and self.workers > 1 and any(_is_pure(s) for s in self.stages)
 
-    def extended(self, stages: Sequence[Stage]) -> "Pipeline":
-        """A pipeline with ``stages`` appended after these (same branches, workers and frames in flight); closing
-        it closes every stage, :meth:`close_pool` only its workers."""
-        return Pipeline([*self.stages, *stages], self.branches, self.workers, self.in_flight, self.live_in_flight)
+    def extended(self, after: Sequence[Stage] = (), before: Sequence[Stage] = ()) -> "Pipeline":
+        """This pipeline's stages with ``before`` run first and ``after`` run last (same branches, workers, frames
+        in flight and thread plan), e.g. door mode's gallery watch before and door policy after the face stages.
+        The new pipeline owns every stage: closing it closes them all (closing this one too is harmless: a stage's
+        ``close()`` is safe twice)."""
+        composed = Pipeline([*before, *self.stages, *after], self.branches, self.workers, self.in_flight,
+                            self.live_in_flight)
+        composed.thread_plan = self.thread_plan
+        return composed
 
     def start(self, packet: FramePacket, overlap: bool = True) -> "Pending":
         """Begin ``packet``. When :attr:`pipelined`, its *pure* stages (``pure`` true: they read only the original
@@ -132,7 +137,7 @@ class Pipeline:
             try:
                 packet = stage(packet)
             except Exception as exc:  # noqa: BLE001 - only fail-soft effects are swallowed, see below
-                if not getattr(stage, "fail_soft", False):
+                if not stage.fail_soft:
                     raise
                 self.disable(stage, f"{type(exc).__name__}: {exc}")
                 continue
@@ -172,6 +177,11 @@ class Pipeline:
         self.disabled.append(f"{stage.name}: {reason}")
         self.stages = tuple(s for s in self.stages if s is not stage)
         stage.close()
+
+    def reset(self) -> None:
+        """Every stage forgets its per-video state (tracks, votes, stabilisers), as for a new input."""
+        for stage in self.stages:
+            stage.reset()
 
     def find(self, name: str) -> Stage | None:
         return next((s for s in self.stages if s.name == name), None)
@@ -217,7 +227,7 @@ class Pending:
 
 
 def _is_pure(stage: Stage) -> bool:
-    return bool(getattr(stage, "pure", False))
+    return bool(stage.pure)
 
 
 def _timed_call(stage: Stage, packet: FramePacket) -> tuple[FramePacket, float]:
@@ -232,12 +242,14 @@ def merge_packets(base: FramePacket, results: Sequence[FramePacket]) -> FramePac
     Each result came from ``base`` through one branch of stages; two results changing the same field is a
     :class:`ValueError` (the branches were not independent)."""
     changes: dict[str, object] = {}
+    before = vars(base)
     for result in results:
+        after = vars(result)
         for fld in dataclasses.fields(base):
             if fld.name == "timings_ms":
                 continue
-            value = getattr(result, fld.name)
-            if value is not getattr(base, fld.name):
+            value = after[fld.name]
+            if value is not before[fld.name]:
                 if fld.name in changes:
                     raise ValueError(f"two concurrent pipeline branches both wrote packet.{fld.name}")
                 changes[fld.name] = value
@@ -247,11 +259,14 @@ def merge_packets(base: FramePacket, results: Sequence[FramePacket]) -> FramePac
 Render = Callable[[FramePacket, bool], np.ndarray]
 
 
-def run_loop(source, pipeline: Pipeline, sinks: Sequence[Sink], render: Render | None = None,
-             controller: KeyController | None = None, max_frames: int | None = None) -> RunResult:
+def run_loop(source: FrameSource, pipeline: Pipeline, sinks: Sequence[Sink], render: Render | None = None,
+             controller: KeyController | None = None, max_frames: int | None = None,
+             on_frame: Callable[[FramePacket], None] | None = None) -> RunResult:
     """The one run loop: every packet from ``source`` through ``pipeline``, rendered once (``render(packet,
-    show_overlays)``, only when a sink ``needs_display``), then to every sink in order; keys from window sinks go
-    to ``controller``. Then each sink's ``finish(result)``.
+    show_overlays)``, only when a sink ``needs_display``), then to every sink in order; keys from window sinks
+    (:class:`realtime.io.sinks.KeySink`) go to ``controller``. Then each sink's ``finish(result)``.
+    ``on_frame(packet)``: called as each frame is completed, before the sinks (a batch counts frames there, and may
+    raise ``KeyboardInterrupt`` to abandon the input).
 
     With a :attr:`Pipeline.pipelined` pipeline up to ``pipeline.in_flight`` frames are in flight
     (``pipeline.live_in_flight`` for a live source, newest-frame policy): a frame is
@@ -266,13 +281,12 @@ def run_loop(source, pipeline: Pipeline, sinks: Sequence[Sink], render: Render |
     """
     controller = controller or KeyController(Controls())
     controls = controller.controls
-    windows = [s for s in sinks if hasattr(s, "take_key")]
+    windows = [s for s in sinks if isinstance(s, KeySink)]
     wants_display = render is not None and any(s.needs_display for s in sinks)
     frames = 0
     reason, error = EndReason.END, None
-    live = getattr(source, "policy", None) == "latest"
+    live = source.policy == "latest"
     depth = (pipeline.live_in_flight if live else pipeline.in_flight) if pipeline.pipelined else 1
-    ready = getattr(source, "frame_ready", None)
     pending: deque = deque()
     ended = False
     try:
@@ -285,7 +299,7 @@ def run_loop(source, pipeline: Pipeline, sinks: Sequence[Sink], render: Render |
                 break
             room = len(pending) < depth and (max_frames is None or frames + len(pending) < max_frames)
             # read ahead only what is already there: a finished frame never waits for the next capture
-            if not ended and room and (not pending or ready is None or ready()):
+            if not ended and room and (not pending or source.frame_ready()):
                 try:
                     packet = source.next_packet()
                 except SourceError as exc:
@@ -300,6 +314,8 @@ def run_loop(source, pipeline: Pipeline, sinks: Sequence[Sink], render: Render |
             if not pending:
                 break
             packet = pipeline.complete(pending.popleft())
+            if on_frame is not None:
+                on_frame(packet)
             display = render(packet, controls.overlays) if wants_display else None
             for sink in sinks:
                 sink.write(packet, display)
@@ -318,13 +334,12 @@ def run_loop(source, pipeline: Pipeline, sinks: Sequence[Sink], render: Render |
         for item in pending:  # a run that stops early (quit, limit, error) leaves no stage running
             item.wait()
     with finalising():
-        expected = int(getattr(source.reader, "expected_frames", 0) or 0)
+        info = source.info
+        expected = info.expected_frames
         # Damage is judged on what the reader read: a paced replay drops frames on purpose, and drops are not damage.
-        stats = getattr(source, "stats", None)
-        read = getattr(stats, "read", None)
-        delivered = read if isinstance(read, int) else frames + int(getattr(stats, "dropped", 0) or 0)
+        delivered = source.stats.read
         if reason == EndReason.END and expected and max(delivered, frames) < expected:
-            reason, error = EndReason.ERROR, (f"{source.reader.description}: ended at frame {max(delivered, frames)} "
+            reason, error = EndReason.ERROR, (f"{info.description}: ended at frame {max(delivered, frames)} "
                                               f"of the {expected} its header announces (truncated or damaged file)")
             log.debug("%s", error)
         result = RunResult(frames=frames, reason=reason, error=error, expected_frames=expected)
@@ -338,7 +353,7 @@ def run_loop(source, pipeline: Pipeline, sinks: Sequence[Sink], render: Render |
     return result
 
 
-def _handle_keys(window, packet: FramePacket, controller: KeyController, render: Render | None) -> None:
+def _handle_keys(window: KeySink, packet: FramePacket, controller: KeyController, render: Render | None) -> None:
     """Keys from ``window`` after ``packet`` was shown. A key that changes the view redraws this frame at once (the
     notice, the pause banner); while paused, wait for keys, redrawing when the notice changes."""
     controls = controller.controls

@@ -12,18 +12,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from realtime.config import OverlayConfig
-from realtime.types import Detections, Faces, FramePacket
+from realtime.serialize import DEFAULT_DECIMALS, packet_record
+from realtime.types import Detections, FaceDetections, FaceIdentities, FramePacket
 
 if TYPE_CHECKING:
     import supervision
 
 
-def result_record(packet: FramePacket, source: str | None) -> dict[str, Any]:
-    """The JSON object for one frame: the JSONL row (frame, t, detections, faces, ...) plus ``source``, the file it
-    came from (``None`` for an image passed as an array). The one place results become JSON."""
-    from realtime.io.sinks import packet_record
-
-    return packet_record(packet, {"source": source})
+def result_record(packet: FramePacket, source: str | None, decimals: int = DEFAULT_DECIMALS) -> dict[str, Any]:
+    """The JSON object for one frame: the JSONL row (frame, t, detections, faces, ...; see
+    :func:`realtime.serialize.packet_record`) plus ``source``, the file it came from (``None`` for an image passed
+    as an array). ``decimals``: pixel coordinates' decimals (``output.jsonl_decimals``)."""
+    return packet_record(packet, decimals, extra={"source": source})
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,10 @@ class Result:
 
     ``source``: the file it came from as given (``"photos/a.jpg"``), or ``None`` for an array; ``index``: the frame's
     number in its source (0 for a photo); ``frame_bgr``: uint8 (H, W, 3), the image the results are in the pixels
-    of; ``detections``: objects (:class:`realtime.types.Detections`); ``faces``: faces with their identities
-    (:class:`realtime.types.Faces`); ``packet``: everything the pipeline computed.
+    of; ``detections``: objects (:class:`realtime.types.Detections`); ``faces``: the faces found
+    (:class:`realtime.types.FaceDetections`: boxes, scores, landmarks); ``identities``: who they are
+    (:class:`realtime.types.FaceIdentities`: names, distances, ...; ``None`` without recognition); ``packet``:
+    everything the pipeline computed; ``decimals``: pixel coordinates' decimals in :meth:`to_json`.
 
     Example::
 
@@ -49,6 +51,7 @@ class Result:
     packet: FramePacket
     source: str | None = None
     overlay: OverlayConfig = field(default_factory=OverlayConfig, repr=False)
+    decimals: int = DEFAULT_DECIMALS
 
     @property
     def index(self) -> int:
@@ -63,8 +66,12 @@ class Result:
         return self.packet.detections
 
     @property
-    def faces(self) -> Faces:
+    def faces(self) -> FaceDetections:
         return self.packet.faces
+
+    @property
+    def identities(self) -> FaceIdentities | None:
+        return self.packet.identities
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict: the same object as this frame's JSONL row, with ``source``.
@@ -77,7 +84,7 @@ class Result:
             >>> json.loads(json.dumps(row))["detections"]
             []
         """
-        return result_record(self.packet, self.source)
+        return result_record(self.packet, self.source, self.decimals)
 
     def plot(self) -> np.ndarray:
         """The annotated image: uint8 (H, W, 3) BGR, a new array (boxes, labels and names drawn as in the CLI's

@@ -10,18 +10,22 @@ integers.
 
 from __future__ import annotations
 
+import json
 import math
+import os
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from realtime.types import Detections, FaceDetections, FaceIdentities, FrameEvent, FramePacket, RunResult
+from realtime.types import (Detections, FaceDetections, FaceIdentities, FrameEvent, FramePacket, RunResult,
+                            SourceInfo)
 
 if TYPE_CHECKING:
     from realtime.door.events import DoorDecision
 
 SCHEMA_VERSION = 1
-SCHEMA_NAME = "rtv-result"
+SCHEMA_FILE = "schemas/rtv-result.schema.json"  # package data of ``realtime``
 HEADER_KEY = "rtv"   # the header line is {"rtv": {...}}
 END_KEY = "end"      # the end line is {"end": {...}}
 DEFAULT_DECIMALS = 2
@@ -176,7 +180,124 @@ def end_record(result: RunResult) -> dict[str, Any]:
                       "reason": str(result.reason), "complete": complete, "error": result.error}}
 
 
+@dataclass(frozen=True)
+class ModelFile:
+    """A model file a run used: its name and sha256."""
+
+    file: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class RunHeader:
+    """What produced a JSONL (its first line, see :func:`header_record`; ``realtime.provenance.run_header``
+    gathers it): the rtv ``version``, the ``source``, the ``models`` by role, the ``thresholds`` in effect by
+    config section, the ``config_fingerprint`` and the coordinates' ``decimals``."""
+
+    version: str
+    source: SourceInfo | None
+    models: Mapping[str, ModelFile] = field(default_factory=dict)
+    thresholds: Mapping[str, Any] = field(default_factory=dict)
+    config_fingerprint: str = ""
+    decimals: int = DEFAULT_DECIMALS
+
+
+def header_record(header: RunHeader, frame_wh: tuple[int, int] | None = None) -> dict[str, Any]:
+    """The JSONL's first line, ``{"rtv": {...}}``: ``schema`` (:data:`SCHEMA_VERSION`), ``version``, ``source``
+    (``description``, ``kind``, ``live``, ``fps``, ``expected_frames``, ``width``, ``height``; null when unknown),
+    ``models`` (role -> ``{"file", "sha256"}``), ``thresholds``, ``config`` (the fingerprint) and ``decimals``.
+    ``frame_wh``: the first frame's size, used when the source did not announce one."""
+    source: dict[str, Any] | None = None
+    if header.source is not None:
+        info = header.source
+        width, height = info.size_wh if info.size_wh[0] > 0 else (frame_wh or (0, 0))
+        source = {"description": info.description, "kind": info.kind, "live": info.live, "paced": info.paced,
+                  "fps": round(info.fps, 4) if info.fps > 0 else None,
+                  "expected_frames": info.expected_frames or None,
+                  "width": int(width) or None, "height": int(height) or None}
+    return {HEADER_KEY: {"schema": SCHEMA_VERSION, "version": header.version, "source": source,
+                         "models": {role: {"file": m.file, "sha256": m.sha256} for role, m in header.models.items()},
+                         "thresholds": _plain(header.thresholds), "config": header.config_fingerprint or None,
+                         "decimals": int(header.decimals)}}
+
+
+def _plain(value: Any) -> Any:
+    """Mappings, sequences and numbers as plain JSON values (NaN/inf as null)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (bool, str)) or value is None:
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(float(value)) else None
+    return str(value)
+
+
 def is_frame_record(record: Mapping[str, Any]) -> bool:
     """True for a frame line; False for the header (key ``rtv``) and the end line (key ``end``). Readers skip
     lines by key, never by position."""
     return HEADER_KEY not in record and END_KEY not in record
+
+
+@dataclass(frozen=True)
+class ResultLines:
+    """A JSONL read back: its ``header`` (the ``rtv`` object, None when absent), its ``frames`` (one object per
+    frame line, in order) and its ``end`` (the ``end`` object, None when the run never finished it)."""
+
+    header: dict[str, Any] | None
+    frames: list[dict[str, Any]]
+    end: dict[str, Any] | None
+
+
+def read_result_lines(path: str | os.PathLike) -> ResultLines:
+    """Read a JSONL that rtv wrote, telling the header, frame and end lines apart by key (not by position).
+    :class:`ValueError` for a line that is not a JSON object."""
+    header, end, frames = None, None, []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError(f"{path}:{number}: not a JSON object")
+            if HEADER_KEY in record:
+                header = record[HEADER_KEY]
+            elif END_KEY in record:
+                end = record[END_KEY]
+            else:
+                frames.append(record)
+    return ResultLines(header, frames, end)
+
+
+def load_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a result line, shipped with the package
+    (``realtime/schemas/rtv-result.schema.json``); ``$defs`` holds the parts (``frame``, ``face``, ``detection``,
+    ``event``, ``header_line``, ``end_line``, ``described_face``)."""
+    from importlib.resources import files
+
+    return json.loads(files("realtime").joinpath(SCHEMA_FILE).read_text(encoding="utf-8"))
+
+
+def validate_result_lines(path: str | os.PathLike) -> ResultLines:
+    """Check every line of an rtv JSONL against :func:`load_schema` (needs the ``jsonschema`` package: the dev
+    extra) and that it has at most one header (first) and one end line (last). :class:`ValueError` naming the
+    first bad line; the lines read back when all are good."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(load_schema())
+    with open(path, encoding="utf-8") as handle:
+        lines = [line for line in handle.read().splitlines() if line.strip()]
+    for number, line in enumerate(lines, 1):
+        record = json.loads(line)
+        error = jsonschema.exceptions.best_match(validator.iter_errors(record))
+        if error is not None:
+            where = "/".join(str(p) for p in error.absolute_path) or "(line)"
+            raise ValueError(f"{path}:{number}: {where}: {error.message}")
+        if HEADER_KEY in record and number != 1:
+            raise ValueError(f"{path}:{number}: a header line after the first line")
+        if END_KEY in record and number != len(lines):
+            raise ValueError(f"{path}:{number}: an end line before the last line")
+    return read_result_lines(path)

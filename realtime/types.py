@@ -245,6 +245,52 @@ class FramePacket:
                              "(one per face)")
 
 
+@dataclass(frozen=True)
+class SourceInfo:
+    """What a source says about itself. ``description``: for messages ("video clip.mp4", "camera 0");
+    ``kind``: "camera", "stream", "file" or "images"; ``live``: frames arrive in real time (a camera, a stream);
+    ``paced``: a file replayed at its own frame rate, as a camera would deliver it; ``fps``: frames per second (0:
+    unknown); ``expected_frames``: what the file's header announces (0: unknown); ``size_wh``: frame size (0, 0
+    when unknown until the first frame)."""
+
+    description: str
+    kind: str
+    live: bool = False
+    paced: bool = False
+    fps: float = 0.0
+    expected_frames: int = 0
+    size_wh: tuple[int, int] = (0, 0)
+
+
+class SourceCounts(Protocol):
+    """A source's running counters: frames ``read`` from the reader, ``dropped`` (newest-frame policy: frames
+    replaced before the loop took them), ``reconnects``."""
+
+    read: int
+    dropped: int
+    reconnects: int
+
+
+class FrameSource(Protocol):
+    """Everything the run loop uses of a source (``realtime.io.capture.Source`` is the real one).
+
+    ``policy``: "latest" (live: a newer frame replaces one not yet taken) or "every" (files: nothing dropped).
+    ``stats``: its counters. ``info``: what it says about itself (read after it is started).
+    ``frame_ready()``: :meth:`next_packet` would return at once. ``next_packet()``: the next packet, None at the
+    end; a :class:`realtime.errors.SourceError` when reading failed.
+    """
+
+    policy: str
+    stats: SourceCounts
+
+    @property
+    def info(self) -> SourceInfo: ...
+
+    def frame_ready(self) -> bool: ...
+
+    def next_packet(self) -> FramePacket | None: ...
+
+
 class Stage(Protocol):
     """A pipeline stage: one method that maps a packet to a new packet.
 

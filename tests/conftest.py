@@ -32,6 +32,38 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_torch)
 
 
+@pytest.fixture(autouse=True)
+def _result_jsonl_matches_the_schema(request):
+    """After every test that used ``tmp_path``: each rtv result JSONL it left there (a file whose first line is
+    the ``rtv`` header, as annotate, run, door and batch write them) validates line by line against the shipped
+    JSON Schema (realtime/schemas/rtv-result.schema.json). Needs ``jsonschema`` (the dev extra)."""
+    if "tmp_path" not in request.fixturenames:
+        yield
+        return
+    tmp_path = request.getfixturevalue("tmp_path")
+    yield
+    try:
+        import jsonschema  # noqa: F401 - the dev extra; without it this check is skipped
+    except ImportError:
+        return
+    from realtime.serialize import validate_result_lines
+
+    for path in sorted(tmp_path.rglob("*.jsonl")):
+        if not path.is_file() or path.is_symlink():  # a test's dangling link or a folder named *.jsonl
+            continue
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            first = handle.readline()
+        if first.startswith('{"rtv":'):
+            validate_result_lines(path)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_dir(tmp_path_factory, monkeypatch):
+    """Every test gets its own data folder (RTV_DATA_DIR): the default gallery and audit log never touch the real
+    home, and no test sees another's."""
+    monkeypatch.setenv("RTV_DATA_DIR", str(tmp_path_factory.mktemp("rtv-data")))
+
+
 def make_frame(index: int, size_wh: tuple[int, int] = (160, 120)) -> np.ndarray:
     """A deterministic uint8 BGR frame whose content encodes ``index`` (a moving square on a gradient)."""
     w, h = size_wh

@@ -73,13 +73,13 @@ def bench_batch(config: Config, clips: int = 6, seconds: float = 1.5, size_wh: t
 
 def _stages(out_dir: Path, result) -> list[str]:
     """The stages that ran, from the timings in the first output's first frame record."""
-    import json
+    from realtime.serialize import read_result_lines
 
     for record in result.records:
         path = out_dir / record["jsonl"]
         if record["frames"] and path.is_file():
-            with open(path, encoding="utf-8") as handle:
-                return list(json.loads(handle.readline()).get("ms", {}))
+            frames = read_result_lines(path).frames
+            return list(frames[0].get("ms", {})) if frames else []
     return []
 
 

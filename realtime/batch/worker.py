@@ -14,6 +14,7 @@ from typing import Any, Callable
 from realtime.batch.inputs import input_sha256
 from realtime.config import Config
 from realtime.errors import RtvError
+from realtime.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -48,34 +49,14 @@ def worker_config(config: Config, threads: int) -> Config:
                                output=dataclasses.replace(config.output, encode_threads=threads))
 
 
-class _Counted:
-    """The pipeline, calling ``on_frame()`` after each packet (progress, and the driver's chance to abandon)."""
-
-    def __init__(self, pipeline, on_frame: Callable[[], None]):
-        self._pipeline = pipeline
-        self._on_frame = on_frame
-
-    def __call__(self, packet):
-        packet = self._pipeline(packet)
-        self._on_frame()
-        return packet
-
-    def complete(self, pending):
-        """The run loop finishes frames through ``start``/``complete`` (frames in flight): count here too."""
-        packet = self._pipeline.complete(pending)
-        self._on_frame()
-        return packet
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._pipeline, name)
-
-
-def annotate_input(config: Config, job: Job, pipeline, on_frame: Callable[[], None] | None):
-    """The one call into the library's annotate path (adapt here if its signature changes)."""
+def annotate_input(config: Config, job: Job, pipeline: Pipeline, on_frame: Callable[[], None] | None):
+    """The one call into the library's annotate path (adapt here if its signature changes). ``on_frame()`` is
+    called by the run loop as each frame completes (progress, and the driver's chance to abandon)."""
     from realtime.session import annotate
 
-    counted = _Counted(pipeline, on_frame) if on_frame is not None else pipeline
-    return annotate(config, job.input, Path(job.mp4), Path(job.jsonl), progress=False, pipeline=counted)
+    counted = (lambda packet: on_frame()) if on_frame is not None else None
+    return annotate(config, job.input, Path(job.mp4), Path(job.jsonl), progress=False, pipeline=pipeline,
+                    on_frame=counted)
 
 
 def job_record(job: Job, status: str, frames: int = 0, expected: int | None = None, seconds: float = 0.0,
@@ -86,12 +67,9 @@ def job_record(job: Job, status: str, frames: int = 0, expected: int | None = No
             "config": job.config, "mp4": Path(job.mp4).name, "jsonl": Path(job.jsonl).name, "error": error}
 
 
-def reset_state(pipeline) -> None:
-    """Fresh per-input state: every stage that keeps some between frames has ``reset()``."""
-    for stage in pipeline.stages:
-        reset = getattr(stage, "reset", None)
-        if callable(reset):
-            reset()
+def reset_state(pipeline: Pipeline) -> None:
+    """Fresh per-input state: every stage's ``reset()`` (:meth:`realtime.pipeline.Pipeline.reset`)."""
+    pipeline.reset()
 
 
 class BatchWorker:
@@ -103,8 +81,9 @@ class BatchWorker:
 
     def __init__(self, config: Config, threads: int = 1):
         from realtime.build import build_pipeline
+        from realtime.style.stage import offline_style
 
-        self.config = worker_config(config, threads)
+        self.config = offline_style(worker_config(config, threads))  # style at its configured width
         self._build = build_pipeline
         self.pipeline = build_pipeline(self.config)
         self._stage_names = self.pipeline.names

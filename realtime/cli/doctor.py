@@ -83,7 +83,21 @@ def collect(config: Config, camera_index: int | None = 0) -> dict[str, Any]:
         "models": [model_report(p) for p in models],
         "camera": camera_report(camera_index) if camera_index is not None else None,
         "torch_installed": _has_module("torch"),
+        "data": data_report(config),
     }
+
+
+def data_report(config: Config) -> dict[str, Any]:
+    """Where this config keeps its data: the data folder, the gallery, the audit log and its key."""
+    from realtime.data_dir import DATA_DIR_ENV, data_dir, default_audit_key
+
+    def entry(path: str | Path) -> dict[str, Any]:
+        return {"path": str(path), "exists": Path(path).exists()}
+
+    return {"data_dir": {**entry(data_dir()), "override": DATA_DIR_ENV},
+            "gallery": entry(config.faces.gallery), "audit_log": entry(config.door.audit),
+            "audit_key": entry(config.door.audit_key_file) if config.door.audit_key_file else None,
+            "audit_key_default": str(default_audit_key())}
 
 
 def acceleration_report(config: Config) -> dict[str, Any]:
@@ -178,6 +192,17 @@ def format_report(report: dict[str, Any]) -> str:
             lines.append(f"  {Path(m['file']).name:<24} BROKEN: {m['error']}")
     if not report["models"]:
         lines.append("  (none found)")
+    data = report["data"]
+
+    def where(item: dict[str, Any]) -> str:
+        return f"{item['path']}{'' if item['exists'] else '  (not created yet)'}"
+
+    lines += [f"data folder  {where(data['data_dir'])}  (set {data['data_dir']['override']} to move it)",
+              f"gallery      {where(data['gallery'])}",
+              f"audit log    {where(data['audit_log'])}",
+              f"audit key    "
+              f"{where(data['audit_key']) if data['audit_key'] else 'none (records are hashed, not MACed)'}"
+              f"{'' if data['audit_key'] else '; rtv audit keygen writes ' + data['audit_key_default']}"]
     cam = report["camera"]
     if cam is not None:
         state = "opens and reads" if cam.get("reads") else ("opens but reads nothing" if cam["opens"] else

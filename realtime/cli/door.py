@@ -32,14 +32,19 @@ def cmd_door(args: argparse.Namespace) -> int:
     from realtime.metrics import format_summary
 
     config = _config(args)
-    guard_outputs({"--jsonl": args.jsonl}, config, inputs=[args.source or config.source.uri],
+    guard_outputs({"--jsonl": args.jsonl, "--out": args.out}, config, inputs=[args.source or config.source.uri],
                   overwrite=args.overwrite)
+    if args.out:  # refuse an unsupported container before the door starts (and logs a start)
+        from realtime.io.video import container_for
+
+        container_for(Path(args.out))
     if not args.no_window:
         from realtime.io.display import require_display
 
         require_display()
     outcome = run_door(config, args.source, show_window=not args.no_window, max_frames=args.max_frames,
-                       out_jsonl=Path(args.jsonl) if args.jsonl else None)
+                       out_jsonl=Path(args.jsonl) if args.jsonl else None,
+                       out_video=Path(args.out) if args.out else None)
     if outcome.summary:
         print(format_summary(outcome.summary, "door"), file=sys.stderr)
     print(f"door {config.door.door_id}: {len(outcome.grants)} GRANT, {len(outcome.denies)} DENY, "
@@ -184,7 +189,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from realtime.gallery.names import escape_text
 
     if args.audit_command == "keygen":
-        print(f"wrote key file {args.file} (key id {write_key_file(args.file)}); set door.audit_key_file to it "
+        key_path = args.file
+        if key_path is None:  # the data folder's key file
+            from realtime.data_dir import default_audit_key, prepare_parent
+
+            key_path = str(default_audit_key())
+            prepare_parent(key_path)
+        print(f"wrote key file {key_path} (key id {write_key_file(key_path)}); set door.audit_key_file to it "
               "before the first door run of a new log, keep it readable only by the door's user, and back it up "
               "apart from the log")
         return 0
@@ -244,6 +255,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-window", action="store_true", help="headless: no OpenCV window")
     p.add_argument("--max-frames", type=int_range(1), help="stop after N frames")
     p.add_argument("--jsonl", metavar="FILE.jsonl", help="also write per-frame faces and decisions as JSON Lines")
+    p.add_argument("--out", metavar="FILE.mp4", help="also record the annotated door view (H.264; .mp4, .mkv, "
+                   ".avi or .mov)")
     p.add_argument("--log", metavar="FILE", help="audit log file (default: door.audit from config)")
     add_overwrite(p)
     p.set_defaults(func=cmd_door)
@@ -285,5 +298,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--since", metavar="ISO", type=_since, help="only records at or after this date/time")
     add_overwrite(q)
     q = asub.add_parser("keygen", help="create a new key file (64 random hex digits, mode 0600) for a keyed log")
-    q.add_argument("file", metavar="KEYFILE")
+    q.add_argument("file", metavar="KEYFILE", nargs="?",
+                   help="where to write the key (default: door_audit.key in the data folder; 'rtv doctor' prints it)")
     p.set_defaults(func=cmd_audit)

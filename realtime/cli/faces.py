@@ -19,76 +19,40 @@ def _config(args: argparse.Namespace):
     return load_from_args(args)
 
 
-def _models(config, detect_width: int = STILL_DETECT_WIDTH):
-    """Detector (at a still-image working width) and embedder, as configured."""
-    from realtime.build import open_face_detector, open_face_embedder
-
-    faces = dataclasses.replace(config.faces, detect_width=detect_width)
-    detector = open_face_detector(faces, config.runtime)
-    try:
-        embedder = open_face_embedder(config.faces, config.runtime)
-    except BaseException:
-        detector.close()
-        raise
-    return detector, embedder
-
-
-def _open_gallery(config, embedder, create: bool):
-    from realtime.gallery.store import Gallery
-
-    contract = embedder.model.contract
-    return Gallery.open(config.faces.gallery, model_sha256=embedder.sha256, model_name=contract.name,
-                        embedding_size=contract.embedding_size, create=create)
-
-
 def cmd_enroll(args: argparse.Namespace) -> int:
-    from realtime.build import match_threshold
+    from realtime.api import open_gallery
     from realtime.errors import ConfigError
-    from realtime.face.enroll import (check_consistent, collect_samples, enroll_samples, expand_image_paths,
-                                      look_alikes, read_image)
     from realtime.gallery.names import check_name
 
     if bool(args.images) == (args.camera is not None):
         raise ConfigError("enroll needs IMAGE_OR_FOLDER... or --camera INDEX (one of the two)")
     name = check_name(args.name)  # before any model runs: a name that is refused wastes nothing
     config = _config(args)
-    faces = config.faces
-    detector, embedder = _models(config)
-    try:
+    with open_gallery(config=config) as gallery:
         if args.camera is not None:
-            samples, refused = _camera_samples(config, args, detector, embedder)
+            samples = _camera_samples(config, args, gallery.faces)
+            done = gallery.enroll_samples(name, samples, replace=args.replace, force=args.force)
         else:
-            images = ((str(p), read_image(p)) for p in expand_image_paths(args.images))
-            samples, refused = collect_samples(images, detector, embedder, faces.min_face_px, faces.min_sharpness)
-        for refusal in refused:
-            print(f"refused {refusal.source}: {refusal.reason}", file=sys.stderr)
-        threshold = match_threshold(faces, embedder)
-        if not args.force:
-            check_consistent(samples, threshold, None, name)  # before the gallery is opened (or made)
-        with _open_gallery(config, embedder, create=bool(samples)) as gallery:
-            vectors, labels = gallery.vectors()
-            if not args.force and not args.replace:
-                check_consistent(samples, threshold, vectors[labels == name], name)
-            for person, distance in look_alikes(samples, name, vectors, labels, threshold):
-                print(f"warning: the new face of {name!r} already matches {person!r} (distance "
-                      f"{distance:.3f} < {threshold}); check that these are different people",
-                      file=sys.stderr)
-            total = enroll_samples(gallery, name, samples, refused, replace=args.replace)
-    finally:
-        detector.close()
-        embedder.close()
-    print(f"enrolled {len(samples)} face(s) for {name!r} ({total} stored) in {config.faces.gallery}")
+            done = gallery.enroll(name, args.images, replace=args.replace, force=args.force)
+        threshold = gallery.faces.match_threshold
+    for refusal in done.refused:
+        print(f"refused {refusal.source}: {refusal.reason}", file=sys.stderr)
+    for person, distance in done.look_alikes:
+        print(f"warning: the new face of {name!r} already matches {person!r} (distance {distance:.3f} < "
+              f"{threshold}); check that these are different people", file=sys.stderr)
+    print(f"enrolled {done.enrolled} face(s) for {name!r} ({done.stored} stored) in {config.faces.gallery}")
     return 0
 
 
-def _camera_samples(config, args, detector, embedder):
+def _camera_samples(config, args, faces):
     """Up to ``--shots`` accepted faces from a camera, at least 0.5 s apart, within ``--timeout`` seconds."""
     from realtime.io.capture import open_source
     from realtime.errors import EnrollmentError
     from realtime.face.enroll import FaceSample, sample_for_enrolment
 
+    detector, embedder = faces.models()
     source_config = dataclasses.replace(config.source, policy="latest")
-    samples, refused, last_reason = [], [], ""
+    samples, last_reason = [], ""
     deadline = time.monotonic() + args.timeout
     last_shot = 0.0
     with open_source(source_config, str(args.camera)) as source:
@@ -110,88 +74,110 @@ def _camera_samples(config, args, detector, embedder):
     if len(samples) < args.shots:
         raise EnrollmentError(f"only {len(samples)} of {args.shots} usable shots in {args.timeout:.0f} s "
                               f"(last problem: {last_reason or 'none'}); nothing was enrolled")
-    return samples, refused
+    return samples
+
+
+def _photos(items: list[str]):
+    from realtime.io.capture import expand_inputs
+
+    return expand_inputs(items, videos=False)
+
+
+def _no_face_exit(missing: list[str], command: str) -> int:
+    """Exit 12 (no face) after every result was printed, naming the photos without a face; else 0."""
+    from realtime.cli.args import exit_code_for
+    from realtime.errors import NoFaceError
+
+    if not missing:
+        return 0
+    more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+    print(f"rtv: {command}: no face found in {', '.join(missing[:3])}{more}", file=sys.stderr)
+    return exit_code_for(NoFaceError())
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
-    from realtime.build import match_threshold
-    from realtime.face.enroll import embed_faces, read_image
-    from realtime.face.matching import match_faces
-    from realtime.serialize import faces_json
+    from realtime.api import open_gallery
 
     config = _config(args)
-    image = read_image(args.image)
-    detector, embedder = _models(config)
-    try:
-        faces = detector.detect(image)
-        _chips, vectors = embed_faces(image, faces, embedder)
-        with _open_gallery(config, embedder, create=False) as gallery:
-            gallery_vectors, labels = gallery.vectors()
-    finally:
-        detector.close()
-        embedder.close()
-    threshold = match_threshold(config.faces, embedder)
-    ids, best, second = match_faces(vectors, gallery_vectors, labels, threshold, config.faces.match_margin)
-    out = []
-    for i, face in enumerate(faces_json(faces, None)):
-        face.update(identity=ids[i], distance=_num(best[i]), second_distance=_num(second[i]))
-        out.append(face)
-    print(json.dumps({"image": str(args.image), "threshold": threshold,
-                      "margin": config.faces.match_margin, "faces": out}, indent=2))
-    return 0
+    paths = _photos(args.images)
+    missing = []
+    with open_gallery(config=config) as gallery:
+        threshold = gallery.faces.match_threshold
+        for path in paths:
+            matches = gallery.identify(path)
+            if not matches:
+                missing.append(str(path))
+            print(json.dumps({"image": str(path), "threshold": threshold, "margin": config.faces.match_margin,
+                              "faces": [m.to_json() for m in matches]}), flush=True)
+    return _no_face_exit(missing, "identify")
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from realtime.face.describe import embed_images
+    from realtime.api import open_faces
+    from realtime.io.capture import read_image
 
-    results = embed_images(args.images, _config(args), detect_width=args.detect_width)
+    paths = _photos(args.images)
+    images = [(path, read_image(path)) for path in paths]  # every photo readable before anything is printed
+    with open_faces(_config(args)) as faces:
+        faces.detect_width = args.detect_width
+        results = [{"image": str(path), "faces": [f.to_json() for f in faces.describe(image)]}
+                   for path, image in images]
+    missing = [item["image"] for item in results if not item["faces"]]
     if args.json:
         print(json.dumps(results))
-        return 0
+        return _no_face_exit(missing, "embed")
     for item in results:
         print(f"{item['image']}: {len(item['faces'])} face(s)")
         for face in item["faces"]:
             x1, y1, x2, y2 = face["box"]
             print(f"  box {x1:.0f},{y1:.0f},{x2:.0f},{y2:.0f}  score {face['score']:.2f}  descriptor "
                   f"[{', '.join(f'{v:.3f}' for v in face['descriptor'][:4])}, ...]")
-    return 0
+    return _no_face_exit(missing, "embed")
 
 
-def _num(value: float) -> float | None:
-    import math
-
-    return None if math.isnan(value) or math.isinf(value) else round(float(value), 4)
+def box_arg(text: str) -> tuple[float, float, float, float]:
+    """An argparse ``type`` for a box ``X1,Y1,X2,Y2`` in photo pixels."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4 or not values[0] < values[2] or not values[1] < values[3]:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a box X1,Y1,X2,Y2 with X1 < X2 and Y1 < Y2")
+    return values  # type: ignore[return-value]
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    import numpy as np
+    from realtime.api import open_faces
+    from realtime.cli.args import exit_code_for
+    from realtime.errors import ConfigError, FaceError
 
-    from realtime.build import match_threshold
-    from realtime.errors import EnrollmentError
-    from realtime.face.enroll import embed_faces, read_image
-
-    config = _config(args)
-    images = [read_image(args.image1), read_image(args.image2)]
-    detector, embedder = _models(config)
-    vectors = []
-    try:
-        for path, image in zip((args.image1, args.image2), images):
-            faces = detector.detect(image)
-            if len(faces) == 0:
-                raise EnrollmentError(f"{path}: no face found")
-            heights = faces.boxes_xyxy[:, 3] - faces.boxes_xyxy[:, 1]
-            largest = int(np.argmax(heights))
-            _chips, v = embed_faces(image, faces, embedder)
-            vectors.append(v[largest])
-    finally:
-        detector.close()
-        embedder.close()
-    distance = float(np.linalg.norm(vectors[0] - vectors[1]))
-    threshold = match_threshold(config.faces, embedder)
-    same = distance < threshold
-    print(json.dumps({"image1": str(args.image1), "image2": str(args.image2), "distance": round(distance, 4),
-                      "threshold": threshold, "same_person": same}, indent=2))
-    return 0
+    paths = _photos(args.images)
+    if len(paths) < 2:
+        raise ConfigError(f"verify needs two photos or more; {', '.join(args.images)} gave {len(paths)}")
+    if args.box2 is not None and len(paths) != 2:
+        raise ConfigError("--box2 chooses the face of the second photo: give exactly two photos with it")
+    reference, others = paths[0], paths[1:]
+    code = 0
+    with open_faces(_config(args)) as faces:
+        for other in others:
+            try:
+                answer = faces.verify(reference, other, largest=args.largest, boxes=(args.box1, args.box2))
+            except FaceError as exc:
+                if len(others) == 1:
+                    raise
+                print(f"rtv: verify: {exc}", file=sys.stderr)
+                code = code or exit_code_for(exc)
+                continue
+            for path, face, how in zip((reference, other), answer.faces, answer.chosen):
+                if how != "only":
+                    box = ",".join(f"{v:.0f}" for v in face.box_xyxy)
+                    print(f"verify: {path}: used the {'largest face' if how == 'largest' else 'face in the box'} "
+                          f"(box {box})", file=sys.stderr)
+            row = answer.to_json()
+            print(json.dumps({"image1": str(reference), "image2": str(other), "distance": row["distance"],
+                              "threshold": row["threshold"], "same_person": row["same_person"],
+                              "faces": row["faces"]}), flush=True)
+    return code
 
 
 def cmd_gallery(args: argparse.Namespace) -> int:
@@ -254,25 +240,35 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="enrol even when the images (or the faces already stored) do not all match each other")
     p.set_defaults(func=cmd_enroll)
 
-    p = sub.add_parser("identify", help="1:K: who is in this image? prints JSON",
-                       description="Each face with its box, landmarks, identity (or null: unknown) and distance. "
-                                   "Open set: a name only when the distance is under faces.match_threshold "
-                                   "(default: the model's own, 0.6 for dlib) and "
-                                   "beats the second-best person by faces.match_margin.")
-    p.add_argument("image")
+    p = sub.add_parser("identify", help="1:K: who is in these photos? one JSON line per photo",
+                       description="For each photo (files, folders, globs), one JSON line: every face with its "
+                                   "box, landmarks, identity (or null: unknown) and distance, decided from that "
+                                   "face alone. Open set: a name only when the distance is under "
+                                   "faces.match_threshold (default: the model's own, 0.6 for dlib) and beats the "
+                                   "second-best person by faces.match_margin. Exit 12 when a photo shows no face "
+                                   "(after every line is printed).")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="photo, folder or glob (several allowed)")
     p.set_defaults(func=cmd_identify)
 
-    p = sub.add_parser("verify", help="1:1: are the largest faces of two images the same person? prints JSON")
-    p.add_argument("image1")
-    p.add_argument("image2")
+    p = sub.add_parser("verify", help="1:1: does each photo show the same person as the first? JSON lines",
+                       description="The first photo is compared with each of the others (files, folders, globs), "
+                                   "one JSON line per pair. Each photo must show one face: a photo with several is "
+                                   "refused (exit 13) unless --largest or a box says which, and the face used is "
+                                   "named; a photo with none is exit 12.")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="the reference photo, then the photos to compare")
+    p.add_argument("--largest", action="store_true", help="where a photo shows several faces, use the largest")
+    p.add_argument("--box1", type=box_arg, metavar="X1,Y1,X2,Y2", help="the face of the first photo to use")
+    p.add_argument("--box2", type=box_arg, metavar="X1,Y1,X2,Y2",
+                   help="the face of the second photo to use (with exactly two photos)")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("embed", help="face boxes, landmarks and 128-d descriptors of images (JSON with --json)",
                        description="For each image, every face: box [x1, y1, x2, y2], score, CenterFace's 5 "
                                    "landmarks, dlib's 5 landmarks (the points the chip is cut from) and the "
                                    "descriptor. Compare descriptors with the Euclidean distance (same person below "
-                                   "0.6 for dlib's network). Python: realtime.face.describe.embed_images(paths).")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+                                   "0.6 for dlib's network). Exit 12 when a photo shows no face (after printing). "
+                                   "Python: realtime.open_faces().describe(image).")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="photo, folder or glob (several allowed)")
     p.add_argument("--json", action="store_true", help="print one JSON list, one object per image")
     p.add_argument("--detect-width", type=int, default=STILL_DETECT_WIDTH,
                    help=f"face detection working width (default {STILL_DETECT_WIDTH})")

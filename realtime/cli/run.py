@@ -53,22 +53,146 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _finish(outcome, args.metrics_json, "run")
 
 
-def cmd_annotate(args: argparse.Namespace) -> int:
-    from realtime.session import annotate
-    from realtime.errors import ConfigError
+def _is_stream(text: str) -> bool:
+    return text.strip().isdigit() or "://" in text
 
-    if not args.out and not args.jsonl:
-        raise ConfigError("annotate needs --out FILE.mp4 and/or --jsonl FILE.jsonl")
+
+def cmd_annotate(args: argparse.Namespace) -> int:
+    """One video (or stream): an MP4 and a JSONL. Photos, folders, globs and several inputs: each photo annotated
+    on its own at its own size (an image of the same name and format), each video into an MP4 of its name, and one
+    JSONL whose rows name their file. With no --out/--jsonl: a new numbered folder under output.runs_dir."""
+    from realtime.io.capture import expand_inputs, is_image
+
     config = load_from_args(args)
-    guard_outputs({"--out": args.out, "--jsonl": args.jsonl, "--metrics-json": args.metrics_json}, config,
-                  inputs=[args.input], overwrite=args.overwrite)
-    outcome = annotate(config, args.input, Path(args.out) if args.out else None,
-                       Path(args.jsonl) if args.jsonl else None, progress=not args.no_progress,
-                       max_frames=args.max_frames)
-    for name in (args.out, args.jsonl):
+    inputs = list(args.input)
+    if len(inputs) == 1 and (_is_stream(inputs[0]) or not (is_image(inputs[0]) or Path(inputs[0]).is_dir()
+                                                              or any(c in inputs[0] for c in "*?["))):
+        return _annotate_video(args, config, inputs[0])
+    return _annotate_files(args, config, inputs, expand_inputs(inputs))
+
+
+def _run_dir(config) -> Path:
+    from realtime.session import new_run_dir
+
+    return new_run_dir(config.output.runs_dir, "annotate")
+
+
+def _annotate_video(args: argparse.Namespace, config, uri: str) -> int:
+    from realtime.api import Vision
+    from realtime.session import annotate
+
+    out, jsonl, folder = args.out, args.jsonl, None
+    if not out and not jsonl:
+        if not _is_stream(uri) and not Path(uri).exists():
+            from realtime.errors import SourceError
+
+            raise SourceError(f"source not found: {uri} (give a video file, a photo, a folder, a glob or a URL)")
+        folder = _run_dir(config)
+        stem = Path(uri).stem if not _is_stream(uri) else "stream"
+        out, jsonl = str(folder / f"{stem}.mp4"), str(folder / f"{stem}.jsonl")
+    try:
+        guard_outputs({"--out": out, "--jsonl": jsonl, "--metrics-json": args.metrics_json}, config,
+                      inputs=[uri], overwrite=args.overwrite)
+    except BaseException:
+        _drop_if_empty(folder)
+        raise
+    with Vision(config) as vision:
+        outcome = annotate(config, uri, Path(out) if out else None, Path(jsonl) if jsonl else None,
+                           progress=not args.no_progress, max_frames=args.max_frames,
+                           pipeline=vision.video_pipeline(), source_name=uri)
+    for name in (out, jsonl):
         if name and Path(name).is_file():
             print(f"wrote {name}", file=sys.stderr)
+    if folder is not None:
+        print(f"results in {folder}", file=sys.stderr)
     return _finish(outcome, args.metrics_json, "annotate")
+
+
+def _drop_if_empty(folder: Path | None) -> None:
+    if folder is not None:
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
+
+
+def file_jobs(paths: list[Path], out: Path | None, single_file: bool) -> list:
+    """Where each input's annotated copy goes: a photo keeps its name (and format), a video becomes NAME.mp4;
+    names met twice get _2, _3, ... ``single_file``: ``out`` is the one photo's output file."""
+    from realtime.io.capture import is_image
+    from realtime.session import FileJob
+
+    if out is None:
+        return [FileJob(p, None) for p in paths]
+    if single_file:
+        return [FileJob(paths[0], out)]
+    jobs, used = [], set()
+    for p in paths:
+        name = p.name if is_image(p) else f"{p.stem}.mp4"
+        stem, suffix, k = Path(name).stem, Path(name).suffix, 1
+        while name.lower() in used:
+            k += 1
+            name = f"{stem}_{k}{suffix}"
+        used.add(name.lower())
+        jobs.append(FileJob(p, out / name))
+    return jobs
+
+
+def _annotate_files(args: argparse.Namespace, config, inputs: list[str], paths: list[Path]) -> int:
+    from realtime.api import Vision
+    from realtime.errors import ConfigError
+    from realtime.io.capture import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_image
+    from realtime.io.paths import write_json_atomic
+    from realtime.session import annotate_files
+
+    folder = None
+    single_photo = len(paths) == 1 and is_image(paths[0])
+    out = Path(args.out) if args.out else None
+    jsonl = Path(args.jsonl) if args.jsonl else None
+    if out is None and jsonl is None:
+        folder = out = _run_dir(config)
+        name = Path(inputs[0]).stem if len(inputs) == 1 and not any(c in inputs[0] for c in "*?[") else "results"
+        jsonl = folder / f"{name or 'results'}.jsonl"
+    single_file = single_photo and out is not None and folder is None and out.suffix.lower() in IMAGE_SUFFIXES
+    if out is not None and not single_file and out.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES:
+        _drop_if_empty(folder)
+        raise ConfigError(f"--out {out}: give a folder when annotating {'photos' if len(paths) > 1 else 'a photo'} "
+                          "(each annotated file keeps its input's name), or one image file for one photo")
+    jobs = file_jobs(paths, out, single_file)
+    try:
+        if out is not None and not single_file:
+            out.mkdir(parents=True, exist_ok=True)
+        outputs = {f"output {i + 1} of {len(jobs)}:": job.output for i, job in enumerate(jobs)}
+        guard_outputs({**outputs, "--jsonl": jsonl, "--metrics-json": args.metrics_json}, config,
+                      inputs=inputs, overwrite=args.overwrite)
+    except BaseException:
+        _drop_if_empty(folder)
+        raise
+    with Vision(config) as vision:
+        outcome = annotate_files(vision, jobs, jsonl, progress=not args.no_progress)
+    result = outcome.result
+    kinds = [f"{outcome.photos} photo(s)"] + ([f"{outcome.videos} video(s)"] if outcome.videos else [])
+    where = folder or (out if out is not None and not single_file else None)
+    print(f"annotated {' and '.join(kinds)}" + (f"; results in {where}" if where else ""), file=sys.stderr)
+    if single_file:
+        print(f"wrote {out}", file=sys.stderr)
+    if jsonl is not None and jsonl.is_file():
+        print(f"wrote {jsonl}", file=sys.stderr)
+    if args.metrics_json:
+        write_json_atomic(args.metrics_json, {"result": result.__dict__, "photos": outcome.photos,
+                                              "videos": outcome.videos,
+                                              "failed": [{"input": i, "error": e} for i, e in outcome.failed]})
+    for name, reason in outcome.failed:
+        print(f"rtv: failed {name}: {reason}", file=sys.stderr)
+    if result.reason == "output-error":
+        print(f"rtv: error: {result.error}", file=sys.stderr)
+        return EXIT_OUTPUT
+    if result.reason in ("interrupted", "terminated"):
+        from realtime.io.interrupts import exit_code_for_interrupt, first_signal
+
+        print(f"rtv: {signal_name(first_signal())} (outputs were finalised)", file=sys.stderr)
+        return exit_code_for_interrupt()
+    return EXIT_SOURCE if outcome.failed else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -135,13 +259,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_overwrite(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("annotate", help="annotate a video file or image folder: H.264 MP4 + JSONL sidecar",
-                       description="Process every frame (none dropped), write an annotated browser-playable H.264 "
-                                   "MP4 and/or a JSON Lines file with one object per frame. A damaged input is "
-                                   "annotated up to the damage; the last JSONL line says where and why it stopped.")
-    p.add_argument("input", help="video file, image folder or glob")
-    p.add_argument("--out", metavar="FILE.mp4", help="annotated video (H.264)")
-    p.add_argument("--jsonl", metavar="FILE.jsonl", help="per-frame results")
+    p = sub.add_parser("annotate", help="annotate videos and photos: H.264 MP4s, annotated images, JSONL",
+                       description="A video: every frame (none dropped) into an annotated browser-playable H.264 "
+                                   "MP4 and/or a JSON Lines file with one object per frame; a damaged video is "
+                                   "annotated up to the damage and the last JSONL line says where and why it "
+                                   "stopped. Photos (a file, a folder, a glob, several): each on its own, at its "
+                                   "own size, into an annotated image of the same name and format, and one JSONL "
+                                   "whose rows name their file; folders may mix photos and videos. Without "
+                                   "--out/--jsonl the results go to a new numbered folder under output.runs_dir "
+                                   "(runs/annotate/1, 2, ...), printed at the end.")
+    p.add_argument("input", nargs="+", help="video file, stream URL, photo, folder or glob (several allowed)")
+    p.add_argument("--out", metavar="FILE_OR_FOLDER",
+                   help="annotated video (FILE.mp4); for photos a folder (or one image file for one photo)")
+    p.add_argument("--jsonl", metavar="FILE.jsonl", help="per-frame results (one JSONL for all inputs)")
     p.add_argument("--max-frames", type=int_range(1), help="stop after N frames")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_metrics_json(p)

@@ -233,6 +233,8 @@ class ObjectTracking:
     """
 
     name = "track"
+    pure = False
+    fail_soft = False
 
     def __init__(self, tracker: ObjectTracker, thresholds: ScoreThresholds | None = None):
         self.tracker = tracker

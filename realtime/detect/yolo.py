@@ -311,6 +311,7 @@ class ObjectDetection:
     """
 
     name = "detect"
+    fail_soft = False
 
     def __init__(self, detector: YoloDetector, every: int = 1):
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
@@ -331,6 +332,11 @@ class ObjectDetection:
             self._last = (shape, self.detector.detect(packet.frame_bgr))
         self._seen += 1
         return dataclasses.replace(packet, detections=self._last[1])
+
+    def reset(self) -> None:
+        """A new video: detect on its first frame (no boxes carried over)."""
+        self._seen = 0
+        self._last = None
 
     def close(self) -> None:
         self.detector.close()

@@ -48,6 +48,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from realtime.data_dir import prepare_parent
 from realtime.errors import AuditError, ConfigError, SinkError
 from realtime.gallery.names import spreadsheet_cell
 from realtime.io.sqlite_file import create_schema, identify, use_wal
@@ -229,6 +230,7 @@ class AuditLog:
         if not path.exists():
             if not create:
                 raise AuditError(f"no audit log at {path}; door mode creates it (check door.audit)")
+            prepare_parent(path)  # the default audit log's data folder is made on first use
             if not path.parent.is_dir():
                 raise AuditError(f"cannot create audit log {path}: folder {path.parent} does not exist")
         try:

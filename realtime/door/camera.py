@@ -20,14 +20,14 @@ from typing import Callable
 
 from realtime.errors import SourceError
 from realtime.io.capture import Source, SourceStats
-from realtime.types import FramePacket
+from realtime.types import FramePacket, SourceInfo
 
 log = logging.getLogger(__name__)
 
 
 class ResilientSource:
-    """Wraps a not-yet-started :class:`Source`; the same consumer interface (``next_packet``, ``reader``, ``stats``,
-    context manager). ``on_lost(reason)`` and ``on_back(reason)`` are called on the caller's thread (the audit
+    """Wraps a not-yet-started :class:`Source`; the same consumer interface (:class:`realtime.types.FrameSource`:
+    ``policy``, ``info``, ``stats``, ``frame_ready``, ``next_packet``; a context manager). ``on_lost(reason)`` and ``on_back(reason)`` are called on the caller's thread (the audit
     log is written there)."""
 
     def __init__(self, source: Source, on_lost: Callable[[str], None], on_back: Callable[[str], None],
@@ -67,9 +67,18 @@ class ResilientSource:
         self.close()
 
     @property
-    def policy(self) -> str | None:
+    def policy(self) -> str:
         """The wrapped source's hand-over policy (the run loop keeps one frame in flight for a live one)."""
-        return getattr(self._source, "policy", None)
+        return self._source.policy
+
+    @property
+    def info(self) -> SourceInfo:
+        """What the current source says about itself."""
+        return self._source.info
+
+    def frame_ready(self) -> bool:
+        """Whether :meth:`next_packet` would return at once."""
+        return self._source.frame_ready()
 
     def next_packet(self) -> FramePacket | None:
         try:

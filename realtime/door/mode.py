@@ -36,6 +36,7 @@ from realtime.door.events import DENY, GRANT, DoorAlarm, DoorDecision, DoorRecov
 from realtime.door.live_gallery import GalleryWatch, LiveGallery
 from realtime.door.policy import DoorPolicy, DoorRules
 from realtime.errors import AuditError, GalleryError, ModelError, RtvError, SourceError
+from realtime.face.recognition import FaceRecognition
 from realtime.pipeline import Pipeline
 from realtime.types import RunResult
 from realtime.types import EndReason
@@ -172,10 +173,12 @@ class AuditSink:
 
 def run_door(config: Config, source_uri: str | None = None, show_window: bool = True,
              max_frames: int | None = None, out_jsonl: Path | None = None, source=None,
+             out_video: Path | None = None,
              now: Callable[[], datetime] = datetime.now,
              echo: Callable[[str], None] | None = None) -> DoorOutcome:
     """Run door mode until the source ends, ``max_frames``, a key (q/Esc), a signal or a fatal alarm.
 
+    ``out_video``: also record the annotated door view (decisions, notice) there, as ``rtv annotate`` records.
     ``source``: an already-made (not started) :class:`realtime.io.capture.Source` (tests script one); else opened
     from ``source_uri``/config. ``now``: local wall-clock time for access windows. ``echo``: where the one-line
     status messages go (default stderr). Raises the alarm's error (:class:`GalleryError`, :class:`ModelError`,
@@ -220,7 +223,7 @@ def run_door(config: Config, source_uri: str | None = None, show_window: bool = 
                                                    "audit_mac": audit.meta.get("mac")})
             with pipeline:
                 outcome.result = _run(config, pipeline, rules, live, source, source_uri, open_source, show_window,
-                                      max_frames, out_jsonl, outputs, now)
+                                      max_frames, out_jsonl, outputs, now, out_video)
         except BaseException as exc:
             failure = exc
             raise
@@ -258,27 +261,28 @@ def _stop(config: Config, audit: AuditLog, hook: UnlockHook, outputs: AuditSink,
 
 
 def _run(config, pipeline: Pipeline, rules: DoorRules, live: LiveGallery, source, source_uri, open_source,
-         show_window, max_frames, out_jsonl, outputs: AuditSink, now) -> RunResult:
+         show_window, max_frames, out_jsonl, outputs: AuditSink, now,
+         out_video: Path | None = None) -> RunResult:
     from contextlib import ExitStack
 
     from realtime.io.display import Window
-    from realtime.io.sinks import JsonlSink, WindowSink
-    from realtime.overlay import NO_LIVENESS_NOTICE, Hud, draw_label, render
+    from realtime.io.jsonl_sink import JsonlSink
+    from realtime.io.status_sinks import WindowSink
+    from realtime.door.overlay import door_annotator
+    from realtime.overlay import render
+    from realtime.provenance import run_header
     from realtime.session import run_session
 
     recognizer = pipeline.find("recognize")
-    if recognizer is None:
+    if not isinstance(recognizer, FaceRecognition):
         raise ModelError("door mode needs the face recognition stage; check faces.enabled and faces.recognize")
     with ExitStack() as stack:
-        watch = GalleryWatch(live, recognizer)
-        door_pipeline = Pipeline([watch, *pipeline.stages, DoorPolicy(rules, live.access, now=now)],
-                                 branches=pipeline.branches, workers=pipeline.workers,
-                                 in_flight=pipeline.in_flight, live_in_flight=pipeline.live_in_flight)
-        stack.callback(door_pipeline.close_pool)
+        door_pipeline = stack.enter_context(pipeline.extended(
+            before=[GalleryWatch(live, recognizer)], after=[DoorPolicy(rules, live.access, now=now)]))
         inner = source if source is not None else open_source(config.source, source_uri)
 
         def camera_back(reason: str) -> None:
-            recognizer.tracker.reset()  # tracks from before the outage never carry votes over it
+            recognizer.forget_tracks()  # tracks from before the outage never carry votes over it
             outputs.recovery("camera", reason)
 
         resilient = ResilientSource(inner, on_lost=lambda reason: outputs.alarm("camera", reason),
@@ -290,16 +294,18 @@ def _run(config, pipeline: Pipeline, rules: DoorRules, live: LiveGallery, source
             raise
         sinks: list = [outputs]
         if out_jsonl is not None:
-            sinks.append(stack.enter_context(JsonlSink(out_jsonl, decimals=config.output.jsonl_decimals)))
+            header = run_header(config, resilient.info, door_pipeline.stages)
+            sinks.append(stack.enter_context(JsonlSink(out_jsonl, header=header)))
+        if out_video is not None:  # the annotated view, as annotate records it (H.264 off the frame loop)
+            from realtime.session import file_sinks, source_fps
+
+            sinks.extend(file_sinks(stack, config, source_fps(resilient, config), out_video, None))
         if show_window:
             sinks.append(stack.enter_context(WindowSink(Window(f"rtv door {config.door.door_id}"))))
 
         def render_door(packet: FramePacket, show_overlays: bool) -> np.ndarray:
-            image = render(packet, Hud(), config.overlay, True)
-            if not packet.decisions:  # the notice stands even with nobody in view
-                draw_label(image, NO_LIVENESS_NOTICE, 0, image.shape[0] - 2, (0, 190, 255),
-                           config.overlay.font_scale)
-            return image
+            # overlays always on (the notice stands even with nobody in view); the window adds the status bar
+            return render(packet, None, config.overlay, True, extra=(door_annotator,))
 
         try:
             run = run_session(resilient, door_pipeline, sinks, config.overlay, max_frames, render=render_door)
@@ -324,7 +330,7 @@ def _show_alarm(config: Config, packet: FramePacket | None, text: str, show_wind
     if not show_window or config.door.alarm_display_s <= 0:
         return
     from realtime.io.display import Window
-    from realtime.overlay import draw_alarm
+    from realtime.door.overlay import draw_alarm
 
     image = np.zeros((480, 640, 3), np.uint8) if packet is None else packet.frame_bgr.copy()
     draw_alarm(image, text, config.overlay)

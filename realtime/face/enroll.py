@@ -185,9 +185,12 @@ class Match:
     landmarks5: np.ndarray
 
     def to_json(self) -> dict[str, Any]:
-        return {"box": [round(float(v), 2) for v in self.box_xyxy], "score": round(float(self.score), 4),
-                "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks5],
-                "identity": self.name, "distance": self.distance, "second_distance": self.second_distance}
+        """``{"box", "score", "landmarks", "identity", "distance", "second_distance"}`` (``rtv identify``)."""
+        from realtime.serialize import box_json, points_json
+
+        return {"box": box_json(self.box_xyxy), "score": round(float(self.score), 4),
+                "landmarks": points_json(self.landmarks5), "identity": self.name, "distance": self.distance,
+                "second_distance": self.second_distance}
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from realtime.data_dir import prepare_parent
 from realtime.errors import GalleryError
 from realtime.gallery.names import MAX_NAME_CHARS, check_name, escape_text, name_problem
 from realtime.gallery.schedule import validate_schedule
@@ -139,6 +140,8 @@ class Gallery:
         if is_blank and (sha is None or size is None or not model_name):
             raise GalleryError(f"cannot create gallery {path}: the embedding model's sha256, name and embedding "
                                "size are needed to make a new gallery")
+        if not existed and create:
+            prepare_parent(path)  # the default gallery's data folder is made on first use
         if not existed and not path.parent.is_dir():
             raise GalleryError(f"cannot create gallery {path}: folder {path.parent} does not exist; create it first")
         try:

@@ -26,8 +26,9 @@ import numpy as np
 
 from realtime.config import SourceConfig
 from realtime.errors import SourceError
+from realtime.io.ffmpeg_errors import describe_av_error
 from realtime.preprocess import letterbox
-from realtime.types import FramePacket
+from realtime.types import FramePacket, SourceInfo
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,15 @@ class RawFrame:
 
 
 class FrameReader(Protocol):
+    """``fps`` (0: unknown), ``expected_frames`` (0: unknown) and ``size_wh`` ((0, 0): unknown) are known once
+    :meth:`open` returned."""
+
     kind: str
     live: bool
     description: str
+    fps: float
+    expected_frames: int
+    size_wh: tuple[int, int]
 
     def open(self) -> None: ...
 
@@ -68,6 +75,9 @@ class CameraReader:
         self.kind = "camera" if isinstance(target, int) else "stream"
         self.description = f"camera {target}" if isinstance(target, int) else f"stream {target}"
         self.width, self.height = width, height
+        self.fps = 0.0
+        self.expected_frames = 0
+        self.size_wh: tuple[int, int] = (0, 0)
         self._cap: cv2.VideoCapture | None = None
         self._t0: float | None = None
 
@@ -82,6 +92,9 @@ class CameraReader:
         if self.width and self.height:
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.fps = fps if 0 < fps < 1000 else 0.0
+        self.size_wh = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0))
         self._cap = cap
 
     def read(self) -> RawFrame | None:
@@ -125,7 +138,7 @@ class VideoFileReader:
         try:
             self._container = av.open(str(self.path))
         except (av.error.FFmpegError, OSError) as exc:
-            raise SourceError(f"{self.path}: not a readable video ({exc})") from exc
+            raise SourceError(f"{self.path}: not a readable video ({describe_av_error(exc)})") from exc
         if not self._container.streams.video:
             self.close()
             raise SourceError(f"{self.path}: has no video stream")
@@ -149,7 +162,7 @@ class VideoFileReader:
         except StopIteration:
             return None
         except (av.error.FFmpegError, ValueError) as exc:
-            raise SourceError(f"{self.path}: damaged video data ({exc})") from exc
+            raise SourceError(f"{self.path}: damaged video data ({describe_av_error(exc)})") from exc
         t = float(frame.time) if frame.time is not None else 0.0
         return RawFrame(frame.to_ndarray(format="bgr24"), t)
 
@@ -174,6 +187,7 @@ class ImageFolderReader:
     def __init__(self, pattern: str, fps: float = 30.0):
         self.pattern = pattern
         self.fps = fps
+        self.expected_frames = 0  # unreadable images are skipped, so the count is not announced
         self.description = f"images {pattern}"
         self.paths: list[Path] = []
         self._i = 0
@@ -218,6 +232,11 @@ class ImageFolderReader:
             raise SourceError(f"none of the {len(self.paths)} image(s) in {self.pattern} could be read "
                               "(damaged or not images)")
         return None
+
+    @property
+    def size_wh(self) -> tuple[int, int]:
+        """The first readable image's size ((0, 0) before it was read)."""
+        return self._size_wh or (0, 0)
 
     def close(self) -> None:
         self._i = len(self.paths)
@@ -272,7 +291,7 @@ def expand_inputs(inputs: str | Path | Sequence[str | Path], videos: bool = True
         if path.is_dir():
             files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in wanted)
             if not files:
-                raise SourceError(f"no {'photos or videos' if videos else 'photos'} found in folder {path} "
+                raise SourceError(f"no images found in folder {path} "
                                   f"(looked for {', '.join(wanted)})")
             found.extend(files)
         elif path.is_file():
@@ -390,6 +409,14 @@ class Source:
             if packet is None:
                 return
             yield packet
+
+    @property
+    def info(self) -> SourceInfo:
+        """What the reader says (fps, frames announced, size: known once started)."""
+        r = self.reader
+        return SourceInfo(description=r.description, kind=r.kind, live=r.live, paced=bool(self.config.pace),
+                          fps=float(r.fps or 0.0), expected_frames=int(r.expected_frames or 0),
+                          size_wh=(int(r.size_wh[0]), int(r.size_wh[1])))
 
     def frame_ready(self) -> bool:
         """Whether :meth:`next_packet` would return at once (a frame, the end or an error is waiting)."""

@@ -6,6 +6,7 @@ up to the frame size, blend with the original by ``strength``.
 
 * Live: the style width adapts so that the style stage plus the work before it (capture -> style, or the gap
   since the previous styled frame when that is smaller) fits one frame at ``target_fps`` (:func:`next_style_width`).
+* Offline (annotate, batch: :func:`offline_style`): the configured ``style.width`` on every frame.
 * Quality mode (offline): the teacher network (``style_teacher26.onnx``) at ``max_width``, no adaptation.
 * ``cycle()`` (the 's' key) moves to the next configured style between frames.
 * A failing style stage is turned off by the pipeline (``fail_soft``); the rest keeps running.
@@ -13,6 +14,7 @@ up to the frame size, blend with the original by ``strength``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -23,6 +25,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from realtime.config import Config
 from realtime.errors import ConfigError, ModelError
 from realtime.runtime import OnnxModel, RuntimeOptions
 from realtime.types import FramePacket
@@ -174,6 +177,7 @@ class StyleTransfer:
     """
 
     name = "style"
+    pure = False
     fail_soft = True
 
     def __init__(self, styles: Sequence[StyleChoice], strength: float = 1.0, target_fps: float = 15.0,
@@ -302,6 +306,14 @@ class StyleTransfer:
         self._closed = True
         for model in {id(c.model): c.model for c in self.styles}.values():
             model.close()
+
+
+def offline_style(config: Config) -> Config:
+    """``config`` for an offline run (annotate, batch): the style keeps its configured width (``style.width``, or
+    ``max_width`` with ``quality``) on every frame; only live sources adapt it to a frame rate."""
+    if not config.style.adaptive:
+        return config
+    return dataclasses.replace(config, style=dataclasses.replace(config.style, adaptive=False))
 
 
 def build_style_stage(config, options: RuntimeOptions, zoo_dir: Path) -> StyleTransfer:

@@ -113,7 +113,8 @@ def test_predict_files_keeps_each_photo_at_its_size_with_the_detectors_own_boxes
             np.testing.assert_allclose(r.detections.boxes_xyxy, alone.boxes_xyxy, atol=1e-3)
             assert list(r.detections.class_ids) == list(alone.class_ids)
             assert (r.detections.scores > vision.config.detector.score_threshold).all()
-            assert (r.detections.track_ids == -1).all() and (r.faces.track_ids == -1).all()
+            assert (r.detections.track_ids == -1).all()
+            assert r.identities is None or (r.identities.track_ids == -1).all()
     finally:
         stage.close()
     motorcycle = results[3].to_json()
@@ -264,3 +265,16 @@ def test_verify_refuses_several_faces_unless_told_which(faces_folder):
         with pytest.raises(NoFaceError, match="no face"):
             faces.verify(faces_folder / "grey.png", faces_folder / "astronaut.png")
         assert json.loads(json.dumps(answer.to_json()))["same_person"] is True
+
+
+def test_stream_of_a_truncated_video_gives_the_frames_then_the_error(tmp_path, video_factory):
+    clip = video_factory(tmp_path / "full.mp4", 40)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(clip.read_bytes()[: int(clip.stat().st_size * 0.6)])
+    seen = []
+    with realtime.open_pipeline(overrides={"faces.enabled": False}) as vision:
+        with pytest.raises(SourceError, match="truncated or damaged|damaged video data"):
+            for result in vision.stream(broken):
+                seen.append(result.index)
+    assert 0 < len(seen) < 40 and seen == list(range(len(seen)))
+    assert _rtv_threads() == []

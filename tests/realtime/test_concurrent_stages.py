@@ -16,7 +16,8 @@ from realtime.config import ZOO_DIR, load_config
 from realtime.errors import SinkError
 from realtime.io.sinks import BackgroundSink
 from realtime.pipeline import Pipeline, merge_packets
-from realtime.types import Detections, FaceDetections, FaceIdentities, FramePacket
+from realtime.io.capture import SourceStats
+from realtime.types import Detections, FaceDetections, FaceIdentities, FramePacket, SourceInfo
 
 
 def packet(index: int = 0) -> FramePacket:
@@ -26,6 +27,8 @@ def packet(index: int = 0) -> FramePacket:
 
 class Detect:
     name = "detect"
+    pure = False
+    fail_soft = False
 
     def __init__(self):
         self.threads = set()
@@ -37,12 +40,17 @@ class Detect:
         return dataclasses.replace(p, detections=Detections(np.array([[v, v, v + 5, v + 5]], np.float32),
                                                             np.array([0.9], np.float32), np.array([0]), ("x",)))
 
+    def reset(self):
+        pass
+
     def close(self):
         pass
 
 
 class FaceDetect:
     name = "face_detect"
+    pure = False
+    fail_soft = False
 
     def __init__(self):
         self.saw_detections = []
@@ -56,12 +64,17 @@ class FaceDetect:
                                                            np.array([0.8], np.float32),
                                                            np.zeros((1, 5, 2), np.float32)))
 
+    def reset(self):
+        pass
+
     def close(self):
         pass
 
 
 class Recognize:
     name = "recognize"
+    pure = False
+    fail_soft = False
 
     def __init__(self):
         self.seen = 0
@@ -72,16 +85,24 @@ class Recognize:
         return dataclasses.replace(p, identities=dataclasses.replace(FaceIdentities.unknown(len(p.faces)),
                                                                      names=names))
 
+    def reset(self):
+        pass
+
     def close(self):
         pass
 
 
 class Tail:
     name = "style"
+    pure = False
+    fail_soft = False
 
     def __call__(self, p):
         assert len(p.detections) == 1 and len(p.faces) == 1, "the tail sees the merged packet"
         return dataclasses.replace(p, decisions=(len(p.detections) + len(p.faces),))
+
+    def reset(self):
+        pass
 
     def close(self):
         pass
@@ -196,10 +217,15 @@ def test_stages_before_the_branches_run_first_and_the_rest_after():
 
     class Watch:
         name = "gallery"
+        pure = False
+        fail_soft = False
 
         def __call__(self, p):
             seen.append("gallery")
             return dataclasses.replace(p, decisions=("alarm",))
+
+        def reset(self):
+            pass
 
         def close(self):
             pass
@@ -211,10 +237,15 @@ def test_stages_before_the_branches_run_first_and_the_rest_after():
 
     class Policy:
         name = "door"
+        pure = False
+        fail_soft = False
 
         def __call__(self, p):
             assert len(p.faces) == 1 and len(p.detections) == 1
             return dataclasses.replace(p, decisions=(*p.decisions, "decided"))
+
+        def reset(self):
+            pass
 
         def close(self):
             pass
@@ -255,12 +286,12 @@ class PureFaces(FaceDetect):
 class ListSource:
     """Packets from a list, always ready (like an unpaced file)."""
 
-    class reader:
-        expected_frames = 0
-        description = "list"
+    policy = "every"
+    info = SourceInfo("list", "fake")
 
     def __init__(self, n):
         self.packets = [packet(i) for i in range(n)]
+        self.stats = SourceStats()
 
     def frame_ready(self):
         return True

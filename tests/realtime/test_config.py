@@ -21,7 +21,9 @@ def test_defaults_without_file():
 def test_repo_config_loads():
     repo = Path(__file__).resolve().parents[2]
     config = load_config(repo / "config.yaml")
-    assert config.faces.gallery == str(repo / "gallery.sqlite")
+    from realtime.data_dir import data_dir
+
+    assert config.faces.gallery == str(data_dir() / "gallery.sqlite")  # the data folder, not the repository
 
 
 def test_unknown_key_names_dotted_path(tmp_path):

@@ -9,23 +9,28 @@ from realtime.metrics import Metrics
 from realtime.pipeline import Pipeline
 from realtime.session import run_session
 from realtime.config import OverlayConfig
-from realtime.types import FramePacket
+from realtime.types import FramePacket, SourceInfo
 
 FRAME = np.zeros((4, 4, 3), np.uint8)
 
 
 class Stats:
+    read = 0
     dropped = 0
     reconnects = 0
 
 
 class CountingSource:
-    reader = None
+    policy = "every"
+    info = SourceInfo("counting", "fake")
 
     def __init__(self, n):
         self.n = n
         self.i = 0
         self.stats = Stats()
+
+    def frame_ready(self):
+        return True
 
     def next_packet(self):
         if self.i >= self.n:
@@ -35,11 +40,17 @@ class CountingSource:
 
 
 class Timed:
+    pure = False
+    fail_soft = False
+
     def __init__(self, name):
         self.name = name
 
     def __call__(self, packet):
         return packet
+
+    def reset(self):
+        pass
 
     def close(self):
         pass

@@ -6,7 +6,11 @@ import dataclasses
 import numpy as np
 
 from realtime.config import OverlayConfig
-from realtime.overlay import (Hud, class_color, draw_dashed_rectangle, face_label, objects_to_draw, render)
+from realtime.draw.boxes import objects_to_draw
+from realtime.draw.colors import class_color
+from realtime.draw.faces import face_label
+from realtime.draw.text import draw_dashed_rectangle
+from realtime.overlay import Hud, render
 from realtime.types import Detections, FaceDetections, FaceIdentities, FramePacket
 
 STYLE = OverlayConfig(stage_ms=False, landmarks=False)

@@ -11,6 +11,8 @@ from realtime.types import Detections, FaceDetections, FaceIdentities, FramePack
 
 class AddDetection:
     name = "detect"
+    pure = False
+    fail_soft = False
 
     def __init__(self):
         self.closed = 0
@@ -19,12 +21,16 @@ class AddDetection:
         return dataclasses.replace(packet, detections=Detections(
             np.array([[2, 2, 20, 20]], np.float32), np.array([0.9], np.float32), np.array([0]), ("thing",)))
 
+    def reset(self):
+        pass
+
     def close(self):
         self.closed += 1
 
 
 class Broken:
     name = "style"
+    pure = False
     fail_soft = True
 
     def __init__(self):
@@ -32,6 +38,9 @@ class Broken:
 
     def __call__(self, packet):
         raise RuntimeError("boom")
+
+    def reset(self):
+        pass
 
     def close(self):
         self.closed += 1

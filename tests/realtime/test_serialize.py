@@ -66,3 +66,55 @@ def test_frame_lines_are_told_from_header_and_end_by_key():
     assert isinstance(SCHEMA_VERSION, int)
     assert is_frame_record(packet_record(_packet()))
     assert not is_frame_record({"end": {}}) and not is_frame_record({"rtv": {}})
+
+
+def test_the_shipped_schema_checks_every_kind_of_line(tmp_path):
+    jsonschema = pytest.importorskip("jsonschema")
+    from realtime.serialize import RunHeader, ModelFile, end_record, header_record, load_schema
+    from realtime.types import EndReason, RunResult, SourceInfo
+
+    schema = load_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    header = header_record(RunHeader("0.1.0", SourceInfo("video a.mp4", "file", fps=25.0, expected_frames=3),
+                                     {"detector": ModelFile("d.onnx", "ab" * 32)}, {"detector": {"x": 0.5}},
+                                     "0123456789abcdef"), (64, 48))
+    assert header["rtv"]["source"]["width"] == 64 and header["rtv"]["schema"] == SCHEMA_VERSION
+    ids = dataclasses.replace(FaceIdentities.unknown(1), names=("ann",), distances=np.array([0.3], np.float32),
+                              track_ids=np.array([2]), track_names=("ann",))
+    decision = DoorDecision(DENY, 2, None, "unknown person", (1.0, 2.0, 3.0, 4.0), new=True)
+    lines = [header, packet_record(_packet(identities=ids, decisions=(decision, DoorAlarm("gallery", "gone")))),
+             packet_record(_packet(), decimals=0), end_record(RunResult(2, EndReason.END, None, 3))]
+    for line in lines:
+        validator.validate(json.loads(json.dumps(line)))
+    bad_face = packet_record(_packet(identities=ids))
+    del bad_face["faces"][0]["landmarks"]
+    assert not validator.is_valid(bad_face)
+    assert not validator.is_valid({"frame": 0, "t": 0.0, "detections": [], "faces": [], "end": {}})
+    path = tmp_path / "r.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    from realtime.serialize import validate_result_lines
+
+    read = validate_result_lines(path)
+    assert read.header["models"]["detector"]["file"] == "d.onnx" and len(read.frames) == 2
+    assert read.end["reason"] == "end"
+    path.write_text("\n".join(json.dumps(line) for line in [lines[1], lines[0]]) + "\n")
+    with pytest.raises(ValueError, match="header line after the first"):
+        validate_result_lines(path)
+    path.unlink()  # not left for the suite-wide check
+
+
+def test_an_api_result_is_a_frame_line_of_the_schema():
+    jsonschema = pytest.importorskip("jsonschema")
+    from realtime.results import result_record
+    from realtime.serialize import load_schema
+
+    validator = jsonschema.Draft202012Validator(load_schema())
+    row = result_record(_packet(), "photos/a.jpg")
+    assert row["source"] == "photos/a.jpg" and row["frame"] == 3
+    validator.validate(json.loads(json.dumps(row)))
+    packet = _packet()
+    held = dataclasses.replace(packet, detections=dataclasses.replace(packet.detections, continued=np.array([True])))
+    row = json.loads(json.dumps(result_record(held, None)))
+    assert row["detections"][0]["continued"] is True
+    validator.validate(row)

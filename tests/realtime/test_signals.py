@@ -3,7 +3,6 @@ during finalising does not abandon it. Real signals: to this process, and to a r
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -15,6 +14,7 @@ import av
 import pytest
 
 from realtime.io.interrupts import Stopped, exit_code_for_interrupt, finalising, first_signal, stop_signals
+from realtime.serialize import SCHEMA_VERSION, read_result_lines
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -95,11 +95,11 @@ def test_rtv_run_finalises_outputs_on_a_stop_signal(tmp_path, signals, code):
     returncode, err = _run_and_signal(tmp_path, signals)
     assert returncode == code, err
     assert "Traceback" not in err
-    records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
-    end = records[-1]["end"]
+    lines = read_result_lines(tmp_path / "out.jsonl")
+    end = lines.end
     assert end["reason"] == ("interrupted" if code == 130 else "terminated") and end["complete"] is False
     frames = end["frames"]
-    assert 0 < frames < 125 and len(records) == frames + 1
+    assert 0 < frames < 125 and len(lines.frames) == frames and lines.header["schema"] == SCHEMA_VERSION
     with av.open(str(tmp_path / "out.mp4")) as container:  # finalised: the moov atom is there, every frame too
         assert sum(1 for _ in container.decode(video=0)) == frames
     assert not list(tmp_path.glob("*.partial"))

@@ -5,8 +5,12 @@ import json
 import av
 import pytest
 
+import realtime
+from realtime.build import model_path
 from realtime.cli.main import main
 from realtime.config import ZOO_DIR
+from realtime.runtime import file_sha256
+from realtime.serialize import SCHEMA_VERSION
 
 HAS_FACE_MODELS = (ZOO_DIR / "centerface.onnx").is_file() and (ZOO_DIR / "dlib_resnet128.onnx").is_file()
 
@@ -36,6 +40,14 @@ def test_annotate_writes_playable_h264_and_jsonl(tmp_path, capsys, video_factory
         assert stream.codec_context.name == "h264"
         assert sum(1 for _ in container.decode(stream)) == 20
     records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    header = records[0]["rtv"]  # the first line says what produced the file
+    assert header["schema"] == SCHEMA_VERSION and header["version"] == realtime.__version__
+    assert header["source"] == {"description": f"video {clip}", "kind": "file", "live": False, "paced": False,
+                                "fps": 25.0, "expected_frames": 20, "width": 160, "height": 120}
+    assert set(header["models"]) == {"detector", "face_detector"} and len(header["config"]) == 16
+    detector = header["models"]["detector"]
+    assert detector["sha256"] == file_sha256(model_path("", "detector")) and detector["file"].endswith(".onnx")
+    assert header["thresholds"]["detector"]["score_threshold"] == 0.5 and "faces" in header["thresholds"]
     frames = [r for r in records if "frame" in r]
     assert [r["frame"] for r in frames] == list(range(20))
     for r in frames:
@@ -109,7 +121,6 @@ def test_run_headless_on_a_file(tmp_path, capsys, video_factory):
     (["doctor", "--no-camera", "--set", "runtime.providers=tpu"], 2, ["runtime.providers"]),
     (["annotate", "IN", "--jsonl", "x.jsonl", "--set", "faces.detector_model=nope.onnx"], 4, ["not found"]),
     (["annotate", "IN", "--jsonl", "x.jsonl", "--set", "faces.detector_model=NOT_ONNX"], 4, ["not a loadable"]),
-    (["annotate", "IN"], 2, ["--out"]),
     (["--config", "nope.yaml", "doctor"], 2, ["config file not found"]),
     (["annotate", "IN", "--out", "no/such/dir/x.mp4", "--set", "faces.enabled=false"], 6, ["does not exist"]),
 ])

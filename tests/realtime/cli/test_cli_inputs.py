@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import av
 import cv2
 import numpy as np
 import pytest
@@ -99,28 +98,27 @@ def test_an_image_folder_with_no_readable_image_is_a_source_error(tmp_path, caps
     (tmp_path / "frames").mkdir()
     for name in ("a.png", "b.jpg"):
         (tmp_path / "frames" / name).write_bytes(b"not an image")
-    code, err = run(capsys, "annotate", "frames", "--out", "o.mp4", "--jsonl", "o.jsonl", "--no-progress",
+    code, err = run(capsys, "annotate", "frames", "--out", "out", "--jsonl", "o.jsonl", "--no-progress",
                     *NO_MODELS)
-    assert code == 3 and "none of the 2 image(s)" in err
-    assert "wrote o.mp4" not in err and not (tmp_path / "o.mp4").exists()  # it claimed an MP4 it never wrote
-    end = json.loads((tmp_path / "o.jsonl").read_text().splitlines()[-1])["end"]
-    assert end["complete"] is False and end["reason"] == "error"
+    assert code == 3 and "frames/a.png: not a readable image" in err and "frames/b.jpg" in err
+    assert not list((tmp_path / "out").iterdir())  # nothing claimed that was never written
+    rows = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert [r.get("source") for r in rows[:2]] == ["frames/a.png", "frames/b.jpg"] and "error" in rows[0]
+    assert rows[-1]["end"]["complete"] is False and rows[-1]["end"]["reason"] == "error"
 
 
-def test_an_image_folder_of_mixed_sizes_is_letterboxed_to_the_first(tmp_path, capsys, monkeypatch):
+def test_an_image_folder_of_mixed_sizes_keeps_each_size(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     folder = tmp_path / "frames"
     folder.mkdir()
     sizes = [(160, 120), (100, 200), (320, 240), (160, 120)]
     for i, (w, h) in enumerate(sizes):
         cv2.imwrite(str(folder / f"{i}.png"), np.full((h, w, 3), 40 * (i + 1), np.uint8))
-    code, err = run(capsys, "annotate", "frames", "--out", "o.mp4", "--jsonl", "o.jsonl", "--no-progress",
+    code, err = run(capsys, "annotate", "frames", "--out", "out", "--jsonl", "o.jsonl", "--no-progress",
                     "--set", "overlay.enabled=false", *NO_MODELS)
     assert code == 0, err
     end = json.loads((tmp_path / "o.jsonl").read_text().splitlines()[-1])["end"]
     assert end == {**end, "frames": 4, "complete": True}
-    with av.open(str(tmp_path / "o.mp4")) as container:
-        frames = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
-    assert len(frames) == 4 and all(f.shape == (120, 160, 3) for f in frames)
-    tall = frames[1]  # 100x200 scaled to 60x120, centred: black bars left and right
-    assert tall[:, :40].max() < 20 and abs(int(tall[60, 80, 0]) - 80) < 12
+    for i, (w, h) in enumerate(sizes):
+        image = cv2.imread(str(tmp_path / "out" / f"{i}.png"))
+        assert image.shape == (h, w, 3) and int(image[h // 2, w // 2, 0]) == 40 * (i + 1)  # PNG: exact pixels

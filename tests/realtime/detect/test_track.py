@@ -185,7 +185,7 @@ def test_stage_with_bytetrack_drops_low_score_detections_that_continue_nothing()
     out = stage(_packet(1, [box(1, 0), box(300, 0)], [0.3, 0.3])).detections
     assert len(out) == 1 and out.track_ids.tolist() == [1] and out.scores.tolist() == [pytest.approx(0.3)]
     # the box kept only to continue the track is marked, in the arrays and in the JSONL
-    assert out.continued.tolist() == [True] and out.to_json()[0]["continued"] is True
+    assert out.continued.tolist() == [True] and detections_json(out)[0]["continued"] is True
 
 
 def test_untracked_detections_get_minus_one_ids_by_default():

@@ -259,6 +259,7 @@ def test_door_mode_writes_a_keyed_log_with_door_audit_key_file(tmp_path, astrona
 
     class Blank:
         kind, description, live = "fake", "blank frames", False
+        fps, expected_frames, size_wh = 0.0, 0, (0, 0)
 
         def __init__(self):
             self.i = 0

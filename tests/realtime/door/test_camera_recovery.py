@@ -30,6 +30,7 @@ class FlakyCamera:
     kind = "fake"
     description = "flaky camera"
     live = True
+    fps, expected_frames, size_wh = 0.0, 0, (0, 0)
 
     def __init__(self, frames, fail_at=None, bad_opens=0, fail_first_open=False):
         self.frames = frames

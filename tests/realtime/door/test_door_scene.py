@@ -146,6 +146,7 @@ class ListReader:
 
     kind = "fake"
     description = "fake camera"
+    fps, expected_frames, size_wh = 0.0, 0, (0, 0)
 
     def __init__(self, frames, live=False, fail_after: int | None = None):
         self.frames = frames

@@ -32,6 +32,7 @@ class MutatingReader:
     kind = "fake"
     description = "scripted frames"
     live = False
+    fps, expected_frames, size_wh = 0.0, 0, (0, 0)
 
     def __init__(self, frames, at_frame):
         self.frames = frames

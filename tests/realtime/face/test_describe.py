@@ -49,7 +49,7 @@ def test_api_gives_boxes_points_and_a_descriptor_close_to_dlibs(photos):
 
 def test_cli_prints_one_json_list(photos, capsys):
     face_png, grey_png, _ = photos
-    assert main(["embed", str(face_png), str(grey_png), "--json"]) == 0
+    assert main(["embed", str(face_png), str(grey_png), "--json"]) == 12  # the grey picture shows no face
     out = json.loads(capsys.readouterr().out)
     assert len(out) == 2 and len(out[0]["faces"]) == 1 and out[1]["faces"] == []
     assert all(isinstance(v, float) for v in out[0]["faces"][0]["descriptor"])

@@ -64,7 +64,7 @@ def test_disk_full_mid_run_exits_6_with_an_end_line_and_no_half_mp4(tmp_path, tm
     records = [json.loads(line) for line in (disk / "o.jsonl").read_text().splitlines()]
     end = records[-1]["end"]
     assert end["reason"] == "output-error" and end["complete"] is False and "No space left" in end["error"]
-    assert len(records) == end["frames"] + 1
+    assert "rtv" in records[0] and len(records) == end["frames"] + 2  # the header, the frames, the end line
 
 
 @pytest.mark.parametrize("outputs", [["--out", "o.mp4"], ["--jsonl", "o.jsonl"], ["--out", "o.mp4", "--jsonl",

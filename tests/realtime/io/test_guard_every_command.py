@@ -31,6 +31,7 @@ FILE_OUTPUTS: dict[tuple[str, str], tuple[list[str], str]] = {
     ("demo", "--metrics-json"): (["demo", "--out-dir", "{tmp}/demo"], ".json"),
     ("gallery export", "FILE"): (["gallery", "export"], ".json"),
     ("door", "--jsonl"): (["door", "--no-window", "--source", "{input}"], ".jsonl"),
+    ("door", "--out"): (["door", "--no-window", "--source", "{input}"], ".mp4"),
     ("calibrate", "--plot"): (["calibrate"], ".png"),
     ("audit export", "FILE"): (["audit", "export"], ".csv"),
     ("audit keygen", "FILE"): (["audit", "keygen"], ".key"),

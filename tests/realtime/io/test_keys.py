@@ -5,7 +5,7 @@ import numpy as np
 from realtime.controls import Controls, KeyController
 from realtime.io.sinks import WindowSink
 from realtime.pipeline import Pipeline, run_loop
-from realtime.types import EndReason, FramePacket
+from realtime.types import EndReason, FramePacket, SourceInfo
 
 
 class FakeWindow:
@@ -29,6 +29,8 @@ class FakeWindow:
 
 class Style:
     name = "style"
+    pure = False
+    fail_soft = True
 
     def __init__(self):
         self.cycled = 0
@@ -39,18 +41,26 @@ class Style:
     def cycle(self):
         self.cycled += 1
 
+    def reset(self):
+        pass
+
     def close(self):
         pass
 
 
 class Stats:
+    read = 0
     dropped = 0
     reconnects = 0
 
 
 class FakeSource:
-    reader = None
+    policy = "every"
+    info = SourceInfo("fake", "fake")
     stats = Stats()
+
+    def frame_ready(self):
+        return True
 
     def __init__(self, n):
         self.n = n

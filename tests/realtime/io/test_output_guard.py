@@ -123,6 +123,7 @@ def test_annotate_refuses_to_overwrite_its_input(tmp_path, capsys, video_factory
 def test_annotate_refuses_the_gallery_audit_log_and_config(tmp_path, capsys, video_factory, monkeypatch, kept,
                                                            flag):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RTV_DATA_DIR", str(tmp_path))  # the default gallery and audit log live here
     clip = video_factory(tmp_path / "in.mp4", 3)
     (tmp_path / "config.yaml").write_text("overlay:\n  enabled: true\n")
     target = tmp_path / kept
@@ -160,6 +161,7 @@ def test_an_existing_output_is_replaced_only_with_overwrite(tmp_path, capsys, vi
 
 def test_audit_export_and_gallery_export_refuse_what_they_read(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RTV_DATA_DIR", str(tmp_path))  # the default gallery and audit log live here
     for name in ("door_audit.sqlite", "gallery.sqlite"):
         (tmp_path / name).write_bytes(b"SQLite format 3\x00 pretend")
     before = {n: digest(tmp_path / n) for n in ("door_audit.sqlite", "gallery.sqlite")}

@@ -28,15 +28,6 @@ def test_mp4_is_h264_and_plays_back(tmp_path, frame_factory):
     assert np.abs(frames[5][:121, :161].astype(int) - frame_factory(5, (161, 121))).mean() < 6
 
 
-def test_mp4_rejects_size_change(tmp_path, frame_factory):
-    writer = Mp4Writer(tmp_path / "x.mp4", fps=25)
-    writer.write(frame_factory(0, (64, 48)))
-    with pytest.raises(SinkError, match="differs"):
-        writer.write(frame_factory(1, (80, 48)))
-    writer.close()
-    writer.close()
-
-
 def test_output_folder_missing(tmp_path):
     with pytest.raises(SinkError, match="does not exist"):
         Mp4Writer(tmp_path / "nope" / "x.mp4", fps=25)

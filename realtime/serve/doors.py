@@ -42,6 +42,19 @@ class TapReader:
         self.frames = 0
         self._lock = threading.Lock()
 
+    # the rest of the FrameReader protocol: what the wrapped reader knows once open (a looped file has no end)
+    @property
+    def fps(self) -> float:
+        return self.reader.fps
+
+    @property
+    def expected_frames(self) -> int:
+        return 0 if self._loop else self.reader.expected_frames
+
+    @property
+    def size_wh(self) -> tuple[int, int]:
+        return self.reader.size_wh
+
     def open(self) -> None:
         if self._stop.is_set():
             raise DoorStopped("the service is stopping")

@@ -122,9 +122,12 @@ def test_door_events_reach_mqtt_and_webhooks(tmp_path):
     from realtime.door.audit import AuditLog
 
     with AuditLog.open(tmp_path / "audit.sqlite", create=False) as log:  # the door's own log
-        kinds = [(r["kind"], r["door_id"]) for r in log.records()]
+        records = list(log.records())
         assert log.verify().ok
+    kinds = [(r["kind"], r["door_id"]) for r in records]
     assert kinds[0] == ("start", "front") and kinds[-1] == ("stop", "front")
+    assert "alarm" not in [k for k, _ in kinds], [r["reason"] for r in records if r["kind"] == "alarm"]
+    assert "error" not in json.loads(records[-1]["detail"])["reason"], records[-1]
     with AuditLog.open(tmp_path / "audit.admin.sqlite", create=False) as log:  # the service's: who did what
         admin = [(r["kind"], r["person"], json.loads(r["detail"])["action"]) for r in log.records()]
         assert log.verify().ok

@@ -4,6 +4,7 @@ frames of the new size), then SIGTERM writes the stop record."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -97,6 +98,10 @@ def test_door_survives_the_stream_going_away_and_coming_back_resized(tmp_path):
     from realtime.door.audit import AuditLog
 
     with AuditLog.open(tmp_path / "audit.sqlite", create=False) as log:
-        kinds = [r["kind"] for r in log.records() if r["door_id"] == "cam"]
+        records = [r for r in log.records() if r["door_id"] == "cam"]
         assert log.verify().ok
+    kinds = [r["kind"] for r in records]
     assert kinds[0] == "start" and kinds[-1] == "stop" and "alarm" in kinds and "recovery" in kinds
+    alarms = [r["reason"] for r in records if r["kind"] == "alarm"]
+    assert all(a.startswith("camera lost") for a in alarms), alarms  # only the stream's outage, no model error
+    assert "error" not in json.loads(records[-1]["detail"])["reason"], records[-1]

@@ -121,8 +121,9 @@ def resolve_provider(policy: str, ort=None, cpu=None) -> ProviderDecision:
         if missing is None and not openvino_devices(ort):
             missing = "the OpenVINO plugin offers no device for this CPU"
         if missing:
-            raise ProviderError(f"providers=openvino: {missing}; pip install onnxruntime-ep-openvino (x86-64 "
-                                "Linux/Windows) or use providers=auto")
+            how = ("pip install onnxruntime-ep-openvino (x86-64 Linux/Windows) or use providers=auto"
+                   if "not installed" in missing else "use providers=auto or cpu")
+            raise ProviderError(f"providers=openvino: {missing}; {how}")
         return ProviderDecision("openvino", "as configured")
     if _CUDA in available:
         return ProviderDecision("cuda", "onnxruntime offers CUDAExecutionProvider")

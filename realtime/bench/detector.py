@@ -61,30 +61,40 @@ def _median_ms(values: list[float]) -> float:
 def bench_detector(onnx_path: Path | str, sizes: Sequence[int] = (320, 416), source: Path | str | None = None,
                    frames: int = 60, warmup: int = 5, threads: int = 1, providers: str = "cpu",
                    extra_runners: Mapping[str, Callable[[], Runner]] | None = None, score_threshold: float = 0.25,
-                   iou_threshold: float = 0.45) -> dict:
+                   iou_threshold: float = 0.45,
+                   variants: Mapping[str, tuple[Path | str, RuntimeOptions]] | None = None) -> dict:
     """Median ms per frame of each step, for each size and backend.
 
     ``extra_runners``: name -> factory returning a runner (called once per run), e.g.
-    ``{"pytorch": lambda: torch_runner(checkpoint, threads)}``. A model with a fixed input size is measured at that
-    size only. Returns ``{"model", "providers", "threads", "frames", "rows": [{size, backend, preprocess_ms,
-    inference_ms, decode_nms_ms, total_ms, detections}]}``.
+    ``{"pytorch": lambda: torch_runner(checkpoint, threads)}``. ``variants``: label -> (model file, session
+    options), e.g. one per provider; when given they replace ``onnx_path``/``providers`` as the ONNX Runtime
+    backends. The backends take each frame in turn (interleaved), so load drifts hit them alike and their ratios
+    hold on a busy machine. A model with a fixed input size is measured at that size only. Returns ``{"model",
+    "providers", "threads", "frames", "rows": [{size, backend, preprocess_ms, inference_ms, decode_nms_ms,
+    total_ms, detections}], "variants": {label: {model, providers, precision_hint}}}``.
     """
     images = load_frames(source, frames + warmup)
     rows = []
-    with OnnxModel(onnx_path, RuntimeOptions(providers=providers, intra_op_threads=threads),
-                   expected_kind="yolo") as model:
-        contract = model.contract
+    wanted = dict(variants) if variants else {"onnxruntime": (onnx_path, RuntimeOptions(
+        providers=providers, intra_op_threads=threads))}
+    models: dict[str, OnnxModel] = {}
+    try:
+        for label, (path, options) in wanted.items():
+            models[label] = OnnxModel(path, options, expected_kind="yolo")
+        first = next(iter(models.values()))
+        contract = first.contract
         head = YoloHead.from_contract(contract)
         fixed = contract.input.size_wh
         run_sizes = [fixed[0]] if fixed else list(sizes)
-        backends: dict[str, Runner] = {"onnxruntime": model.run}
+        backends: dict[str, Runner] = {label: m.run for label, m in models.items()}
         for name, factory in (extra_runners or {}).items():
             backends[name] = factory()
         for size in run_sizes:
             grids = GridCache(head)
-            for name, runner in backends.items():
-                pre, inf, post, counts = [], [], [], []
-                for i, frame in enumerate(images):
+            times = {name: ([], [], [], []) for name in backends}
+            for i, frame in enumerate(images):
+                for name, runner in backends.items():
+                    pre, inf, post, counts = times[name]
                     t0 = time.perf_counter()
                     boxed, lb = letterbox(frame, (size, size), pad_value=contract.input.pad_value)
                     x = to_input_nchw([boxed], contract.input)
@@ -100,24 +110,38 @@ def bench_detector(onnx_path: Path | str, sizes: Sequence[int] = (320, 416), sou
                         inf.append(t2 - t1)
                         post.append(t3 - t2)
                         counts.append(len(scores))
+            for name, (pre, inf, post, counts) in times.items():
                 row = {"size": size, "backend": name, "preprocess_ms": _median_ms(pre),
                        "inference_ms": _median_ms(inf), "decode_nms_ms": _median_ms(post),
                        "detections": float(np.mean(counts)) if counts else 0.0}
                 row["total_ms"] = row["preprocess_ms"] + row["inference_ms"] + row["decode_nms_ms"]
                 rows.append(row)
-        used = list(model.providers)
-    return {"model": str(onnx_path), "providers": used, "threads": threads, "frames": len(images) - warmup,
-            "source": str(source) if source else "synthetic 640x480", "rows": rows}
+        used = list(first.providers)
+        described = {label: {"model": str(m.path), "providers": list(m.providers),
+                             "precision_hint": m.precision_hint} for label, m in models.items()}
+    finally:
+        for m in models.values():
+            m.close()
+    return {"model": str(first.path), "providers": used, "threads": threads, "frames": len(images) - warmup,
+            "source": str(source) if source else "synthetic 640x480", "rows": rows, "variants": described}
 
 
 def format_bench_table(result: Mapping) -> str:
-    """The bench result as a fixed-width table."""
+    """The bench result as a fixed-width table; with several backends, each row's total against the first
+    backend's at the same size."""
     lines = [f"{result['model']} on {result['source']}, {result['frames']} frames, {result['threads']} thread(s), "
-             f"{', '.join(result['providers'])}",
-             f"{'size':>5} {'backend':>12} {'preprocess':>11} {'inference':>10} {'decode+nms':>11} {'total ms':>9}"]
+             f"{', '.join(result['providers'])}"]
+    for label, v in result.get("variants", {}).items():
+        if len(result.get("variants", {})) > 1:
+            lines.append(f"  {label}: {Path(v['model']).name} on {v['providers'][0]}"
+                         + (f", OpenVINO hint {v['precision_hint']}" if v["precision_hint"] else ""))
+    lines.append(f"{'size':>5} {'backend':>22} {'preprocess':>11} {'inference':>10} {'decode+nms':>11} "
+                 f"{'total ms':>9} {'speed-up':>9}")
+    first: dict[int, float] = {}
     for r in result["rows"]:
-        lines.append(f"{r['size']:>5} {r['backend']:>12} {r['preprocess_ms']:>11.2f} {r['inference_ms']:>10.2f} "
-                     f"{r['decode_nms_ms']:>11.2f} {r['total_ms']:>9.2f}")
+        base = first.setdefault(r["size"], r["total_ms"])
+        lines.append(f"{r['size']:>5} {r['backend']:>22} {r['preprocess_ms']:>11.2f} {r['inference_ms']:>10.2f} "
+                     f"{r['decode_nms_ms']:>11.2f} {r['total_ms']:>9.2f} {base / r['total_ms']:>8.2f}x")
     return "\n".join(lines)
 
 

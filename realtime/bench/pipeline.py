@@ -68,11 +68,12 @@ def float_variant(path: Path) -> Path:
 
 def naive_config(config: Config) -> Config:
     """``config`` as the naive baseline: every stage in sequence on the main thread, one thread for ONNX Runtime,
-    OpenCV and BLAS, float models, the detector on every frame."""
+    OpenCV and BLAS, float models on the CPU provider, the detector on every frame."""
     from realtime.build import model_path
 
-    runtime = dataclasses.replace(config.runtime, workers=1, intra_op_threads=1, inter_op_threads=1,
-                                  opencv_threads=1, blas_threads=1, frames_in_flight=1)
+    runtime = dataclasses.replace(config.runtime, providers="cpu", precision="float", workers=1,
+                                  intra_op_threads=1, inter_op_threads=1, opencv_threads=1, blas_threads=1,
+                                  frames_in_flight=1)
     detector = config.detector
     if detector.enabled:
         path = model_path(detector.model, "detector", required=bool(detector.model))
@@ -103,7 +104,7 @@ def _resolved_models(config: Config) -> dict[str, str]:
     def resolve(configured: str, role: str, enabled: bool) -> str:
         if not enabled:
             return "(off)"
-        path = model_path(configured, role, required=bool(configured))
+        path = model_path(configured, role, required=bool(configured), runtime=config.runtime)
         return str(path) if path is not None else "(none)"
 
     return {"detector": resolve(config.detector.model, "detector", config.detector.enabled),
@@ -112,51 +113,81 @@ def _resolved_models(config: Config) -> dict[str, str]:
                                      config.faces.enabled and config.faces.recognize)}
 
 
-def compare_pipeline(config: Config, clip: Path) -> dict[str, Any]:
-    """In one process on one clip: the naive configuration (:func:`naive_config`) and ``config`` as given (the
-    tuned default), each as :func:`bench_pipeline`'s two runs. ``speedup``: tuned over naive unpaced FPS."""
-    configs = {"naive": naive_config(config), "tuned": config}
+def _precisions(config: Config) -> dict[str, str]:
+    from realtime.build import precision_choice
+    from realtime.runtime import resolve_provider
+
+    out = {"provider": resolve_provider(config.runtime.providers).name}
+    for role, configured in (("detector", config.detector.model), ("face_detector", config.faces.detector_model),
+                             ("face_embedder", config.faces.embedder_model)):
+        out[role] = precision_choice(role, config.runtime, bool(configured)).precision
+    return out
+
+
+def provider_configs(config: Config, providers: list[str] | None) -> dict[str, Config]:
+    """``config`` once per provider (label ``tuned/<provider>``), or as given (label ``tuned``)."""
+    if not providers:
+        return {"tuned": config}
+    return {f"tuned/{p}": dataclasses.replace(config, runtime=dataclasses.replace(config.runtime, providers=p))
+            for p in providers}
+
+
+def compare_pipeline(config: Config, clip: Path, providers: list[str] | None = None,
+                     naive: bool = True) -> dict[str, Any]:
+    """In one process on one clip: the naive configuration (:func:`naive_config`, when ``naive``) and ``config``
+    (the tuned default; once per provider in ``providers``), each as :func:`bench_pipeline`'s two runs.
+    ``speedup``: the first tuned run's unpaced FPS over naive; ``speedups``: every run's over the first run."""
+    configs = {"naive": naive_config(config)} if naive else {}
+    configs.update(provider_configs(config, providers))
     runs, details = {}, {}
     for label, cfg in configs.items():
         report = bench_pipeline(cfg, clip)
         runs[label] = {"throughput": run_figures(report["throughput"]), "live": run_figures(report["live"])}
         details[label] = {"stages": report["stages"], "threads": report["threads"],
-                          "models": _resolved_models(cfg),
+                          "models": _resolved_models(cfg), "precision": _precisions(cfg),
                           "detector_every": cfg.detector.every}
-    naive_fps = runs["naive"]["throughput"]["fps"]
-    speedup = runs["tuned"]["throughput"]["fps"] / naive_fps if naive_fps else float("nan")
-    return {"clip": str(clip), "runs": runs, "speedup": round(speedup, 3), "configs": details}
+    labels = list(runs)
+    base_fps = runs[labels[0]]["throughput"]["fps"]
+    speedups = {k: round(v["throughput"]["fps"] / base_fps, 3) if base_fps else float("nan") for k, v in runs.items()}
+    result = {"clip": str(clip), "runs": runs, "configs": details, "speedups": speedups, "base": labels[0]}
+    if naive:
+        result["speedup"] = speedups[labels[1]]
+    return result
 
 
 def format_compare(report: dict[str, Any]) -> str:
-    """Both configurations side by side with the tuned/naive ratio."""
-    naive, tuned = report["runs"]["naive"], report["runs"]["tuned"]
+    """Every run side by side with its ratio to the first (naive when there is one)."""
+    runs = report["runs"]
+    labels = list(runs)
+    base = runs[labels[0]]
 
-    def ratio(a: float, b: float) -> str:
-        return f"{b / a:.2f}x" if a else "-"
+    def row(label: str, get, higher_better: bool) -> tuple[str, list[float], bool]:
+        return label, [get(runs[k]) for k in labels], higher_better
 
-    rows = [("unpaced FPS", naive["throughput"]["fps"], tuned["throughput"]["fps"], True),
-            ("live FPS (30 FPS source)", naive["live"]["fps"], tuned["live"]["fps"], True),
-            ("live dropped frames", naive["live"]["dropped"], tuned["live"]["dropped"], False),
-            ("live latency p50 ms", naive["live"]["capture_to_output_ms"]["p50"],
-             tuned["live"]["capture_to_output_ms"]["p50"], False),
-            ("live latency p95 ms", naive["live"]["capture_to_output_ms"]["p95"],
-             tuned["live"]["capture_to_output_ms"]["p95"], False),
-            ("unpaced queueing p95 ms *", naive["throughput"]["capture_to_output_ms"]["p95"],
-             tuned["throughput"]["capture_to_output_ms"]["p95"], False)]
-    stages = list(dict.fromkeys([*naive["throughput"]["stages_ms"], *tuned["throughput"]["stages_ms"]]))
+    rows = [row("unpaced FPS", lambda r: r["throughput"]["fps"], True),
+            row("live FPS (30 FPS source)", lambda r: r["live"]["fps"], True),
+            row("live dropped frames", lambda r: r["live"]["dropped"], False),
+            row("live latency p50 ms", lambda r: r["live"]["capture_to_output_ms"]["p50"], False),
+            row("live latency p95 ms", lambda r: r["live"]["capture_to_output_ms"]["p95"], False),
+            row("unpaced queueing p95 ms *", lambda r: r["throughput"]["capture_to_output_ms"]["p95"], False)]
+    stages = list(dict.fromkeys(n for k in labels for n in runs[k]["throughput"]["stages_ms"]))
     for name in stages:
-        a = naive["throughput"]["stages_ms"].get(name, {}).get("p50", float("nan"))
-        b = tuned["throughput"]["stages_ms"].get(name, {}).get("p50", float("nan"))
-        rows.append((f"  {name} p50 ms (unpaced)", a, b, False))
-    lines = [f"{'':<30}{'naive':>10}{'tuned':>10}{'tuned/naive':>13}"]
-    for label, a, b, higher_better in rows:
-        lines.append(f"{label:<30}{a:>10.1f}{b:>10.1f}{ratio(a, b) if higher_better else '':>13}")
-    lines.append(f"speedup (unpaced FPS, tuned / naive): {report['speedup']:.2f}x")
+        rows.append(row(f"  {name} p50 ms (unpaced)",
+                        lambda r, n=name: r["throughput"]["stages_ms"].get(n, {}).get("p50", float("nan")), False))
+    width = max(12, *(len(k) + 2 for k in labels))
+    lines = [f"{'':<30}" + "".join(f"{k:>{width}}" for k in labels)]
+    for label, values, higher_better in rows:
+        lines.append(f"{label:<30}" + "".join(f"{v:>{width}.1f}" for v in values))
+    lines.append(f"{'ratio to ' + labels[0] + ' (FPS)':<30}" + "".join(
+        f"{report['speedups'][k]:>{width - 1}.2f}x" for k in labels))
+    if "speedup" in report:
+        lines.append(f"speedup (unpaced FPS, {labels[1]} / naive): {report['speedup']:.2f}x")
     lines.append("* unpaced capture-to-output is queueing (frames wait in the source queue), not latency")
     for label, d in report["configs"].items():
         t = d["threads"]
-        lines.append(f"{label}: stages {', '.join(d['stages'])}; workers {t.get('workers')}, intra-op "
-                     f"{t.get('intra_op')}, OpenCV {t.get('opencv')}, BLAS {t.get('blas')}; detector every "
-                     f"{d['detector_every']}; models {', '.join(Path(m).name for m in d['models'].values())}")
+        p = d.get("precision", {})
+        lines.append(f"{label}: provider {p.get('provider', '?')}; stages {', '.join(d['stages'])}; workers "
+                     f"{t.get('workers')}, intra-op {t.get('intra_op')}, OpenCV {t.get('opencv')}, BLAS "
+                     f"{t.get('blas')}; detector every {d['detector_every']}; models " + ", ".join(
+                         f"{Path(m).name} ({p.get(role, '?')})" for role, m in d["models"].items()))
     return "\n".join(lines)

@@ -62,6 +62,9 @@ COMMAND_GROUPS = {
               "Training commands. They write state-dict checkpoints and plots; export a checkpoint to ONNX with "
               "'rtv export ...'."),
     "eval": ("evaluate models on labelled data", "Evaluate models on labelled data."),
+    "faces": ("face_recognition's command lines: recognize (file,name) and detect (file,top,right,bottom,left)",
+              "face_recognition's 'face_recognition' and 'face_detection' commands, same arguments and output "
+              "lines, on rtv's face models (no dlib needed)."),
     "import": ("other frameworks' models -> rtv ONNX with the contract (needs torch)",
                "Import a model trained elsewhere (darknet) into rtv: ONNX with the model contract and parity."),
 }

@@ -22,9 +22,9 @@ def _registrars() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Every command module's ``register`` (serving commands first; then export, train and eval)."""
     from export import cli as export_cli
     from models.train import cli as train_cli
-    from realtime.cli import batch, bench, doctor, door, faces, run, serve
+    from realtime.cli import batch, bench, compat, doctor, door, faces, run, serve
 
-    return [run.register, faces.register, door.register, bench.register, doctor.register, batch.register,
+    return [run.register, faces.register, compat.register, door.register, bench.register, doctor.register, batch.register,
             serve.register, export_cli.register, train_cli.register]
 
 

@@ -62,8 +62,9 @@ def cmd_annotate(args: argparse.Namespace) -> int:
     on its own at its own size (an image of the same name and format), each video into an MP4 of its name, and one
     JSONL whose rows name their file. With no --out/--jsonl: a new numbered folder under output.runs_dir."""
     from realtime.io.capture import expand_inputs, is_image
+    from realtime.style.stage import offline_style
 
-    config = load_from_args(args)
+    config = offline_style(load_from_args(args))  # files: style keeps its configured width
     inputs = list(args.input)
     if len(inputs) == 1 and (_is_stream(inputs[0]) or not (is_image(inputs[0]) or Path(inputs[0]).is_dir()
                                                               or any(c in inputs[0] for c in "*?["))):

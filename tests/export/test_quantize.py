@@ -61,3 +61,20 @@ def test_shipped_int8_entry_records_agreement_and_speed():
     assert entry["agreement_with_float"]["416"]["per_class"]["truck"]["ap50"] < 0.99
     assert set(entry["speed"]["yolov3_tiny_coco.onnx"]) == {"320", "416"}
     assert "vtest.avi" not in " ".join(entry["quantisation"]["calibration_sources"])
+
+
+def test_output_convolutions_can_stay_float_and_weights_use_7_bits(small_float, tmp_path):
+    graph = onnx.load(str(small_float)).graph
+    outputs = {o.name for o in graph.output}
+    heads = [n.name for n in graph.node if n.op_type == "Conv" and set(n.output) & outputs]
+    assert heads, "the darknet export ends in convolutions"
+    out = tmp_path / "q.onnx"
+    contract = quantize_detector(small_float, out, _frames(2), size=128, reduce_range=True, float_nodes=heads)
+    assert contract.extra["int8"]["reduce_range"] is True and contract.extra["int8"]["float_nodes"] == heads
+    quantized = onnx.load(str(out)).graph
+    produced_by = {o: n for n in quantized.node for o in n.output}
+    for name in {o.name for o in quantized.output}:  # each output comes straight from a float Conv
+        node = produced_by[name]
+        assert node.op_type == "Conv"
+        weight = produced_by.get(node.input[1])
+        assert weight is None or weight.op_type != "DequantizeLinear"

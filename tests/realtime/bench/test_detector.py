@@ -61,3 +61,15 @@ def test_bench_nms_and_frames(tmp_path):
     assert len(load_frames(None, 2)) == 2
     with pytest.raises(SourceError, match="no frames"):
         load_frames(tmp_path, 2)
+
+
+def test_variants_are_interleaved_and_compared_to_the_first(tmp_path):
+    from realtime.runtime import RuntimeOptions
+
+    path = _tiny_yolo(tmp_path / "tiny.onnx")
+    variants = {"a": (path, RuntimeOptions(providers="cpu")), "b": (path, RuntimeOptions(providers="cpu"))}
+    result = bench_detector(path, sizes=[64, 96], frames=3, warmup=1, variants=variants)
+    assert [(r["size"], r["backend"]) for r in result["rows"]] == [(64, "a"), (64, "b"), (96, "a"), (96, "b")]
+    assert set(result["variants"]) == {"a", "b"} and result["variants"]["a"]["providers"][0] == "CPUExecutionProvider"
+    table = format_bench_table(result)
+    assert "speed-up" in table and table.count("1.00x") >= 2  # each size's first backend is the base

@@ -39,6 +39,7 @@ FILE_OUTPUTS: dict[tuple[str, str], tuple[list[str], str]] = {
     ("bench faces", "--json"): (["bench", "faces"], ".json"),
     ("bench detector", "--json"): (["bench", "detector", "--clip", "{input}"], ".json"),
     ("bench every", "--json"): (["bench", "every", "--clip", "{input}"], ".json"),
+    ("bench precision", "--json"): (["bench", "precision", "--models", "faces", "--clip", "{input}"], ".json"),
     ("bench style", "--json"): (["bench", "style", "--out-dir", "{tmp}/bs"], ".json"),
     ("bench batch", "--json"): (["bench", "batch", "--work-dir", "{tmp}/bb"], ".json"),
     ("bench serve", "--json"): (["bench", "serve", "--seconds", "1"], ".json"),

@@ -419,6 +419,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "with the ratios (a provider that is not here is named and skipped)")
     p.set_defaults(func=cmd_bench_style)
 
+    from realtime.cli.serve import register_bench  # rtv bench serve: the HTTP service under concurrent clients
+
+    register_bench(bench)
+
 
 def write_report(path: str | None, report: dict) -> None:
     """``--json FILE``: the report written atomically (the guard checked FILE before any work), then say so."""

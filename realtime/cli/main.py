@@ -22,10 +22,10 @@ def _registrars() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Every command module's ``register`` (serving commands first; then export, train and eval)."""
     from export import cli as export_cli
     from models.train import cli as train_cli
-    from realtime.cli import batch, bench, compat, doctor, door, faces, run
+    from realtime.cli import batch, bench, compat, doctor, door, faces, run, serve
 
     return [run.register, faces.register, compat.register, door.register, bench.register, doctor.register, batch.register,
-            export_cli.register, train_cli.register]
+            serve.register, export_cli.register, train_cli.register]
 
 
 #: How ``rtv --help`` groups the commands: (section title, command names in order). A command no section names

@@ -9,7 +9,8 @@ log)::
 
 ``kind`` is "decision" (``decision`` GRANT or DENY), "alarm" (camera lost, model error, gallery unreadable),
 "recovery" (what an alarm was about is back), "hook" (the unlock hook's outcome for an earlier GRANT, ``detail``
-says which) or "start"/"stop" (door mode started with this threshold, stopped). Every record says
+says which), "start"/"stop" (door mode started with this threshold, stopped) or "admin" (an administrator's
+action in ``rtv serve``: ``detail`` says who, what and through which interface). Every record says
 ``liveness = "none"``: there is no liveness check.
 
 Tamper evidence: ``hash = D(prev_hash + canonical JSON of every other column)``, the face image entering through its
@@ -57,7 +58,7 @@ READABLE_VERSIONS = (1, 2)  # version 1: genesis of 64 zeros, meta not covered, 
 APPLICATION_ID = 0x72747661  # b"rtva"
 GENESIS = "0" * 64
 LIVENESS = "none"
-KINDS = ("decision", "alarm", "recovery", "hook", "start", "stop")
+KINDS = ("decision", "alarm", "recovery", "hook", "start", "stop", "admin")  # admin: a console or API action
 MAC_SHA256 = "sha256"
 MAC_HMAC = "hmac-sha256"
 MIN_KEY_BYTES = 32

@@ -42,6 +42,7 @@ FILE_OUTPUTS: dict[tuple[str, str], tuple[list[str], str]] = {
     ("bench precision", "--json"): (["bench", "precision", "--models", "faces", "--clip", "{input}"], ".json"),
     ("bench style", "--json"): (["bench", "style", "--out-dir", "{tmp}/bs"], ".json"),
     ("bench batch", "--json"): (["bench", "batch", "--work-dir", "{tmp}/bb"], ".json"),
+    ("bench serve", "--json"): (["bench", "serve", "--seconds", "1"], ".json"),
     ("export detector", "--out"): (["export", "detector", "{input}"], ".onnx"),
     ("export style", "--out"): (["export", "style", "{input}"], ".onnx"),
     ("export embedder", "--out"): (["export", "embedder", "{input}"], ".onnx"),

@@ -1,0 +1,1 @@
+"""``rtv serve``: the HTTP service (DeepStack-compatible API, native API, console)."""

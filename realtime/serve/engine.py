@@ -104,7 +104,8 @@ class Engine:
     @classmethod
     def open(cls, config: Config) -> "Engine":
         """Open every model once (typed :mod:`realtime.errors` when a model or the cohort is missing)."""
-        from realtime.build import build_detector_stage, match_threshold, open_face_detector, open_face_embedder
+        from realtime.build import build_detector_stage
+        from realtime.zoo import match_threshold, open_face_detector, open_face_embedder
         from realtime.threads import apply_process_threads, plan_threads
 
         plan = plan_threads(config.runtime, branches=2)
@@ -308,9 +309,9 @@ def _load_cohort(config: Config, embedder):
     None when ``faces.cohort`` is off."""
     if not config.faces.cohort:
         return None
-    from realtime.config import ZOO_DIR
     from realtime.errors import ModelError
     from realtime.face.cohort import COHORT_FILE, load_cohort
+    from realtime.zoo import ZOO_DIR
 
     path = ZOO_DIR / COHORT_FILE
     if not path.is_file():

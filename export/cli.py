@@ -46,8 +46,9 @@ def _names_a_zoo_file(path) -> bool:
 
 
 def _default_reference() -> Path | None:
-    candidate = Path.cwd().parent / "shared" / "reference" / "dlib_face_reference.npz"
-    return candidate if candidate.is_file() else None
+    from models.sources import reference_file
+
+    return reference_file("dlib_face_reference.npz")
 
 
 def cmd_export_faces(args: argparse.Namespace) -> int:
@@ -363,10 +364,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "definitions, exports and checks parity (against the original ONNX file, "
                                     "PyTorch, and dlib's own descriptors when the reference file is given).")
     q.add_argument("--out-dir", default=str(ZOO_DIR), help=f"where the ONNX files go (default {ZOO_DIR})")
-    q.add_argument("--reference", help="dlib_face_reference.npz (default ../shared/reference/ if present)")
+    q.add_argument("--reference", help="dlib_face_reference.npz (default: tests/data/reference/ in a source checkout)")
     q.add_argument("--only", choices=("detector", "embedder", "landmarks"),
                    help="export just one (landmarks: dlib's shape predictor -> dlib_shape5.npz, checked against "
-                        "../shared/reference/dlib_shape5_reference.npz when present)")
+                        "tests/data/reference/dlib_shape5_reference.npz in a source checkout)")
     q.set_defaults(func=cmd_export_faces)
     p = export.add_parser("detector", help="a detector checkpoint -> ONNX (opset 17, contract, parity check)")
     p.add_argument("checkpoint")
@@ -422,7 +423,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", choices=("centerface", "embedder"))
     p.add_argument("--zoo", default=str(ZOO_DIR), help=f"folder with the float models (default {ZOO_DIR})")
     p.add_argument("--work-dir", default="out/int8", help="where the candidate is written first (default out/int8)")
-    p.add_argument("--reference", help="folder with dlib_face_reference.npz (default ../shared/reference/)")
+    p.add_argument("--reference", help="folder with dlib_face_reference.npz (default: tests/data/reference/ in a source checkout)")
     p.set_defaults(func=cmd_export_int8_faces)
 
     imp = command_group(sub, "import")

@@ -116,5 +116,6 @@ def convert_shape_predictor(dat_path: Path, out_path: Path, reference_npz: Path 
 
 
 def default_reference() -> Path | None:
-    candidate = Path.cwd().parent / "shared" / "reference" / "dlib_shape5_reference.npz"
-    return candidate if candidate.is_file() else None
+    from models.sources import reference_file
+
+    return reference_file("dlib_shape5_reference.npz")

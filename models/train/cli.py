@@ -276,9 +276,11 @@ def _eval_against_dlib(args: argparse.Namespace) -> int:
 
 
 def _default_shape5_reference() -> Path:
-    candidate = Path(__file__).resolve().parents[2] / "tests" / "data" / "reference" / "dlib_shape5_reference.npz"
-    if not candidate.is_file():
-        raise DataError(f"no dlib reference at {candidate}; pass --dlib-reference PATH")
+    from models.sources import REFERENCE_DIR, reference_file
+
+    candidate = reference_file("dlib_shape5_reference.npz")
+    if candidate is None:
+        raise DataError(f"no dlib reference in {REFERENCE_DIR}; pass --dlib-reference PATH")
     return candidate
 
 

@@ -13,7 +13,7 @@ from realtime.face.chip import dlib_face_chips
 
 CHIP_SIZE = 150
 # Where CenterFace's 5 landmarks fall in dlib's chips (get_face_chip(size=150, padding=0.25) cut from dlib's own
-# 5 points), in chip pixels: the mean over the 9 real faces of ../shared/reference/dlib_shape5_reference.npz
+# 5 points), in chip pixels: the mean over the 9 real faces of tests/data/reference/dlib_shape5_reference.npz
 # (dlib 20.0.1 on scikit-image's astronaut and camera photos and variants), each face averaged with its mirror
 # image so the template is left-right symmetric. Measured by `rtv eval faces --dlib-reference --fit`.
 # It serves the "template5" alignment (CenterFace points warped onto it: a fine-tuned embedder's chips, or
@@ -92,7 +92,7 @@ def align_faces(frame_bgr: np.ndarray, landmarks5: np.ndarray, template5: np.nda
 # CenterFace centre (no sideways shift: the mapping is mirror-symmetric). Then one refinement: the square whose
 # centre is DLIB_REFINE_SHIFT spreads below the centroid of the 5 dlib points and whose side is DLIB_REFINE_SIDE
 # spreads (spread = RMS distance of the points from their centroid). Fitted by least squares on the 9 real faces of
-# ../shared/reference/dlib_shape5_reference.npz (dlib 20.0.1's HOG boxes); refit with
+# tests/data/reference/dlib_shape5_reference.npz (dlib 20.0.1's HOG boxes); refit with
 # `rtv eval faces --dlib-reference --fit`.
 DLIB_BOX_SHIFT = 0.0328
 DLIB_BOX_SIDE = 0.9972

@@ -93,12 +93,26 @@ class RtvParser(argparse.ArgumentParser):
 
 
 class SubParser(RtvParser):
-    """Every (sub)command also takes the global options."""
+    """Every (sub)command also takes the global options. A command (a parser with no sub-commands of its own) takes
+    its options anywhere among its positionals: ``rtv enroll alice --replace a.jpg`` reads ``a.jpg`` as an image."""
+
+    _intermixing = False
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("parents", [global_options()])
         kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
         super().__init__(*args, **kwargs)
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._subparsers is not None or self._intermixing:
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True  # argparse's intermixed parse calls this method again, twice
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        except TypeError:  # a parser argparse cannot parse intermixed (a REMAINDER argument): the plain way
+            return super().parse_known_args(args, namespace)
+        finally:
+            self._intermixing = False
 
 
 def int_range(low: int, high: int | None = None):

@@ -186,3 +186,14 @@ def test_doctor_reports_no_remote_provider_as_usable():
 
     usable = usable_providers(ort.get_available_providers(), ZOO_DIR / "style_teacher26_19.onnx")
     assert "CPUExecutionProvider" in usable and "AzureExecutionProvider" not in usable
+
+
+def test_options_may_stand_between_a_commands_positionals():
+    """`rtv enroll NAME --replace IMAGE` (an option between the name and the images) reads IMAGE as an image; it
+    used to stop with 'unrecognized arguments'."""
+    from realtime.cli.main import build_parser
+
+    args = build_parser().parse_args(["enroll", "alice", "--replace", "a.jpg", "b.jpg"])
+    assert (args.name, args.images, args.replace) == ("alice", ["a.jpg", "b.jpg"], True)
+    args = build_parser().parse_args(["gallery", "remove", "bob"])  # a command group still parses as before
+    assert (args.command, args.gallery_command, args.name) == ("gallery", "remove", "bob")

@@ -275,7 +275,9 @@ def run_loop(source: FrameSource, pipeline: Pipeline, sinks: Sequence[Sink], ren
 
     A source error ends the run with reason ERROR (outputs stay valid up to the damage, frames already read are
     still completed); an output that cannot be written (disk full) with OUTPUT_ERROR; Ctrl-C with INTERRUPTED,
-    SIGTERM/SIGHUP with TERMINATED. Sinks finish in order and a stop signal waits until they have (a sink whose
+    SIGTERM/SIGHUP with TERMINATED. A stop signal never lands inside a frame's hand-over: it waits until every
+    sink has written the frame and it is counted, so every output and ``RunResult.frames`` hold the same frames.
+    Sinks finish in order and a stop signal waits until they have (a sink whose
     ``finish`` fails turns the result into OUTPUT_ERROR for the sinks after it, so the JSONL's end line tells).
     The caller closes the sinks and the source (``finally``/``ExitStack``).
     """
@@ -317,9 +319,12 @@ def run_loop(source: FrameSource, pipeline: Pipeline, sinks: Sequence[Sink], ren
             if on_frame is not None:
                 on_frame(packet)
             display = render(packet, controls.overlays) if wants_display else None
-            for sink in sinks:
-                sink.write(packet, display)
-            frames += 1
+            # One frame's hand-over is atomic for a stop signal: it is held until every sink has the frame and
+            # the frame is counted, so the MP4, the JSONL's rows and the end line's ``frames`` always agree.
+            with finalising():
+                for sink in sinks:
+                    sink.write(packet, display)
+                frames += 1
             for window in windows:
                 _handle_keys(window, packet, controller, render)
     except SourceError as exc:

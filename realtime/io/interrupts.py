@@ -4,7 +4,9 @@ Inside :func:`stop_signals`, the first SIGINT, SIGTERM or SIGHUP raises :class:`
 so every ``except KeyboardInterrupt`` and ``finally`` that finalises outputs, writes the JSONL end line or the door's
 stop record runs as for Ctrl-C). Later signals only print that outputs are being finalised: a second Ctrl-C cannot
 abandon a half-written MP4. The exit code is 128 + the first signal's number (130, 143, 129), as shells report it.
-A signal that arrives while a writer finalises (inside :func:`finalising`) is held until it is done.
+A signal that arrives while a writer finalises (inside :func:`finalising`) is held until it is done; the run loop
+also hands each frame to all its outputs inside :func:`finalising`, so a stop never leaves a frame in one output
+and not in another (or not counted in the end line).
 SIGKILL cannot be caught: outputs then stay as ``.partial`` files and the audit log keeps its last committed record.
 
 The CLI enters :func:`stop_signals` once around a command; library code only marks its finalising sections.

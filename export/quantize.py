@@ -33,19 +33,9 @@ CALIBRATION_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "hub
 
 
 def _video_frames(path: Path, every: int, limit: int) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
-    frames, index = [], 0
-    try:
-        while len(frames) < limit:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            if index % every == 0:
-                frames.append(frame)
-            index += 1
-    finally:
-        capture.release()
-    return frames
+    from realtime.media import sample_video_frames
+
+    return sample_video_frames(path, every, limit)
 
 
 def calibration_frames(limit_per_video: int = 30, every: int = 10) -> tuple[list[np.ndarray], list[str]]:

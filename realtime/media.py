@@ -46,3 +46,23 @@ def read_image(path: Path | str) -> np.ndarray:
     if image is None or image.size == 0:
         raise SourceError(f"{path}: not a readable image")
     return image
+
+
+def sample_video_frames(path: Path | str, every: int, limit: int) -> list[np.ndarray]:
+    """Every ``every``-th frame of the video at ``path`` (uint8 (H, W, 3) BGR, OpenCV's decoder), at most
+    ``limit`` of them; empty when nothing can be read (the caller says what that means)."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    frames, index = [], 0
+    try:
+        while len(frames) < limit:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            if index % every == 0:
+                frames.append(frame)
+            index += 1
+    finally:
+        capture.release()
+    return frames

@@ -104,8 +104,8 @@ class SubParser(RtvParser):
         super().__init__(*args, **kwargs)
 
     def parse_known_args(self, args=None, namespace=None):
-        if self._subparsers is not None or self._intermixing:
-            return super().parse_known_args(args, namespace)
+        if self._subparsers is not None or self._intermixing or (args is not None and "--" in args):
+            return super().parse_known_args(args, namespace)  # "--" (a name like "-rf"): the plain way
         self._intermixing = True  # argparse's intermixed parse calls this method again, twice
         try:
             return self.parse_known_intermixed_args(args, namespace)

@@ -205,22 +205,10 @@ def cmd_bench_every(args: argparse.Namespace) -> int:
 
 
 def _video_every(path: str, every: int, limit: int):
-    import cv2
-
     from realtime.errors import SourceError
+    from realtime.media import sample_video_frames
 
-    capture = cv2.VideoCapture(str(path))
-    frames, index = [], 0
-    try:
-        while len(frames) < limit:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            if index % every == 0:
-                frames.append(frame)
-            index += 1
-    finally:
-        capture.release()
+    frames = sample_video_frames(path, every, limit)
     if not frames:
         raise SourceError(f"--clip {path}: no frames could be read")
     return frames

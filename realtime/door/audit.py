@@ -51,7 +51,7 @@ from typing import Any, Iterator, Mapping
 from realtime.data_dir import prepare_parent
 from realtime.errors import AuditError, ConfigError, SinkError
 from realtime.gallery.names import spreadsheet_cell
-from realtime.io.sqlite_file import create_schema, identify, use_wal
+from realtime.io.sqlite_file import create_schema, expected_schema, identify, schema_cookie, use_wal
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # version 1: genesis of 64 zeros, meta not covered, sha256 only; read and verify only
@@ -226,7 +226,7 @@ class AuditLog:
         self.meta = dict(meta)
         self.version = version
         self._key = key
-        self._schema_cookie = _schema_cookie(connection)
+        self._schema_cookie = schema_cookie(connection)
         self.kept_path: Path | None = None  # where the log went after the file at ``path`` was swapped
         self._remember_file()
 
@@ -347,7 +347,7 @@ class AuditLog:
         try:
             _begin_immediate(conn, self.path)
             try:
-                cookie = _schema_cookie(conn)
+                cookie = schema_cookie(conn)
                 if cookie != self._schema_cookie:  # someone changed the schema since we looked: look again
                     _check_schema(conn, self.path)
                     self._schema_cookie = cookie
@@ -415,7 +415,7 @@ class AuditLog:
         if st.st_size < self._file_size:
             return f"shrank from {self._file_size} to {st.st_size} bytes"
         conn = self._db
-        cookie = _schema_cookie(conn)
+        cookie = schema_cookie(conn)
         if cookie != self._schema_cookie:
             try:
                 _check_schema(conn, self.path)
@@ -496,7 +496,7 @@ class AuditLog:
             self._conn.execute("PRAGMA synchronous = FULL")
             self.path = kept
             self.kept_path = kept
-            self._schema_cookie = _schema_cookie(self._conn)
+            self._schema_cookie = schema_cookie(self._conn)
             self._remember_file()
             return kept
         except (sqlite3.Error, OSError, AuditError):
@@ -684,26 +684,12 @@ def _disk_full(path: Path, exc: BaseException) -> bool:
     return st.f_bavail * st.f_frsize < 1 << 20
 
 
-def _schema_cookie(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("PRAGMA schema_version").fetchone()[0])
-
-
-def _expected_schema() -> list[tuple[str, str, str, str | None]]:
-    """``(type, name, tbl_name, sql)`` of every schema object a log made by this rtv has (from an in-memory copy,
-    so SQLite's own implicit indexes are included)."""
-    with sqlite3.connect(":memory:") as conn:
-        for statement in _SCHEMA:
-            conn.execute(statement)
-        return sorted(conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall(),
-                      key=lambda row: (row[0], row[1]))
-
-
 def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
     """:class:`AuditError` naming the first schema object that rtv did not make or that differs (a trigger, a view,
     an index, a table, a changed definition)."""
     found = sorted((row for row in conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master")
                     if not (row[0] == "table" and row[1] in _PLANNER_TABLES)), key=lambda row: (row[0], row[1]))
-    expected = _expected_schema()
+    expected = expected_schema(_SCHEMA)
     if found == expected:
         return
     extra = [row for row in found if row not in expected]

@@ -38,7 +38,7 @@ from realtime.gallery.names import (MAX_NAME_CHARS, check_name, check_not_confus
 from realtime.gallery.schedule import validate_schedule
 from realtime.gallery.transfer import (FIX_MODEL, MAX_EXPORT_BYTES, check_sha, check_size, export_document,
                                        now_text, read_import, write_export)
-from realtime.io.sqlite_file import create_schema, identify, use_wal
+from realtime.io.sqlite_file import create_schema, expected_schema, identify, schema_cookie, use_wal
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x72747667  # b"rtvg"
@@ -99,7 +99,7 @@ class Gallery:
         self._verified = verified
         self._busy_timeout_s = busy_timeout_s
         self._cache: tuple[int, np.ndarray, np.ndarray] | None = None
-        self._schema_cookie = _schema_cookie(connection)
+        self._schema_cookie = schema_cookie(connection)
 
     # ----------------------------------------------------------------------------------------------------- opening
     @classmethod
@@ -303,7 +303,7 @@ class Gallery:
         or a changed definition; cheap (one pragma) while SQLite's schema version is unchanged."""
         conn = self._require_open()
         try:
-            cookie = _schema_cookie(conn)
+            cookie = schema_cookie(conn)
             if cookie != self._schema_cookie:
                 _check_schema(conn, self.path)
                 self._schema_cookie = cookie
@@ -588,24 +588,12 @@ def _read_or_create(conn: sqlite3.Connection, path: Path, create: bool, sha: str
 _PLANNER_TABLES = ("sqlite_stat1", "sqlite_stat4")  # ANALYZE's statistics: planner hints only
 
 
-def _schema_cookie(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("PRAGMA schema_version").fetchone()[0])
-
-
-def _expected_schema() -> list[tuple]:
-    with sqlite3.connect(":memory:") as conn:
-        for statement in _SCHEMA:
-            conn.execute(statement)
-        return sorted(conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall(),
-                      key=lambda row: (row[0], row[1]))
-
-
 def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
     """:class:`GalleryError` naming the first schema object rtv did not make (a trigger can silently keep a removed
     person or a revoked access), or one that differs."""
     found = sorted((row for row in conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master")
                     if not (row[0] == "table" and row[1] in _PLANNER_TABLES)), key=lambda row: (row[0], row[1]))
-    expected = _expected_schema()
+    expected = expected_schema(_SCHEMA)
     if found == expected:
         return
     extra = [row for row in found if row not in expected]

@@ -81,3 +81,19 @@ def use_wal(conn: sqlite3.Connection, busy_timeout_s: float) -> None:
             if "locked" not in str(exc) or time.monotonic() >= deadline:
                 raise
             time.sleep(0.01)  # a lock held by another process, not a condition of ours: short waits, bounded
+
+
+def schema_cookie(conn: sqlite3.Connection) -> int:
+    """SQLite's schema version: it changes whenever any schema object (table, index, view, trigger) is made,
+    changed or dropped, by this connection or another."""
+    return int(conn.execute("PRAGMA schema_version").fetchone()[0])
+
+
+def expected_schema(statements: Iterable[str]) -> list[tuple[str, str, str, str | None]]:
+    """``(type, name, tbl_name, sql)`` of every schema object ``statements`` make, from an in-memory copy (so
+    SQLite's own implicit indexes are included), sorted by type and name: what a file made by rtv holds."""
+    with sqlite3.connect(":memory:") as conn:
+        for statement in statements:
+            conn.execute(statement)
+        return sorted(conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall(),
+                      key=lambda row: (row[0], row[1]))

@@ -310,12 +310,12 @@ def _load_cohort(config: Config, embedder):
     if not config.faces.cohort:
         return None
     from realtime.errors import ModelError
-    from realtime.face.cohort import COHORT_FILE, load_cohort
-    from realtime.zoo import ZOO_DIR
+    from realtime.face.cohort import load_cohort
+    from realtime.zoo import model_path
 
-    path = ZOO_DIR / COHORT_FILE
-    if not path.is_file():
-        raise ModelError(f"faces.cohort is on but no cohort ships at {path}; set faces.cohort=false")
+    path = model_path("face_cohort", required=False)
+    if path is None:
+        raise ModelError("faces.cohort is on but no cohort ships; set faces.cohort=false")
     return load_cohort(path)
 
 

@@ -113,6 +113,18 @@ def without_tracks(packet: FramePacket) -> FramePacket:
         identities, track_ids=np.full(len(identities), -1, np.int64)))
 
 
+def predict_still(pipeline: "Pipeline", frame: np.ndarray, source: str | None, config: Config) -> Result:
+    """One photo through ``pipeline`` (built from :func:`stills_config`), its state reset first: the result
+    depends on nothing run before. ``config``: the overlay and JSONL decimals the result draws and writes with.
+    :meth:`Vision.predict` and ``rtv batch`` both run photos through here."""
+    reset_stages(pipeline)
+    try:
+        packet = pipeline(FramePacket(index=0, t_capture=time.perf_counter(), t_source=0.0, frame_bgr=frame))
+    finally:
+        pipeline.close_pool()  # no worker thread outlives the call (they restart on the next photo)
+    return Result(without_tracks(packet), source, config.overlay, config.output.jsonl_decimals)
+
+
 class Vision:
     """A configured pipeline (object detection, faces, recognition, style as the config says), opened once and
     used for many images, files and streams. Open it with :func:`open_pipeline`; a context manager (``close()``
@@ -179,13 +191,7 @@ class Vision:
         return self._still(frame, source)
 
     def _still(self, frame: np.ndarray, source: str | None) -> Result:
-        pipeline = self.stills_pipeline()
-        reset_stages(pipeline)
-        try:
-            packet = pipeline(FramePacket(index=0, t_capture=time.perf_counter(), t_source=0.0, frame_bgr=frame))
-        finally:
-            pipeline.close_pool()  # no worker thread outlives the call (they restart on the next photo)
-        return Result(without_tracks(packet), source, self.config.overlay, self.config.output.jsonl_decimals)
+        return predict_still(self.stills_pipeline(), frame, source, self.config)
 
     def predict_files(self, inputs: str | Path | Sequence[str | Path]) -> Iterator[Result]:
         """Results for every photo and video frame in ``inputs``: a file, a folder (its photos and videos, sorted by

@@ -252,6 +252,36 @@ def write_image(path: Path, image_bgr) -> Path:
     return path
 
 
+def annotate_photo(config: Config, pipeline: Pipeline, photo: Path | str, out_image: Path | None,
+                   out_jsonl: Path | None, source: str | None = None) -> RunResult:
+    """One photo as :meth:`realtime.api.Vision.predict` sees it (EXIF orientation applied, its own size, nothing
+    carried over from before) through ``pipeline`` (built from :func:`realtime.api.stills_config` of ``config``):
+    its annotated copy written to ``out_image`` (encoded by its suffix) and a JSONL of its own to ``out_jsonl`` (the
+    header, the photo's row with ``source``, the end line). ``source``: the name the row carries (default: the path
+    as given). An unreadable photo raises :class:`realtime.errors.SourceError` and writes nothing. ``rtv batch``
+    annotates each photo input here."""
+    from realtime.api import predict_still, stills_config
+    from realtime.media import read_image
+    from realtime.provenance import run_header
+    from realtime.serialize import end_record, header_record
+    from realtime.types import EndReason
+
+    frame = read_image(photo)
+    result = predict_still(pipeline, frame, str(photo) if source is None else source, config)
+    if out_image is not None:
+        write_image(Path(out_image), result.plot())
+    ended = RunResult(frames=1, reason=EndReason.END, expected_frames=1)
+    if out_jsonl is not None:
+        height, width = frame.shape[:2]
+        info = SourceInfo(description=f"image {photo}", kind="image", expected_frames=1, size_wh=(width, height))
+        header = run_header(stills_config(config), info, pipeline.stages)
+        with JsonlWriter(out_jsonl) as writer:
+            writer.write(header_record(header))
+            writer.write(result.to_json())
+            writer.write_last(end_record(ended))
+    return ended
+
+
 def annotate_files(vision, jobs: Sequence[FileJob], out_jsonl: Path | None, progress: bool = True) -> FilesOutcome:
     """Annotate photos and videos with ``vision`` (:class:`realtime.api.Vision`): each photo on its own, at its
     own size (:meth:`Vision.predict`), its annotated copy written as an image; each video through the run loop into

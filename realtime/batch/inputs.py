@@ -1,6 +1,6 @@
 """What ``rtv batch`` was asked to annotate: files, folders, globs and list files, expanded into inputs.
 
-Every input gets an output name (``DIR/<name>.mp4``, ``DIR/<name>.jsonl``) that is unique in the batch and does
+Every input gets an output name (``DIR/<name>.mp4`` or, for a photo, ``DIR/<name><its suffix>``; ``DIR/<name>.jsonl``) that is unique in the batch and does
 not depend on the order the inputs were given in, so a re-run with the same inputs finds its earlier outputs.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from realtime.errors import ConfigError, OutputError, SourceError
-from realtime.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from realtime.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_image
 
 LIST_SUFFIXES = frozenset({".txt", ".lst", ".list"})
 LEDGER_NAME = "batch"  # DIR/batch.jsonl: no input may take this name
@@ -47,15 +47,10 @@ def _inside(path: Path, folder: Path | None) -> bool:
 
 
 def _folder_inputs(folder: Path, out_dir: Path | None) -> list[Path]:
-    """Video files under ``folder`` (recursively, sorted, the out-dir left out); a folder of images only is one
-    image-sequence input."""
-    videos = sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()
-                    and not _inside(p.resolve(), out_dir))
-    if videos:
-        return videos
-    if any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()):
-        return [folder]
-    return []
+    """Video files and photos under ``folder`` (recursively, sorted, the out-dir left out): each photo is an input
+    of its own, annotated as a photo (as ``rtv annotate photos/`` does)."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES + IMAGE_SUFFIXES
+                  and p.is_file() and not _inside(p.resolve(), out_dir))
 
 
 def _list_file_entries(text: str) -> list[str]:
@@ -114,7 +109,7 @@ def _safe_stem(path: Path) -> str:
 def expand_inputs(texts: Sequence[str], out_dir: Path | None = None) -> list[BatchInput]:
     """Inputs in the order given (duplicates of one file kept once), each with a unique output ``name``.
 
-    ``texts``: files, folders (their video files, recursively; a folder of images only is one input), globs, and
+    ``texts``: files, folders (their videos and photos, recursively; each photo is an input), globs, and
     list files (``@FILE`` or a ``.txt``/``.lst``/``.list`` file: one entry per line, ``#`` comments, relative
     entries taken from the list's folder). Files under ``out_dir`` are never picked up by a folder or a glob. A
     name that exists nowhere (or a glob that matches nothing) is kept as a missing input: it fails, the others run.
@@ -141,13 +136,25 @@ def expand_inputs(texts: Sequence[str], out_dir: Path | None = None) -> list[Bat
     return inputs
 
 
+def photo_suffix(path: str | Path) -> str:
+    """A photo input's suffix as given (its annotated copy keeps it: ``a.JPG`` -> ``OUT/a.JPG``); "" for a video
+    or an image folder."""
+    path = Path(path)
+    return path.suffix if is_image(path) and not path.is_dir() else ""
+
+
+def output_suffixes(item: BatchInput) -> tuple[str, str]:
+    """What ``item`` writes besides its name: (``.mp4`` or the photo's suffix, ``.jsonl``)."""
+    return photo_suffix(item.path) or ".mp4", ".jsonl"
+
+
 def check_outputs_spare_inputs(inputs: Sequence[BatchInput], out_dir: Path) -> None:
     """Refuse, before any work, a batch whose outputs (or the ledger) would land on one of its inputs."""
     real_inputs = {os.path.realpath(i.path): i.path for i in inputs if i.exists}
     out_dir = Path(out_dir)
     ledger = os.path.realpath(out_dir / f"{LEDGER_NAME}.jsonl")
     for item in inputs:
-        for suffix in (".mp4", ".jsonl", ".partial.mp4", ".partial.jsonl"):
+        for suffix in (*output_suffixes(item), *(f".partial{s}" for s in output_suffixes(item))):
             target = os.path.realpath(out_dir / f"{item.name}{suffix}")
             if target in real_inputs or target == ledger and ledger in real_inputs:
                 raise OutputError(f"the output {target} would overwrite the input {real_inputs[target]}; "
@@ -185,6 +192,8 @@ def expected_frames(path: str | Path) -> int:
         return sum(1 for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not path.is_file():  # a FIFO would block the probe, a device never end
         return 0
+    if is_image(path):  # a photo is one frame
+        return 1
     try:
         import av
 

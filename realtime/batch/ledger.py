@@ -8,6 +8,9 @@ in this run are kept after them). A record::
      "seconds": 3.1, "sha256": "...", "config": "<fingerprint>", "mp4": "clip.mp4", "jsonl": "clip.jsonl",
      "error": null}
 
+A photo's record has ``"mp4": null`` and ``"image": "<name><its suffix>"`` (its annotated copy); an output that was
+not written is named ``null``.
+
 ``status``: ``done``; ``failed`` (``error`` is the one-line reason; outputs are finalised up to the damage);
 ``skipped`` (done earlier with the same input bytes and the same config); ``interrupted`` (abandoned on Ctrl-C,
 outputs finalised); ``pending`` (never started because of Ctrl-C).

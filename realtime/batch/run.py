@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from realtime.batch.inputs import (BatchInput, LEDGER_NAME, check_outputs_spare_inputs, expand_inputs,
-                                   expected_frames, input_sha256)
+                                   expected_frames, input_sha256, output_suffixes, photo_suffix)
 from realtime.batch.ledger import FINISHED, Ledger, config_fingerprint
 from realtime.batch.worker import Job, job_record
 from realtime.config import Config
@@ -132,8 +132,12 @@ def _signals(stop: Stop, reporter: Reporter) -> Iterator[None]:
         signal.signal(signal.SIGHUP, old_hup)
 
 
-def _outputs(out_dir: Path, item: BatchInput) -> tuple[Path, Path]:
-    return out_dir / f"{item.name}.mp4", out_dir / f"{item.name}.jsonl"
+def _job(out_dir: Path, item: BatchInput, fingerprint: str) -> Job:
+    """``item``'s job: a photo's annotated copy is ``<name><its suffix>``, a video's (or image folder's)
+    ``<name>.mp4``; the JSONL is ``<name>.jsonl``."""
+    image = str(out_dir / f"{item.name}{photo_suffix(item.path)}") if photo_suffix(item.path) else None
+    return Job(input=item.path, name=item.name, mp4=str(out_dir / f"{item.name}.mp4"),
+               jsonl=str(out_dir / f"{item.name}.jsonl"), config=fingerprint, image=image)
 
 
 def _skip_or_refuse(item: BatchInput, job: Job, previous: dict[str, Any] | None, overwrite: bool
@@ -145,24 +149,25 @@ def _skip_or_refuse(item: BatchInput, job: Job, previous: dict[str, Any] | None,
     if not (os.path.isfile(item.path) or os.path.isdir(item.path)):
         return job_record(job, "failed", error=f"input {item.path} is not a regular file (a device or pipe); "
                                                "give video files or image folders")
-    for orphan in (job.partial_mp4, job.partial_jsonl):  # an earlier run died mid-input: its unfinished copy
-        if os.path.isfile(orphan) and not os.path.islink(orphan):
-            os.unlink(orphan)
-    mp4, jsonl = Path(job.mp4), Path(job.jsonl)
-    for path in (mp4, jsonl):
+    for staged, _ in job.staged:  # an earlier run died mid-input: its unfinished copy (and its writer's own)
+        for orphan in (staged, f"{staged}.partial", f"{staged}.partial.reserve"):
+            if os.path.isfile(orphan) and not os.path.islink(orphan):
+                os.unlink(orphan)
+    outputs = [(key, Path(final)) for key, final in job.outputs]  # the annotated copy (MP4 or image), the JSONL
+    for _, path in outputs:
         if path.exists() and not path.is_file():
             return job_record(job, "failed", error=f"{path} exists and is not a regular file")
     if overwrite:
         return None
     if previous is None:
-        if mp4.exists() or jsonl.exists():
-            name = mp4 if mp4.exists() else jsonl
-            return job_record(job, "failed", error=f"{name} exists and {LEDGER_NAME}.jsonl has no record of "
-                                                   "writing it; pass --overwrite to replace it")
+        for _, path in outputs:
+            if path.exists():
+                return job_record(job, "failed", error=f"{path} exists and {LEDGER_NAME}.jsonl has no record of "
+                                                       "writing it; pass --overwrite to replace it")
         return None
-    if (previous.get("status") in FINISHED and previous.get("config") == job.config and mp4.is_file()
-            and jsonl.is_file() and previous.get("mp4") == mp4.name and previous.get("jsonl") == jsonl.name
-            and mp4.stat().st_size > 0 and jsonl.stat().st_size > 0):  # a zero-byte output is redone
+    if (previous.get("status") in FINISHED and previous.get("config") == job.config
+            and all(path.is_file() and previous.get(key) == path.name and path.stat().st_size > 0
+                    for key, path in outputs)):  # a zero-byte output is redone
         sha256 = input_sha256(item.path)
         if sha256 == previous.get("sha256"):
             record = job_record(job, "skipped", previous.get("frames", 0), previous.get("expected_frames"),
@@ -175,11 +180,11 @@ def publish(record: dict[str, Any], job: Job | None) -> dict[str, Any]:
     """The driver's step after a worker's result: each unfinished output (``.partial.``) renamed to its final
     name, and the record naming only outputs that exist."""
     if job is not None:
-        for partial, final in ((job.partial_mp4, job.mp4), (job.partial_jsonl, job.jsonl)):
+        for partial, final in job.staged:
             if os.path.isfile(partial):
                 os.replace(partial, final)
-        folder = Path(job.mp4).parent
-        for key in ("mp4", "jsonl"):
+        folder = Path(job.jsonl).parent
+        for key in ("mp4", "image", "jsonl"):
             if record.get(key) and not (folder / record[key]).is_file():
                 record[key] = None
     return record
@@ -219,7 +224,8 @@ def run_batch(config: Config, inputs: Sequence[str], out_dir: Path | str, worker
               ray_address: str | None = None, overwrite: bool = False, reporter: Reporter | None = None,
               ray_num_cpus: int | None = None, stop: Stop | None = None,
               protected: Mapping[str, Sequence[str | None]] | None = None) -> BatchResult:
-    """Annotate every input into ``out_dir`` (``<name>.mp4``, ``<name>.jsonl``; ``batch.jsonl``).
+    """Annotate every input into ``out_dir`` (``<name>.mp4`` for a video, ``<name><suffix>`` for a photo,
+    ``<name>.jsonl``; ``batch.jsonl``).
 
     ``workers``: local processes (0: one per core), or Ray actors with ``ray_address`` ("auto", an address, or
     "local" for a private instance with ``ray_num_cpus`` CPUs; 0 workers: the cluster's CPUs). ``overwrite``:
@@ -254,7 +260,7 @@ def _run(config: Config, inputs: Sequence[str], out_dir: Path, workers: int, ray
                               "--out-dir")
         raise ConfigError(f"no inputs found in {' '.join(map(str, inputs)) or '(nothing given)'}")
     check_outputs_spare_inputs(items, out_dir)
-    owned = [f"{LEDGER_NAME}.jsonl"] + [f"{i.name}{s}" for i in items for s in (".mp4", ".jsonl")]
+    owned = [f"{LEDGER_NAME}.jsonl"] + [f"{i.name}{s}" for i in items for s in output_suffixes(i)]
     given = [t[1:] if str(t).startswith("@") else str(t) for t in inputs]
     check_output_dir("--out-dir", out_dir, owned,  # makes the folder
                      {"an input": [i.path for i in items if i.exists] + given, **protected})
@@ -266,8 +272,7 @@ def _run(config: Config, inputs: Sequence[str], out_dir: Path, workers: int, ray
         jobs: list[Job] = []
         early: list[dict[str, Any]] = []
         for item in items:
-            mp4, jsonl = _outputs(out_dir.resolve(), item)
-            job = Job(input=item.path, name=item.name, mp4=str(mp4), jsonl=str(jsonl), config=fingerprint)
+            job = _job(out_dir.resolve(), item, fingerprint)
             record = _skip_or_refuse(item, job, previous.get(item.name), overwrite)
             driver.jobs[job.name] = job
             if record is None:

@@ -22,13 +22,25 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Job:
     """An input to annotate: absolute ``input`` path, output stem ``name``, absolute output paths, the config
-    fingerprint recorded with the result."""
+    fingerprint recorded with the result. A video's annotated copy is ``mp4``; a photo's is ``image`` (the input's
+    suffix; ``mp4`` then unused), annotated as a photo (:func:`realtime.session.annotate_photo`)."""
 
     input: str
     name: str
     mp4: str
     jsonl: str
     config: str
+    image: str | None = None
+
+    @property
+    def annotated(self) -> str:
+        """The annotated copy: :attr:`image` for a photo, else :attr:`mp4`."""
+        return self.image or self.mp4
+
+    @property
+    def outputs(self) -> tuple[tuple[str, str], ...]:
+        """(ledger key, final path) of each output: ``("image" or "mp4", ...)``, ``("jsonl", ...)``."""
+        return ("image" if self.image else "mp4", self.annotated), ("jsonl", self.jsonl)
 
     @property
     def partial_mp4(self) -> str:
@@ -36,8 +48,18 @@ class Job:
         return staging_path(self.mp4)
 
     @property
+    def partial_image(self) -> str | None:
+        """Where a worker writes a photo's annotated copy: ``<name>.partial<suffix>``."""
+        return staging_path(self.image) if self.image else None
+
+    @property
     def partial_jsonl(self) -> str:
         return staging_path(self.jsonl)
+
+    @property
+    def staged(self) -> tuple[tuple[str, str], ...]:
+        """(staging path, final path) of each output, as the driver publishes them."""
+        return tuple((staging_path(final), final) for _, final in self.outputs)
 
 
 def staging_path(final: str) -> str:
@@ -75,12 +97,22 @@ def annotate_input(config: Config, job: Job, pipeline: Pipeline, on_frame: Calla
                     pipeline=pipeline, on_frame=counted)
 
 
+def annotate_photo_input(config: Config, job: Job, pipeline: Pipeline) -> None:
+    """A photo input through the library's photo path (the one :meth:`realtime.api.Vision.predict` and
+    ``rtv annotate photos/`` use), into the job's staging names."""
+    from realtime.session import annotate_photo
+
+    annotate_photo(config, pipeline, job.input, Path(job.partial_image or ""), Path(job.partial_jsonl))
+
+
 def job_record(job: Job, status: str, frames: int = 0, expected: int | None = None, seconds: float = 0.0,
                sha256: str | None = None, error: str | None = None) -> dict[str, Any]:
-    """A ``batch.jsonl`` line (see :mod:`realtime.batch.ledger`)."""
+    """A ``batch.jsonl`` line (see :mod:`realtime.batch.ledger`); a photo's names its ``image`` (``mp4`` null)."""
+    image = {"image": Path(job.image).name} if job.image else {}
     return {"input": job.input, "name": job.name, "status": status, "frames": int(frames),
             "expected_frames": expected or None, "seconds": round(float(seconds), 3), "sha256": sha256,
-            "config": job.config, "mp4": Path(job.mp4).name, "jsonl": Path(job.jsonl).name, "error": error}
+            "config": job.config, "mp4": None if job.image else Path(job.mp4).name, **image,
+            "jsonl": Path(job.jsonl).name, "error": error}
 
 
 def reset_state(pipeline: Pipeline) -> None:
@@ -103,6 +135,8 @@ class BatchWorker:
         self._build = build_pipeline
         self.pipeline = build_pipeline(self.config)
         self._stage_names = self.pipeline.names
+        self._stills: Pipeline | None = None  # photos: built on the first one (:func:`realtime.api.stills_config`)
+        self._stills_names: tuple[str, ...] = ()
         self.inputs = 0
 
     def process(self, job: Job, on_frame: Callable[[], None] | None = None) -> dict[str, Any]:
@@ -110,6 +144,10 @@ class BatchWorker:
         sha256 = None
         try:
             sha256 = input_sha256(job.input)
+            if job.image:
+                annotate_photo_input(self.config, job, self._stills_pipeline())
+                _count_photo(on_frame)
+                return job_record(job, "done", 1, 1, time.perf_counter() - t0, sha256)
             self._fresh_pipeline()
             outcome = annotate_input(self.config, job, self.pipeline, on_frame)
         except Abandon:
@@ -140,5 +178,30 @@ class BatchWorker:
         elif self.inputs:
             reset_state(self.pipeline)
 
+    def _stills_pipeline(self) -> Pipeline:
+        """The photo pipeline, rebuilt when a fail-soft stage turned itself off on an earlier photo (each photo's
+        state is reset where it runs: :func:`realtime.api.predict_still`)."""
+        from realtime.api import stills_config
+
+        if self._stills is not None and self._stills.names != self._stills_names:
+            self._stills.close()
+            self._stills = None
+        if self._stills is None:
+            self._stills = self._build(stills_config(self.config))
+            self._stills_names = self._stills.names
+        return self._stills
+
     def close(self) -> None:
         self.pipeline.close()
+        if self._stills is not None:
+            self._stills.close()
+            self._stills = None
+
+
+def _count_photo(on_frame: Callable[[], None] | None) -> None:
+    """A finished photo counts as one frame; an abandon that arrives now is too late to matter (it is done)."""
+    if on_frame is not None:
+        try:
+            on_frame()
+        except Abandon:
+            pass

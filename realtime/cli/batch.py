@@ -63,8 +63,9 @@ def cmd_bench_batch(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "batch", help="annotate many files (folders, globs, lists) on local workers or a Ray cluster, resumable",
-        description="Each input becomes OUT_DIR/<name>.mp4 and OUT_DIR/<name>.jsonl (as 'rtv annotate' writes "
-                    "them); OUT_DIR/batch.jsonl has one line per input: status (done, failed with the error, "
+        description="Each video becomes OUT_DIR/<name>.mp4 and OUT_DIR/<name>.jsonl, each photo an annotated "
+                    "image of its own size and format (OUT_DIR/<name>.jpg, ...) and OUT_DIR/<name>.jsonl (as "
+                    "'rtv annotate' writes them); OUT_DIR/batch.jsonl has one line per input: status (done, failed with the error, "
                     "skipped), frames, seconds, sha256. Re-running the same command skips inputs done before with "
                     "the same bytes and config and redoes the rest. One bad file never stops the batch. Ctrl-C "
                     "once: finish the inputs in flight; twice: abandon them (outputs finalised).\n\n"

@@ -164,19 +164,6 @@ def test_cli_exit_codes_and_lines(tmp_path, clip_dir, capsys, fast_settings):
     assert code == 11  # a missing input fails; Ray is never contacted when nothing is left to run
 
 
-def test_an_image_folder_is_one_input(tmp_path, fast_config, frame_factory):
-    import cv2
-
-    folder = tmp_path / "frames"
-    folder.mkdir()
-    for i in range(5):
-        cv2.imwrite(str(folder / f"f{i}.png"), frame_factory(i, (64, 48)))
-    result = run_batch(fast_config, [str(folder)], tmp_path / "out", workers=1)
-    (record,) = result.records
-    assert (record["name"], record["status"], record["frames"]) == ("frames", "done", 5)
-    assert [r["frame"] for r in frames_of(tmp_path / "out" / "frames.jsonl") if "frame" in r] == list(range(5))
-
-
 def test_ctrl_c_at_the_terminal(tmp_path, clip_dir, tiny_clip, fast_settings):
     """SIGINT twice to the whole process group, as a terminal's Ctrl-C does (workers ignore it; the driver
     abandons the input in flight): exit 130, the input finalised as interrupted, the rest pending."""

@@ -109,8 +109,9 @@ def test_a_grant_whose_hook_never_ran_gets_a_not_run_record(tmp_path):
 
 
 def test_a_write_lock_held_longer_than_the_busy_timeout_is_waited_for(tmp_path):
-    """Another program holds the log's write lock for 3 s (more than SQLite's 2 s busy timeout, which used to stop
-    the door with exit 10): the append waits and succeeds; a lock held past the budget is one AuditError."""
+    """Another program holds the log's write lock for twice SQLite's busy timeout (2 s by default; 0.5 s here, to
+    keep the test short), which used to stop the door with exit 10: the append waits and succeeds; a lock held
+    past the budget is one AuditError."""
     import threading
     import time
 
@@ -118,18 +119,18 @@ def test_a_write_lock_held_longer_than_the_busy_timeout_is_waited_for(tmp_path):
     from realtime.errors import AuditError
 
     log = tmp_path / "a.sqlite"
-    with AuditLog.open(log) as audit:
+    with AuditLog.open(log, busy_timeout_s=0.5) as audit:
         audit.append("start", "d", "go")
         other = sqlite3.connect(log, isolation_level=None, check_same_thread=False)
         other.execute("BEGIN IMMEDIATE")
-        threading.Timer(3.0, lambda: other.execute("COMMIT")).start()
+        threading.Timer(1.0, lambda: other.execute("COMMIT")).start()
         start = time.monotonic()
         audit.append("decision", "d", "ok", decision="DENY")
-        assert time.monotonic() - start >= 2.5
+        assert time.monotonic() - start >= 0.9
         other.execute("BEGIN IMMEDIATE")
         try:
             with pytest.raises(AuditError, match="held its write lock"):
-                audit_module._begin_immediate(audit._db, log, budget_s=2.5)
+                audit_module._begin_immediate(audit._db, log, budget_s=0.8)
         finally:
             other.execute("COMMIT")
             other.close()

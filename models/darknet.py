@@ -59,16 +59,23 @@ MEMORY_BUDGET_BYTES = 4 << 30    # float32 parameters + every layer's output at 
                                  # before anything is allocated (yolov3 at 416: ~0.25 GB + ~0.3 GB)
 
 
-def read_bounded(path: Path | str, what: str, max_bytes: int) -> bytes:
-    """The bytes of a regular file of at most ``max_bytes``; :class:`ModelError` for anything else (a device such
-    as /dev/zero, a FIFO, a folder, a bigger file), checked before reading."""
-    path = Path(path)
+def regular_file_stat(path: Path, what: str) -> os.stat_result:
+    """``os.stat`` of ``path`` (the ``what`` of a model: "darknet cfg", "darknet weights"); :class:`ModelError`
+    when it cannot be read or is not a regular file (a device such as /dev/zero, a FIFO, a folder)."""
     try:
         st = os.stat(path)
     except OSError as exc:
         raise ModelError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     if not stat.S_ISREG(st.st_mode):
         raise ModelError(f"{what} {path} is not a regular file (a device, pipe or folder); give the file itself")
+    return st
+
+
+def read_bounded(path: Path | str, what: str, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``; :class:`ModelError` for anything else (a device such
+    as /dev/zero, a FIFO, a folder, a bigger file), checked before reading."""
+    path = Path(path)
+    st = regular_file_stat(path, what)
     if st.st_size > max_bytes:
         raise ModelError(f"{what} {path} is {st.st_size} bytes, more than the {max_bytes} a {what} may be")
     try:

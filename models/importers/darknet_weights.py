@@ -11,15 +11,13 @@ refused with both counts (it belongs to another cfg, or is truncated).
 
 from __future__ import annotations
 
-import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from models.darknet import BN_DENOM_EPS, ConvLayer, DarknetNet, read_cfg
+from models.darknet import BN_DENOM_EPS, ConvLayer, DarknetNet, read_cfg, regular_file_stat
 from realtime.errors import ModelError
 
 
@@ -53,12 +51,7 @@ def read_weights_file(path: Path | str, expected_floats: int | None = None, head
     values, or (``expected_floats``) its size is not what the cfg needs - checked from the file's size before the
     body is read, so a huge or sparse file is never read whole."""
     path = Path(path)
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        raise ModelError(f"cannot read darknet weights {path}: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise ModelError(f"darknet weights {path} is not a regular file (a device, pipe or folder)")
+    st = regular_file_stat(path, "darknet weights")
     try:
         with open(path, "rb") as fh:
             head = fh.read(20)

@@ -51,7 +51,7 @@ from typing import Any, Iterator, Mapping
 from realtime.data_dir import prepare_parent
 from realtime.errors import AuditError, ConfigError, SinkError
 from realtime.gallery.names import spreadsheet_cell
-from realtime.io.sqlite_file import create_schema, expected_schema, identify, schema_cookie, use_wal
+from realtime.io.sqlite_file import create_schema, identify, schema_cookie, schema_difference, use_wal
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # version 1: genesis of 64 zeros, meta not covered, sha256 only; read and verify only
@@ -89,7 +89,6 @@ _SCHEMA = (
     "CREATE INDEX events_ts ON events(ts)",
 )
 _ALL_COLUMNS = CONTENT_COLUMNS + ("face_jpeg", "prev_hash", "hash")
-_PLANNER_TABLES = ("sqlite_stat1", "sqlite_stat4")  # ANALYZE's statistics: hints for the query planner only
 _HEAD_RE = re.compile(r"^(\d{1,18}):([0-9a-f]{64})$")
 
 
@@ -687,19 +686,9 @@ def _disk_full(path: Path, exc: BaseException) -> bool:
 def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
     """:class:`AuditError` naming the first schema object that rtv did not make or that differs (a trigger, a view,
     an index, a table, a changed definition)."""
-    found = sorted((row for row in conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master")
-                    if not (row[0] == "table" and row[1] in _PLANNER_TABLES)), key=lambda row: (row[0], row[1]))
-    expected = expected_schema(_SCHEMA)
-    if found == expected:
+    what = schema_difference(conn, _SCHEMA)
+    if what is None:
         return
-    extra = [row for row in found if row not in expected]
-    missing = [row for row in expected if row not in found]
-    if extra:
-        kind, name, table, _sql = extra[0]
-        what = f"{kind} {name!r} on {table!r} that rtv did not make (or that was changed)"
-    else:
-        kind, name, _table, _sql = missing[0]
-        what = f"no {kind} {name!r}"
     raise AuditError(f"audit log {path} has been altered: it has {what}; refusing it, since such a change can drop "
                      "or rewrite records. Keep the file as evidence and set door.audit to a new file")
 

@@ -38,7 +38,7 @@ from realtime.gallery.names import (MAX_NAME_CHARS, check_name, check_not_confus
 from realtime.gallery.schedule import validate_schedule
 from realtime.gallery.transfer import (FIX_MODEL, MAX_EXPORT_BYTES, check_sha, check_size, export_document,
                                        now_text, read_import, write_export)
-from realtime.io.sqlite_file import create_schema, expected_schema, identify, schema_cookie, use_wal
+from realtime.io.sqlite_file import create_schema, identify, schema_cookie, schema_difference, use_wal
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x72747667  # b"rtvg"
@@ -585,23 +585,12 @@ def _read_or_create(conn: sqlite3.Connection, path: Path, create: bool, sha: str
     return meta
 
 
-_PLANNER_TABLES = ("sqlite_stat1", "sqlite_stat4")  # ANALYZE's statistics: planner hints only
-
-
 def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
     """:class:`GalleryError` naming the first schema object rtv did not make (a trigger can silently keep a removed
     person or a revoked access), or one that differs."""
-    found = sorted((row for row in conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master")
-                    if not (row[0] == "table" and row[1] in _PLANNER_TABLES)), key=lambda row: (row[0], row[1]))
-    expected = expected_schema(_SCHEMA)
-    if found == expected:
+    what = schema_difference(conn, _SCHEMA)
+    if what is None:
         return
-    extra = [row for row in found if row not in expected]
-    missing = [row for row in expected if row not in found]
-    if extra:
-        what = f"{extra[0][0]} {extra[0][1]!r} on {extra[0][2]!r} that rtv did not make (or that was changed)"
-    else:
-        what = f"no {missing[0][0]} {missing[0][1]!r}"
     raise GalleryError(f"gallery {path} has been altered: it has {what}; refusing it, since such a change can keep "
                        "removed people or revoked access. Keep the file as evidence and rebuild the gallery from an "
                        "export (after checking it)")

@@ -97,3 +97,24 @@ def expected_schema(statements: Iterable[str]) -> list[tuple[str, str, str, str 
             conn.execute(statement)
         return sorted(conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall(),
                       key=lambda row: (row[0], row[1]))
+
+
+#: ANALYZE's statistics tables: hints for the query planner only, never part of a file's schema check.
+PLANNER_TABLES = ("sqlite_stat1", "sqlite_stat4")
+
+
+def schema_difference(conn: sqlite3.Connection, statements: Iterable[str]) -> str | None:
+    """None when the file's schema objects are exactly those ``statements`` make (ANALYZE's statistics aside),
+    else the first difference in words: an object rtv did not make (a trigger, a view, an index, a table, a changed
+    definition) or one that is missing."""
+    found = sorted((row for row in conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master")
+                    if not (row[0] == "table" and row[1] in PLANNER_TABLES)), key=lambda row: (row[0], row[1]))
+    expected = expected_schema(statements)
+    if found == expected:
+        return None
+    extra = [row for row in found if row not in expected]
+    if extra:
+        kind, name, table, _sql = extra[0]
+        return f"{kind} {name!r} on {table!r} that rtv did not make (or that was changed)"
+    kind, name, _table, _sql = next(row for row in expected if row not in found)
+    return f"no {kind} {name!r}"

@@ -17,7 +17,7 @@ import collections
 import dataclasses
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generator, Iterator, Mapping, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generator, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -30,13 +30,6 @@ if TYPE_CHECKING:
     from realtime.pipeline import Pipeline
 
 STILL_DETECT_WIDTH = 640  # face detection working width for photos (at least; a live frame uses faces.detect_width)
-
-@runtime_checkable
-class Resettable(Protocol):
-    """A stage that keeps state between frames and can start over (trackers, recognition votes, style)."""
-
-    def reset(self) -> None: ...
-
 
 def resolve_config(config: Config | str | Path | None = None,
                    overrides: Mapping[str, Any] | Sequence[str] | None = None) -> Config:
@@ -97,13 +90,6 @@ def stills_config(config: Config) -> Config:
                                style=dataclasses.replace(config.style, adaptive=False))
 
 
-def reset_stages(pipeline: "Pipeline") -> None:
-    """Every stage that keeps state between frames starts over (a new photo, a new video)."""
-    for stage in pipeline.stages:
-        if isinstance(stage, Resettable):
-            stage.reset()
-
-
 def without_tracks(packet: FramePacket) -> FramePacket:
     """A photo's packet without face track ids (each photo is its own: no id means the same face elsewhere)."""
     identities = packet.identities
@@ -117,7 +103,7 @@ def predict_still(pipeline: "Pipeline", frame: np.ndarray, source: str | None, c
     """One photo through ``pipeline`` (built from :func:`stills_config`), its state reset first: the result
     depends on nothing run before. ``config``: the overlay and JSONL decimals the result draws and writes with.
     :meth:`Vision.predict` and ``rtv batch`` both run photos through here."""
-    reset_stages(pipeline)
+    pipeline.reset()
     try:
         packet = pipeline(FramePacket(index=0, t_capture=time.perf_counter(), t_source=0.0, frame_bgr=frame))
     finally:
@@ -292,7 +278,7 @@ def _frames(source, pipeline: "Pipeline", max_frames: int | None, name: str, con
     from realtime.errors import SourceError
     from realtime.io.capture import VideoFileReader
 
-    reset_stages(pipeline)
+    pipeline.reset()
     live = source.policy == "latest"
     depth = (pipeline.live_in_flight if live else pipeline.in_flight) if pipeline.pipelined else 1
     pending: collections.deque = collections.deque()

@@ -123,12 +123,6 @@ def file_sinks(stack: ExitStack, config: Config, fps: float, out_mp4: Path | Non
     return sinks
 
 
-def _named_record(packet, source: str, decimals: int) -> dict[str, Any]:
-    from realtime.results import result_record
-
-    return result_record(packet, source, decimals)
-
-
 def annotate(config: Config, input_uri: str, out_mp4: Path | None, out_jsonl: Path | None,
              progress: bool = True, max_frames: int | None = None, pipeline: Pipeline | None = None,
              on_frame: Callable[[FramePacket], None] | None = None, source_name: str | None = None,
@@ -197,32 +191,28 @@ class FilesOutcome:
 
 
 class _RowSink:
-    """A video's rows, each with its ``source``. ``own``: the JSONL is this video's alone (its end is the last
-    line, and closing the sink closes the file); else the JSONL is shared by several inputs and the video's end is
-    a row with its ``source``."""
+    """A video's rows in a JSONL shared by several inputs (the caller owns the writer): each row, and the video's
+    end row, with its ``source``."""
 
     needs_display = False
 
-    def __init__(self, writer, source: str, decimals: int, own: bool = False):
+    def __init__(self, writer, source: str, decimals: int):
         self.writer = writer
         self.source = source
         self.decimals = decimals
-        self.own = own
 
     def write(self, packet, display_bgr) -> None:
-        self.writer.write(_named_record(packet, self.source, self.decimals))
+        from realtime.results import result_record
+
+        self.writer.write(result_record(packet, self.source, self.decimals))
 
     def finish(self, result: RunResult) -> None:
         from realtime.serialize import end_record
 
-        if self.own:
-            self.writer.write_last(end_record(result))
-        else:
-            self.writer.write({**end_record(result), "source": self.source})
+        self.writer.write({**end_record(result), "source": self.source})
 
     def close(self) -> None:
-        if self.own:
-            self.writer.close()
+        """Nothing to close: the shared JSONL is the caller's."""
 
     def __enter__(self) -> "_RowSink":
         return self
@@ -288,7 +278,6 @@ def annotate_files(vision, jobs: Sequence[FileJob], out_jsonl: Path | None, prog
     its MP4. ``out_jsonl``: one JSONL for all of them, every row with its ``source``; a video's end is a row
     with its ``source``, and the last line says how the whole run ended. A photo that cannot be read is a row
     ``{"source", "error"}`` and the run goes on."""
-    from realtime.api import reset_stages
     from realtime.errors import RtvError, SourceError
     from realtime.io.capture import is_image
     from realtime.io.interrupts import stop_reason
@@ -329,7 +318,7 @@ def annotate_files(vision, jobs: Sequence[FileJob], out_jsonl: Path | None, prog
                     decimals = vision.config.output.jsonl_decimals
                     sinks = [_RowSink(writer, name, decimals)] if writer is not None else []
                     try:
-                        reset_stages(vision.video_pipeline())  # tracks start over for each video
+                        vision.video_pipeline().reset()  # tracks start over for each video
                         outcome = annotate(vision.config, name, job.output, None, progress=progress and bar is None,
                                            pipeline=vision.video_pipeline(), extra_sinks=sinks)
                     except RtvError as exc:

@@ -115,11 +115,6 @@ def job_record(job: Job, status: str, frames: int = 0, expected: int | None = No
             "jsonl": Path(job.jsonl).name, "error": error}
 
 
-def reset_state(pipeline: Pipeline) -> None:
-    """Fresh per-input state: every stage's ``reset()`` (:meth:`realtime.pipeline.Pipeline.reset`)."""
-    pipeline.reset()
-
-
 class BatchWorker:
     """Builds the pipeline for ``config`` (sized by :func:`worker_config`) once; ``process`` annotates one input.
 
@@ -176,7 +171,7 @@ class BatchWorker:
             self.pipeline.close()
             self.pipeline = self._build(self.config)
         elif self.inputs:
-            reset_state(self.pipeline)
+            self.pipeline.reset()  # fresh per-input state: tracks, votes, stabilisers
 
     def _stills_pipeline(self) -> Pipeline:
         """The photo pipeline, rebuilt when a fail-soft stage turned itself off on an earlier photo (each photo's

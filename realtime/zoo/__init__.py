@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from realtime.errors import ModelError
+from realtime.precision import ROLE_FILES
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,9 +47,9 @@ class Role:
 
 
 ROLES: dict[str, Role] = {r.name: r for r in (
-    Role("detector", "yolov3_tiny_coco.onnx", "yolo", "detector.model"),
-    Role("face_detector", "centerface.onnx", "face_detector", "faces.detector_model"),
-    Role("face_embedder", "dlib_resnet128.onnx", "face_embedder", "faces.embedder_model"),
+    Role("detector", ROLE_FILES["detector"]["float"], "yolo", "detector.model"),
+    Role("face_detector", ROLE_FILES["face_detector"]["float"], "face_detector", "faces.detector_model"),
+    Role("face_embedder", ROLE_FILES["face_embedder"]["float"], "face_embedder", "faces.embedder_model"),
     Role("face_landmarks", "dlib_shape5.npz", "", "faces.landmarks_model"),
     Role("face_cohort", "face_cohort.npz", "", "faces.cohort"),
     Role("style", ".", "style", "style.model_dir"),

@@ -86,8 +86,10 @@ class Engine:
     """The shared models. Use :meth:`open`; a context manager; :meth:`close` is safe to call twice."""
 
     def __init__(self, config: Config, detector, face_detector, embedder, cohort: np.ndarray | None,
-                 threshold: float, plan) -> None:
+                 threshold: float, plan, opened: Sequence = ()) -> None:
+        """``opened``: what :meth:`close` closes, in the order it was opened."""
         self.config = config
+        self._opened = list(opened)
         self.thread_plan = plan
         self._detector = detector
         self._face_detector = face_detector
@@ -132,12 +134,10 @@ class Engine:
             for thing in reversed(opened):
                 thing.close()
             raise
-        engine = cls(config, detector, face_detector, embedder, cohort, threshold, plan)
-        engine._opened = opened
-        return engine
+        return cls(config, detector, face_detector, embedder, cohort, threshold, plan, opened)
 
     def close(self) -> None:
-        for thing in reversed(getattr(self, "_opened", [])):
+        for thing in reversed(self._opened):
             thing.close()
         self._opened = []
 
